@@ -1,0 +1,3 @@
+from synthesis.cli import main
+
+raise SystemExit(main())

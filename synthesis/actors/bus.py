@@ -1,0 +1,88 @@
+"""The event bus: the only writer to the store. Each `Commit` is stored, in the order it
+arrived, before any listener hears of its events (rule 7).
+
+Group commit: a Commit is queued and a Flush is told to the bus itself; by the time the
+Flush comes out of the inbox, every Commit that arrived before it is queued too, so under
+load one transaction carries many commits and at rest each commit is stored at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pykka
+
+from synthesis.actors.messages import Commit, Flush, Listen, Ping, Unlisten
+from synthesis.engine.events import Event
+from synthesis.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 512
+
+
+class EventBus(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self._store = store
+        self._pending: list[Commit] = []
+        self._flush_told = False
+        self._listeners: list[Callable[[list[Event]], None]] = []
+
+    def on_receive(self, message: object) -> None:
+        """Bus thread."""
+        match message:
+            case Commit():
+                self._pending.append(message)
+                if not self._flush_told:
+                    self._flush_told = True
+                    self.actor_ref.tell(Flush())
+            case Flush():
+                self._flush_told = False
+                self._flush()
+            case Listen(listener=listener):
+                self._listeners.append(listener)
+            case Unlisten(listener=listener):
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+            case Ping(reply=reply):
+                reply("pong")
+
+    def on_stop(self) -> None:
+        """Nothing accepted is dropped: whatever is queued is stored before the bus stops."""
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._pending:
+            commits, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                stored = self._store.apply([c.batch for c in commits])
+            except Exception:
+                log.exception(
+                    "storing a batch of %d commits failed; storing one by one", len(commits)
+                )
+                stored = [self._store_alone(c) for c in commits]
+            for commit, events in zip(commits, stored, strict=True):
+                if isinstance(events, BaseException):
+                    commit.on_stored(events)
+                    continue
+                commit.on_stored(events)
+                if events:
+                    self._tell_listeners(events)
+
+    def _store_alone(self, commit: Commit) -> list[Event] | BaseException:
+        try:
+            return self._store.apply([commit.batch])[0]
+        except Exception as exc:
+            log.error("a commit was refused by the store: %s", exc)
+            return exc
+
+    def _tell_listeners(self, events: list[Event]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(events)
+            except Exception:
+                log.exception("event listener %r failed", listener)

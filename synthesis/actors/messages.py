@@ -1,0 +1,121 @@
+"""Messages between actors: immutable values, never live ORM objects (rule 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from synthesis.actors.bridge import Reply, no_reply
+from synthesis.engine.events import Event
+from synthesis.engine.plan import Plan
+from synthesis.integrations.base import StepResult
+from synthesis.store import Batch, Change
+
+# ---- to the event bus -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Store these changes and events in order, then tell listeners; `on_stored` gets
+    the numbered events, or the exception if the store refused them."""
+
+    changes: tuple[Change, ...] = ()
+    events: tuple[Event, ...] = ()
+    on_stored: Callable[[Any], None] = no_reply
+
+    @property
+    def batch(self) -> Batch:
+        return Batch(self.changes, self.events)
+
+
+@dataclass(frozen=True)
+class Flush:
+    pass
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Call `listener(events)` on the bus thread after each stored batch; it must not block."""
+
+    listener: Callable[[list[Event]], None]
+
+
+@dataclass(frozen=True)
+class Unlisten:
+    listener: Callable[[list[Event]], None]
+
+
+@dataclass(frozen=True)
+class Ping:
+    reply: Reply
+
+
+# ---- to the execution supervisor ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateExecution:
+    execution_id: str
+    plan: Plan
+    variables: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    start: bool
+    reply: Reply
+    plan_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Control:
+    """start, pause, resume or cancel; the reply is the stored new state or an ApiError."""
+
+    execution_id: str
+    action: str
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class ExecutionEnded:
+    execution_id: str
+
+
+@dataclass(frozen=True)
+class ExecutionCrashed:
+    execution_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Start no new step; let running ones finish for `grace` seconds, then stop them and
+    leave them pending in the store, to run again when the server comes back."""
+
+    grace: float
+    reply: Reply = no_reply
+
+
+@dataclass(frozen=True)
+class Drained:
+    execution_id: str
+
+
+# ---- between an execution and its steps ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step_id: str
+    result: StepResult
+    started_at: str
+    completed_at: str
+    interrupted: bool = False  # stopped by a server shutdown: to run again
+
+
+@dataclass(frozen=True)
+class CancelStep:
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class GraceOver:
+    pass

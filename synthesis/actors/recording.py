@@ -1,0 +1,197 @@
+"""Each state change of an execution as the one Commit that records it: the rows to
+change and the events to tell. The supervisor and the execution actor both record
+through these functions, so a transition is written one way only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from synthesis.actors.bridge import Reply, no_reply
+from synthesis.actors.messages import Commit
+from synthesis.engine import events as ev
+from synthesis.engine.events import execution_event
+from synthesis.engine.plan import Plan
+from synthesis.engine.substitution import as_text
+from synthesis.engine.transitions import CANCELLED, PAUSED, PENDING, RUNNING
+from synthesis.integrations.base import StepResult
+from synthesis.store import ExecutionUpdate, NewExecution, StepUpdate
+
+
+def answer(reply: Reply, value: Any) -> Any:
+    """An `on_stored` callback: reply `value` once stored, or the store's exception."""
+
+    def on_stored(stored: Any) -> None:
+        reply(stored if isinstance(stored, BaseException) else value)
+
+    return on_stored
+
+
+def created(
+    execution_id: str,
+    plan: Plan,
+    variables: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    created_at: str,
+    plan_id: str | None = None,
+) -> Commit:
+    row = {
+        "id": execution_id,
+        "name": plan.name,
+        "status": "created",
+        "plan_id": plan_id,
+        "plan": dict(plan.document),
+        "variables": {**plan.variables, **variables},
+        "meta": dict(metadata),
+        "created_by": metadata.get("created_by"),
+        "created_at": created_at,
+    }
+    steps = tuple(
+        {
+            "execution_id": execution_id,
+            "step_id": step.id,
+            "position": position,
+            "type": step.type,
+            "status": PENDING,
+            "parameters": dict(step.parameters),
+        }
+        for position, step in enumerate(plan.steps)
+    )
+    return Commit(
+        changes=(NewExecution(row, tuple(metadata.get("tags") or ()), steps),),
+        events=(
+            execution_event(ev.EXECUTION_CREATED, execution_id, plan_id=plan_id, name=plan.name),
+        ),
+    )
+
+
+def started(execution_id: str, name: str, at: str, plan_id: str | None = None) -> Commit:
+    return Commit(
+        changes=(ExecutionUpdate(execution_id, {"status": RUNNING, "started_at": at}),),
+        events=(execution_event(ev.EXECUTION_STARTED, execution_id, plan_id=plan_id, name=name),),
+    )
+
+
+def paused(execution_id: str, at: str) -> Commit:
+    return Commit(
+        changes=(ExecutionUpdate(execution_id, {"status": PAUSED, "paused_at": at}),),
+        events=(execution_event(ev.EXECUTION_PAUSED, execution_id),),
+    )
+
+
+def resumed(execution_id: str) -> Commit:
+    return Commit(
+        changes=(ExecutionUpdate(execution_id, {"status": RUNNING, "paused_at": None}),),
+        events=(execution_event(ev.EXECUTION_RESUMED, execution_id),),
+    )
+
+
+def cancelled(execution_id: str, at: str, pending_steps: list[str]) -> Commit:
+    """The execution is cancelled at once; its pending steps with it."""
+    return Commit(
+        changes=(
+            ExecutionUpdate(execution_id, {"status": CANCELLED, "completed_at": at}),
+            *(
+                StepUpdate(execution_id, s, {"status": CANCELLED, "completed_at": at})
+                for s in pending_steps
+            ),
+        ),
+        events=tuple(
+            execution_event(
+                ev.STEP_COMPLETED, execution_id, step_id=s, status=CANCELLED, duration_ms=None
+            )
+            for s in pending_steps
+        ),
+    )
+
+
+def finished(
+    execution_id: str, status: str, at: str, duration_ms: int | None, error: str | None = None
+) -> Commit:
+    """The terminal event. For a cancelled run the row already says so."""
+    fields: dict[str, Any] = {"status": status, "completed_at": at, "error": error}
+    if status == CANCELLED:
+        fields = {"error": error}
+    return Commit(
+        changes=(ExecutionUpdate(execution_id, fields),),
+        events=(
+            execution_event(
+                ev.EXECUTION_COMPLETED, execution_id, status=status, duration_ms=duration_ms
+            ),
+        ),
+    )
+
+
+def step_started(
+    execution_id: str, step_id: str, step_type: str, at: str, parameters: Mapping[str, Any]
+) -> Commit:
+    return Commit(
+        changes=(
+            StepUpdate(
+                execution_id,
+                step_id,
+                {"status": RUNNING, "started_at": at, "parameters": dict(parameters)},
+            ),
+        ),
+        events=(
+            execution_event(ev.STEP_STARTED, execution_id, step_id=step_id, step_type=step_type),
+        ),
+    )
+
+
+def step_finished(
+    execution_id: str,
+    step_id: str,
+    result: StepResult,
+    started_at: str | None,
+    completed_at: str,
+    duration_ms: int | None,
+    variables: Mapping[str, Any] | None,
+) -> Commit:
+    """A step's end; `variables` is the execution's whole variable set when it changed."""
+    changes: list[Any] = [
+        StepUpdate(
+            execution_id,
+            step_id,
+            {
+                "status": result.status,
+                "output": None if result.output is None else as_text(result.output),
+                "error": result.error,
+                "exit_code": result.exit_code,
+                "started_at": started_at,
+                "completed_at": completed_at,
+                "duration_ms": duration_ms,
+            },
+        )
+    ]
+    if variables is not None:
+        changes.append(ExecutionUpdate(execution_id, {"variables": dict(variables)}))
+    return Commit(
+        changes=tuple(changes),
+        events=(
+            execution_event(
+                ev.STEP_COMPLETED,
+                execution_id,
+                step_id=step_id,
+                status=result.status,
+                duration_ms=duration_ms,
+            ),
+        ),
+    )
+
+
+def step_reset(execution_id: str, step_id: str) -> Commit:
+    """A step stopped by a server shutdown goes back to pending, to run again."""
+    return Commit(
+        changes=(
+            StepUpdate(
+                execution_id,
+                step_id,
+                {"status": PENDING, "started_at": None, "completed_at": None},
+            ),
+        ),
+    )
+
+
+def with_reply(commit: Commit, reply: Reply = no_reply, value: Any = None) -> Commit:
+    return Commit(commit.changes, commit.events, answer(reply, value))

@@ -1,0 +1,20 @@
+"""What every actor may use, bundled once by the runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from synthesis.actors.aio import AsyncioRunner
+from synthesis.config import Settings
+from synthesis.store import Store
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    bus: pykka.ActorRef[Any]
+    aio: AsyncioRunner

@@ -1,0 +1,102 @@
+"""StepActor: one step of one execution. It runs the step's capability as a coroutine on
+the aio loop, streams its output to the bus, enforces the step timeout, and tells its
+execution how the step ended. It stops as soon as the step is over (rule 9)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import pykka
+
+from synthesis.actors.messages import CancelStep, Commit, StepFinished
+from synthesis.actors.services import Services
+from synthesis.engine import clock
+from synthesis.engine.events import STEP_OUTPUT, execution_event
+from synthesis.integrations.base import Capability, RunContext, StepResult
+
+
+class _Done:
+    def __init__(self, result: StepResult) -> None:
+        self.result = result
+
+
+class StepActor(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        services: Services,
+        parent: pykka.ActorRef[Any],
+        execution_id: str,
+        step_id: str,
+        capability: Capability,
+        parameters: Mapping[str, Any],
+        variables: Mapping[str, Any],
+        timeout: float | None,
+    ) -> None:
+        super().__init__()
+        self._services = services
+        self._parent = parent
+        self._execution_id = execution_id
+        self._step_id = step_id
+        self._capability = capability
+        self._parameters = parameters
+        self._variables = variables
+        self._timeout = timeout
+        self._started_at = clock.now()
+        self._interrupted = False
+        self._task = None
+
+    def on_start(self) -> None:
+        """Step actor thread."""
+        self._task = self._services.aio.spawn(self._run())
+
+    def on_receive(self, message: object) -> None:
+        """Step actor thread."""
+        match message:
+            case CancelStep(interrupted=interrupted):
+                self._interrupted = interrupted
+                if self._task is not None:
+                    self._task.cancel()
+            case _Done(result=result):
+                self._parent.tell(
+                    StepFinished(
+                        self._step_id, result, self._started_at, clock.now(), self._interrupted
+                    )
+                )
+                self.stop()
+
+    def on_failure(self, *_exc_info: object) -> None:
+        """Rule 6: a step actor that dies still tells its execution how the step ended."""
+        result = StepResult("failed", None, "internal error while running the step")
+        self._parent.tell(StepFinished(self._step_id, result, self._started_at, clock.now()))
+
+    def _on_output(self, stream: str, text: str) -> None:
+        """aio loop thread."""
+        event = execution_event(
+            STEP_OUTPUT, self._execution_id, step_id=self._step_id, output=text, stream=stream
+        )
+        self._services.bus.tell(Commit(events=(event,)))
+
+    async def _run(self) -> None:
+        """aio loop thread: run the capability and always report back."""
+        settings = self._services.settings
+        ctx = RunContext(
+            variables=self._variables,
+            on_output=self._on_output,
+            output_limit=settings.output_limit_bytes,
+            kill_grace=settings.kill_grace_seconds,
+        )
+        try:
+            result = await asyncio.wait_for(
+                self._capability.run(self._parameters, ctx), self._timeout
+            )
+        except asyncio.CancelledError:
+            result = StepResult("cancelled", None, "cancelled")
+        except TimeoutError:
+            result = StepResult("failed", None, f"step timed out after {self._timeout:g} seconds")
+        except Exception as exc:  # a bug in a capability must not leave the step running
+            result = StepResult("failed", None, f"{type(exc).__name__}: {exc}")
+        self.actor_ref.tell(_Done(result))

@@ -1,0 +1,230 @@
+"""ExecutionSupervisor: spawns, caps, queues and supervises execution actors.
+
+It answers control requests for executions that have no live actor (created, queued,
+paused across a restart) from the store, forwards the rest to the live actor, stops
+each actor once it has ended, and on start picks up the runs a previous process left
+unfinished, so nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+import pykka
+
+from synthesis.actors import recording
+from synthesis.actors.bridge import Reply
+from synthesis.actors.execution import ExecutionActor, ExecutionSeed
+from synthesis.actors.messages import (
+    Commit,
+    Control,
+    CreateExecution,
+    Drained,
+    ExecutionCrashed,
+    ExecutionEnded,
+    Ping,
+    Shutdown,
+)
+from synthesis.actors.services import Services
+from synthesis.engine import clock
+from synthesis.engine.errors import ApiError, not_found
+from synthesis.engine.plan import validate_plan
+from synthesis.engine.transitions import (
+    CANCELLED,
+    CREATED,
+    FAILED,
+    PAUSED,
+    PENDING,
+    RUNNING,
+    transition,
+)
+from synthesis.integrations import STEP_SCHEMAS
+from synthesis.store import StepsMarked, steps_reset
+
+log = logging.getLogger(__name__)
+
+
+class ExecutionSupervisor(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self._services = services
+        self._cap = services.settings.max_concurrent_executions
+        self._live: dict[str, pykka.ActorRef[Any]] = {}
+        self._queue: deque[ExecutionSeed] = deque()
+        self._accepting = True
+        self._shutdown_reply: Reply | None = None
+
+    # ---- supervisor thread ----------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._recover()
+
+    def on_receive(self, message: object) -> None:
+        match message:
+            case CreateExecution():
+                self._create(message)
+            case Control(execution_id=eid, action=action, reply=reply):
+                try:
+                    self._control(eid, action, reply)
+                except ApiError as exc:
+                    reply(exc)
+            case ExecutionEnded(execution_id=eid):
+                self._retire(eid)
+            case Drained(execution_id=eid):
+                self._retire(eid)
+            case ExecutionCrashed(execution_id=eid, reason=reason):
+                self._crashed(eid, reason)
+            case Shutdown(grace=grace, reply=reply):
+                self._accepting = False
+                self._shutdown_reply = reply
+                for actor in self._live.values():
+                    actor.tell(Shutdown(grace))
+                self._maybe_drained()
+            case Ping(reply=reply):
+                reply("pong")
+
+    def _commit(self, commit: Commit) -> None:
+        self._services.bus.tell(commit)
+
+    def _create(self, message: CreateExecution) -> None:
+        if not self._accepting and message.start:
+            message.reply(ApiError("unavailable", "the server is shutting down"))
+            return
+        created_at = clock.now()
+        eid, plan = message.execution_id, message.plan
+        commit = recording.created(
+            eid, plan, message.variables, message.metadata, created_at, message.plan_id
+        )
+        value: dict[str, Any] = {"status": CREATED, "created_at": created_at}
+        if message.start:
+            start = recording.started(eid, plan.name, created_at, message.plan_id)
+            commit = Commit(commit.changes + start.changes, commit.events + start.events)
+            value = {"status": RUNNING, "created_at": created_at, "started_at": created_at}
+        self._commit(recording.with_reply(commit, message.reply, value))
+        if message.start:
+            self._launch(
+                ExecutionSeed(
+                    eid,
+                    plan,
+                    {**plan.variables, **message.variables},
+                    RUNNING,
+                    created_at,
+                    {},
+                    message.plan_id,
+                )
+            )
+
+    def _control(self, eid: str, action: str, reply: Reply) -> None:
+        live = self._live.get(eid)
+        if live is not None:
+            live.tell(Control(eid, action, reply))
+            return
+        if action in ("start", "resume") and not self._accepting:
+            raise ApiError("unavailable", "the server is shutting down")
+        queued = next((seed for seed in self._queue if seed.execution_id == eid), None)
+        status = RUNNING if queued else self._services.store.execution_status(eid)
+        if status is None:
+            raise not_found("execution", eid)
+        target = transition(status, action)
+        now = clock.now()
+        if queued:
+            self._queue.remove(queued)
+        if action == "cancel":
+            self._cancel_idle(eid, now, reply)
+            return
+        if action == "pause":
+            value = {"execution_id": eid, "status": PAUSED, "paused_at": now}
+            self._commit(recording.with_reply(recording.paused(eid, now), reply, value))
+            return
+        seed = self._seed_from_store(eid, target)
+        if action == "start":
+            seed = ExecutionSeed(
+                seed.execution_id,
+                seed.plan,
+                seed.variables,
+                RUNNING,
+                now,
+                seed.step_statuses,
+                seed.plan_id,
+            )
+            commit = recording.started(eid, seed.plan.name, now, seed.plan_id)
+            value = {"execution_id": eid, "status": RUNNING, "started_at": now}
+        else:
+            commit = recording.resumed(eid)
+            value = {"execution_id": eid, "status": RUNNING, "resumed_at": now}
+        self._commit(recording.with_reply(commit, reply, value))
+        self._launch(seed)
+
+    def _cancel_idle(self, eid: str, now: str, reply: Reply) -> None:
+        """Cancel an execution no actor is running: its steps that never ran with it."""
+        row = self._services.store.get_execution(eid) or {}
+        pending = [
+            s["step_id"] for s in self._services.store.list_steps(eid) if s["status"] == PENDING
+        ]
+        value = {"execution_id": eid, "status": CANCELLED, "cancelled_at": now}
+        self._commit(recording.with_reply(recording.cancelled(eid, now, pending), reply, value))
+        self._commit(
+            recording.finished(eid, CANCELLED, now, clock.duration_ms(row.get("started_at"), now))
+        )
+
+    def _seed_from_store(self, eid: str, status: str) -> ExecutionSeed:
+        row = self._services.store.get_execution(eid)
+        if row is None:
+            raise not_found("execution", eid)
+        statuses = {s["step_id"]: s["status"] for s in self._services.store.list_steps(eid)}
+        return ExecutionSeed(
+            eid,
+            validate_plan(row["plan"], STEP_SCHEMAS),
+            row["variables"],
+            status,
+            row["started_at"] or clock.now(),
+            {k: PENDING if v == RUNNING else v for k, v in statuses.items()},
+            row["plan_id"],
+        )
+
+    def _launch(self, seed: ExecutionSeed) -> None:
+        if not self._accepting:
+            return  # still `running` in the store: the next start picks it up
+        if len(self._live) >= self._cap:
+            self._queue.append(seed)
+            return
+        self._live[seed.execution_id] = ExecutionActor.start(self._services, self.actor_ref, seed)
+
+    def _retire(self, eid: str) -> None:
+        actor = self._live.pop(eid, None)
+        if actor is not None:
+            actor.stop()
+        while self._queue and len(self._live) < self._cap and self._accepting:
+            self._launch(self._queue.popleft())
+        self._maybe_drained()
+
+    def _maybe_drained(self) -> None:
+        if not self._accepting and not self._live and self._shutdown_reply is not None:
+            self._shutdown_reply(None)
+            self._shutdown_reply = None
+
+    def _crashed(self, eid: str, reason: str) -> None:
+        log.error("execution %s crashed: %s", eid, reason)
+        self._live.pop(eid, None)
+        now = clock.now()
+        fields = {"status": FAILED, "error": reason, "completed_at": now}
+        self._commit(Commit(changes=(StepsMarked(eid, (RUNNING,), fields),)))
+        self._commit(Commit(changes=(StepsMarked(eid, (PENDING,), {"status": "skipped"}),)))
+        self._commit(recording.finished(eid, FAILED, now, None, reason))
+        self._retire(eid)
+
+    def _recover(self) -> None:
+        """Runs a previous process left running go on; steps it was running run again."""
+        store = self._services.store
+        for eid in store.execution_ids_in(PAUSED):
+            self._commit(Commit(changes=(steps_reset(eid),)))
+        for eid in store.execution_ids_in(RUNNING):
+            self._commit(Commit(changes=(steps_reset(eid),)))
+            try:
+                self._launch(self._seed_from_store(eid, RUNNING))
+            except ApiError as exc:
+                self._commit(recording.finished(eid, FAILED, clock.now(), None, exc.message))

@@ -1,0 +1,79 @@
+"""The one place that checks tokens: static bearer tokens and HS256 JWTs."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jwt
+
+from synthesis.engine.errors import ApiError
+
+SCOPES = frozenset({"read", "write"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str | None
+    scopes: frozenset[str]
+
+
+def _parse_static(entry: str) -> tuple[str, frozenset[str]]:
+    """`TOKEN` has both scopes; `TOKEN:read` or `TOKEN:write` has that one."""
+    token, sep, scope = entry.rpartition(":")
+    if sep and scope in SCOPES and token:
+        return token, frozenset({scope})
+    return entry, SCOPES
+
+
+class Authenticator:
+    def __init__(self, tokens: Sequence[str], jwt_secret: str | None) -> None:
+        self._static = [(t.encode(), scopes) for t, scopes in map(_parse_static, tokens)]
+        self._jwt_secret = jwt_secret
+
+    def authenticate(self, authorization: str | None, query_token: str | None = None) -> Principal:
+        """Any thread. Raises unauthenticated for a missing, unknown or expired token."""
+        token = None
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() == "bearer" and value.strip():
+                token = value.strip()
+        elif query_token:
+            token = query_token
+        if not token:
+            raise ApiError("unauthenticated", "missing bearer token")
+        principal = self._static_principal(token)
+        if principal is None and self._jwt_secret and token.count(".") == 2:
+            principal = self._jwt_principal(token)
+        if principal is None:
+            raise ApiError("unauthenticated", "invalid token")
+        return principal
+
+    def _static_principal(self, token: str) -> Principal | None:
+        given = token.encode()
+        found = None
+        for known, scopes in self._static:  # compare with every token: constant time
+            if hmac.compare_digest(given, known):
+                found = Principal(None, scopes)
+        return found
+
+    def _jwt_principal(self, token: str) -> Principal:
+        assert self._jwt_secret is not None
+        try:
+            claims = jwt.decode(
+                token, self._jwt_secret, algorithms=["HS256"], options={"require": ["exp"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise ApiError("unauthenticated", "token expired") from None
+        except jwt.InvalidTokenError:
+            raise ApiError("unauthenticated", "invalid token") from None
+        scope = claims.get("scope", "")
+        scopes = frozenset(scope.split()) & SCOPES if isinstance(scope, str) else frozenset()
+        subject = claims.get("sub")
+        return Principal(subject if isinstance(subject, str) else None, scopes)
+
+
+def require_scope(principal: Principal, scope: str) -> None:
+    if scope not in principal.scopes:
+        raise ApiError("permission_denied", f"this token lacks the {scope!r} scope")

@@ -1,0 +1,68 @@
+"""Event values: what happened, as the API and both sockets show it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthesis.engine import clock
+
+EXECUTION_CREATED = "execution_created"
+EXECUTION_STARTED = "execution_started"
+EXECUTION_PAUSED = "execution_paused"
+EXECUTION_RESUMED = "execution_resumed"
+EXECUTION_COMPLETED = "execution_completed"
+STEP_STARTED = "step_started"
+STEP_OUTPUT = "step_output"
+STEP_COMPLETED = "step_completed"
+PLAN_CREATED = "plan_created"
+PLAN_UPDATED = "plan_updated"
+PLAN_DELETED = "plan_deleted"
+INVOCATION_COMPLETED = "invocation_completed"
+NOTIFICATION = "notification"
+
+EVENT_TYPES = (
+    EXECUTION_CREATED,
+    EXECUTION_STARTED,
+    EXECUTION_PAUSED,
+    EXECUTION_RESUMED,
+    EXECUTION_COMPLETED,
+    STEP_STARTED,
+    STEP_OUTPUT,
+    STEP_COMPLETED,
+    PLAN_CREATED,
+    PLAN_UPDATED,
+    PLAN_DELETED,
+    INVOCATION_COMPLETED,
+    NOTIFICATION,
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    data: Mapping[str, Any]
+    execution_id: str | None = None
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timestamp: str = field(default_factory=clock.now)
+    seq: int | None = None  # its place in the store's total order, once stored
+
+    def record(self) -> dict[str, Any]:
+        """The Events API and /ws/events shape."""
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "timestamp": self.timestamp,
+            "execution_id": self.execution_id,
+            "payload": dict(self.data),
+        }
+
+    def message(self) -> dict[str, Any]:
+        """The /ws/executions/{id} shape."""
+        return {"type": self.type, "timestamp": self.timestamp, "data": dict(self.data)}
+
+
+def execution_event(kind: str, execution_id: str, **data: Any) -> Event:
+    return Event(kind, {"execution_id": execution_id, **data}, execution_id)

@@ -1,0 +1,63 @@
+"""`${name}` substitution in step parameters, at any depth.
+
+`$${` is a literal `${`. A string that is exactly `${name}` becomes the variable's value
+with its own type (a list stays a list); inside a longer string a value is written as
+text (strings as they are, anything else as JSON). An unknown name is an error that
+names it, never a silent empty string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+_TOKEN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
+_WHOLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
+
+
+class UnknownVariable(KeyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"unknown variable {self.name!r}"
+
+
+def is_whole_reference(value: Any) -> bool:
+    return isinstance(value, str) and _WHOLE.fullmatch(value) is not None
+
+
+def as_text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _lookup(name: str, variables: Mapping[str, Any]) -> Any:
+    if name not in variables:
+        raise UnknownVariable(name)
+    return variables[name]
+
+
+def substitute(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Return `value` with every reference replaced; raises UnknownVariable."""
+    if isinstance(value, str):
+        whole = _WHOLE.fullmatch(value)
+        if whole:
+            return _lookup(whole.group(1), variables)
+        if "$" not in value:
+            return value
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$${":
+                return "${"
+            return as_text(_lookup(match.group(1), variables))
+
+        return _TOKEN.sub(replace, value)
+    if isinstance(value, dict):
+        return {key: substitute(item, variables) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute(item, variables) for item in value]
+    return value

@@ -1,0 +1,56 @@
+"""What an integration is: capabilities with parameter schemas and a coroutine each.
+
+A plan step and a direct invocation both end up calling `Capability.run`, with
+parameters checked against `Capability.parameters` by engine/schema.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthesis.engine.schema import Schema
+
+
+@dataclass(frozen=True)
+class StepResult:
+    status: str  # completed, failed or cancelled
+    output: Any = None
+    error: str | None = None
+    exit_code: int | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)  # <step_id>_<name>: value
+
+
+def _ignore_output(_stream: str, _text: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a capability may know about where it runs. Its callbacks run on the aio loop."""
+
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    on_output: Callable[[str, str], None] = _ignore_output  # (stream, text)
+    output_limit: int = 1024 * 1024
+    kill_grace: float = 5.0
+
+
+Runner = Callable[[Mapping[str, Any], RunContext], Awaitable[StepResult]]
+
+
+@dataclass(frozen=True)
+class Capability:
+    id: str
+    name: str
+    description: str
+    parameters: Schema
+    run: Runner
+
+
+@dataclass(frozen=True)
+class Integration:
+    id: str
+    name: str
+    description: str
+    capabilities: tuple[Capability, ...]

@@ -1,0 +1,214 @@
+"""The command-line integration: `execute_command` (run by `sh -c`) and `execute_script`.
+
+Each run gets its own process group. When it ends, is cancelled or times out, the whole
+group is stopped (SIGTERM, then SIGKILL after the grace period), so no child or
+grandchild outlives its step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import os
+import re
+import shlex
+import signal
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+from synthesis.engine.schema import Param, with_defaults
+from synthesis.engine.substitution import as_text
+from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
+
+# The server's own secrets never reach a user's command.
+_PRIVATE_ENV = ("SYNTHESIS_TOKENS", "SYNTHESIS_JWT_SECRET", "SYNTHESIS_DATABASE_URL")
+_ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+_COMMON = {
+    "working_directory": Param("string", "The working directory for the command"),
+    "env": Param("object", "Extra environment variables", values="string"),
+}
+COMMAND_PARAMETERS = {
+    "command": Param("string", "The command to execute", required=True),
+    **_COMMON,
+    "timeout": Param("number", "Timeout in seconds", default=60, minimum=0.001),
+}
+SCRIPT_PARAMETERS = {
+    "script": Param("string", "The script to execute", required=True),
+    "interpreter": Param("string", "The script interpreter", default="bash"),
+    "working_directory": Param("string", "The working directory for the script"),
+    "env": _COMMON["env"],
+    "timeout": Param("number", "Timeout in seconds", default=300, minimum=0.001),
+}
+
+
+class CappedText:
+    """Collects decoded output up to a byte limit, then counts what it leaves out."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._parts: list[str] = []
+        self._size = 0
+        self._dropped = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, chunk: bytes, final: bool = False) -> str:
+        text = self._decoder.decode(chunk, final)
+        room = self._limit - self._size
+        if len(chunk) <= room:
+            self._parts.append(text)
+            self._size += len(chunk)
+        else:
+            kept = text.encode()[: max(room, 0)].decode("utf-8", errors="ignore")
+            self._parts.append(kept)
+            self._size += len(kept.encode())
+            self._dropped += len(chunk) - len(kept.encode())
+        return text
+
+    def text(self) -> str:
+        joined = "".join(self._parts)
+        if self._dropped:
+            joined += f"\n[output truncated: {self._dropped} more bytes not stored]\n"
+        return joined
+
+
+def child_environment(variables: Mapping[str, Any], extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+    for name, value in variables.items():
+        env["SYNTHESIS_VAR_" + _ENV_NAME.sub("_", name).upper()] = as_text(value)
+    env.update(extra)
+    return env
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+async def _pump(stream: asyncio.StreamReader, sink: CappedText, name: str, ctx: RunContext) -> None:
+    while chunk := await stream.read(65536):
+        text = sink.feed(chunk)
+        if text:
+            ctx.on_output(name, text)
+    sink.feed(b"", final=True)
+
+
+async def run_process(
+    argv: list[str],
+    *,
+    cwd: str | None,
+    env: dict[str, str],
+    timeout: float,
+    ctx: RunContext,
+) -> StepResult:
+    """Run argv in a process group of its own; any coroutine cancellation stops the group."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        missing = cwd if cwd and not os.path.isdir(cwd) else exc.filename
+        return StepResult("failed", "", f"not found: {missing}")
+    except (NotADirectoryError, PermissionError) as exc:
+        return StepResult("failed", "", f"cannot run {argv[0]!r}: {exc.strerror}")
+
+    stdout, stderr = CappedText(ctx.output_limit), CappedText(ctx.output_limit)
+    assert process.stdout is not None and process.stderr is not None
+    pumps = asyncio.gather(
+        _pump(process.stdout, stdout, "stdout", ctx), _pump(process.stderr, stderr, "stderr", ctx)
+    )
+    timed_out = False
+    try:
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            timed_out = True
+            await _stop_group(process, ctx.kill_grace)
+        # The main process is gone; background children it left behind go too, so the
+        # pipes close and nothing outlives the step.
+        _signal_group(process.pid, signal.SIGKILL)
+        # A process that left the group may still hold a pipe: do not wait for it forever.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pumps, ctx.kill_grace)
+    except asyncio.CancelledError:
+        await asyncio.shield(_stop_group(process, ctx.kill_grace))
+        pumps.cancel()
+        raise
+
+    out, err = stdout.text(), stderr.text()
+    code = process.returncode
+    variables = {"output": out, "exit_code": code}
+    if timed_out:
+        return StepResult("failed", out, f"timed out after {timeout:g} seconds", code, variables)
+    if code != 0:
+        reason = err or f"exited with code {code}"
+        return StepResult("failed", out, reason, code, variables)
+    return StepResult("completed", out, err or None, code, variables)
+
+
+async def _stop_group(process: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the whole group, wait up to `grace` for the leader, then SIGKILL the group."""
+    _signal_group(process.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), grace)
+    _signal_group(process.pid, signal.SIGKILL)
+    await process.wait()
+
+
+async def execute_command(params: Mapping[str, Any], ctx: RunContext) -> StepResult:
+    p = with_defaults(params, COMMAND_PARAMETERS)
+    return await run_process(
+        ["/bin/sh", "-c", p["command"]],
+        cwd=p.get("working_directory"),
+        env=child_environment(ctx.variables, p.get("env", {})),
+        timeout=p["timeout"],
+        ctx=ctx,
+    )
+
+
+async def execute_script(params: Mapping[str, Any], ctx: RunContext) -> StepResult:
+    p = with_defaults(params, SCRIPT_PARAMETERS)
+    interpreter = shlex.split(p["interpreter"])
+    if not interpreter:
+        return StepResult("failed", "", "interpreter must not be empty")
+    fd, path = tempfile.mkstemp(prefix="synthesis-script-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(p["script"])
+        return await run_process(
+            [*interpreter, path],
+            cwd=p.get("working_directory"),
+            env=child_environment(ctx.variables, p.get("env", {})),
+            timeout=p["timeout"],
+            ctx=ctx,
+        )
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+EXECUTE_COMMAND = Capability(
+    "execute_command",
+    "Execute Command",
+    "Execute a single command",
+    COMMAND_PARAMETERS,
+    execute_command,
+)
+EXECUTE_SCRIPT = Capability(
+    "execute_script",
+    "Execute Script",
+    "Execute a multi-line script",
+    SCRIPT_PARAMETERS,
+    execute_script,
+)
+INTEGRATION = Integration(
+    "cli", "Command Line", "Execute commands on the local system", (EXECUTE_COMMAND, EXECUTE_SCRIPT)
+)

@@ -1,0 +1,86 @@
+"""The Runtime builds and wires everything: store, event bus, aio loop, supervisor, and the
+web routes. It starts them in order and stops them in reverse. A Tornado application that
+embeds Synthesis holds one Runtime, started on its own IOLoop:
+
+    runtime = Runtime(Settings(tokens=("secret",)))
+    await runtime.start()
+    app = tornado.web.Application([*my_routes, *runtime.handlers("/synthesis")])
+    ...
+    await runtime.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pykka
+
+from synthesis.actors.aio import AsyncioRunner
+from synthesis.actors.bridge import Bridge, Reply
+from synthesis.actors.bus import EventBus
+from synthesis.actors.messages import Shutdown
+from synthesis.actors.services import Services
+from synthesis.actors.supervisor import ExecutionSupervisor
+from synthesis.auth import Authenticator
+from synthesis.config import Settings
+from synthesis.store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.auth = Authenticator(settings.tokens, settings.jwt_secret)
+        self.store = Store(settings.database)
+        self.aio = AsyncioRunner()
+        self.started_monotonic = time.monotonic()
+        self._read_pool = ThreadPoolExecutor(4, thread_name_prefix="synthesis-read")
+        self.bus: pykka.ActorRef[Any]
+        self.supervisor: pykka.ActorRef[Any]
+        self.bridge: Bridge
+
+    async def start(self) -> None:
+        """Start on the running IOLoop: store, aio loop, bus, supervisor. IOLoop thread."""
+        self.bridge = Bridge(asyncio.get_running_loop(), self.settings.actor_timeout_seconds)
+        await self.read(self.store.create_tables)
+        self.aio.start()
+        self.bus = EventBus.start(self.store)
+        services = Services(self.settings, self.store, self.bus, self.aio)
+        self.supervisor = ExecutionSupervisor.start(services)
+        log.info("synthesis runtime started on %s", self.store.dialect)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting work, let running steps finish for `grace` seconds, stop them,
+        store everything, then stop in reverse order. IOLoop thread."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        limit = grace + self.settings.kill_grace_seconds + 10
+        try:
+            await self.bridge.ask(self.supervisor, lambda reply: Shutdown(grace, reply), limit)
+        except Exception:
+            log.exception("executions did not drain in time")
+        loop = asyncio.get_running_loop()
+        for actor in (self.supervisor, self.bus):  # the bus stores what it holds, then stops
+            await loop.run_in_executor(None, actor.stop)
+        await loop.run_in_executor(None, self.aio.stop)
+        self._read_pool.shutdown(wait=True)
+        self.store.close()
+        log.info("synthesis runtime stopped")
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store call on the read pool. IOLoop thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._read_pool, fn, *args)
+
+    async def ask_supervisor(self, make_message: Callable[[Reply], Any]) -> Any:
+        return await self.bridge.ask(self.supervisor, make_message)
+
+    def handlers(self, prefix: str = "") -> list[Any]:
+        from synthesis.web.app import handlers
+
+        return handlers(self, prefix)

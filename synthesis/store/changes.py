@@ -1,0 +1,56 @@
+"""The store's write vocabulary: immutable values that actors send to the event bus, which
+applies them, with their events, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    row: Mapping[str, Any]
+    tags: tuple[str, ...]
+    steps: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class ExecutionUpdate:
+    execution_id: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StepUpdate:
+    execution_id: str
+    step_id: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StepsMarked:
+    """Every step of one execution whose status is in `from_statuses` gets `fields`."""
+
+    execution_id: str
+    from_statuses: tuple[str, ...]
+    fields: Mapping[str, Any]
+
+
+# Recovery: a step that was running when its process stopped runs again.
+RESET_FIELDS: Mapping[str, Any] = {
+    "status": "pending",
+    "started_at": None,
+    "completed_at": None,
+    "duration_ms": None,
+    "output": None,
+    "error": None,
+    "exit_code": None,
+}
+
+
+def steps_reset(execution_id: str) -> StepsMarked:
+    return StepsMarked(execution_id, ("running",), RESET_FIELDS)
+
+
+Change = NewExecution | ExecutionUpdate | StepUpdate | StepsMarked

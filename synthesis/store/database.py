@@ -1,0 +1,271 @@
+"""The store: one SQLAlchemy engine, SQLite (WAL) or PostgreSQL (psycopg 3), same code.
+
+Writes come only from the event bus (`apply`), in one transaction per batch; reads come
+from the web layer's read pool and from actors starting up. Every method is thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
+
+from synthesis.engine.events import Event
+from synthesis.store.changes import Change, ExecutionUpdate, NewExecution, StepsMarked, StepUpdate
+from synthesis.store.models import events, execution_tags, executions, steps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    status: str | None = None
+    tag: str | None = None
+    created_by: str | None = None
+    from_date: str | None = None
+    to_date: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one commit message carries: changes and the events they caused."""
+
+    changes: Sequence[Change] = ()
+    events: Sequence[Event] = ()
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and make them use psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_db_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            pool_size=8,
+            max_overflow=8,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(
+        url,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=True,
+    )
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.engine = create_db_engine(self.url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def create_tables(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        """A real round trip: raises if the database does not answer."""
+        with self.engine.connect() as conn:
+            conn.execute(select(func.count()).select_from(executions).limit(1)).scalar_one()
+
+    # ---- writes (event bus thread) -------------------------------------------------
+
+    def apply(self, batches: Sequence[Batch]) -> list[list[Event]]:
+        """Apply every batch in one transaction; return each batch's events, numbered."""
+        with self.engine.begin() as conn:
+            for batch in batches:
+                for change in batch.changes:
+                    self._apply_change(conn, change)
+            flat = [e for batch in batches for e in batch.events]
+            numbered: list[Event] = []
+            if flat:
+                result = conn.execute(
+                    insert(events).returning(events.c.seq, sort_by_parameter_order=True),
+                    [
+                        {
+                            "event_id": e.event_id,
+                            "type": e.type,
+                            "timestamp": e.timestamp,
+                            "execution_id": e.execution_id,
+                            "payload": dict(e.data),
+                        }
+                        for e in flat
+                    ],
+                )
+                numbered = [
+                    replace(e, seq=seq) for e, seq in zip(flat, result.scalars(), strict=True)
+                ]
+        out: list[list[Event]] = []
+        position = 0
+        for batch in batches:
+            out.append(numbered[position : position + len(batch.events)])
+            position += len(batch.events)
+        return out
+
+    @staticmethod
+    def _apply_change(conn: Any, change: Change) -> None:
+        match change:
+            case NewExecution(row=row, tags=tags, steps=step_rows):
+                conn.execute(insert(executions), [dict(row)])
+                if tags:
+                    conn.execute(
+                        insert(execution_tags),
+                        [{"execution_id": row["id"], "tag": t} for t in dict.fromkeys(tags)],
+                    )
+                conn.execute(insert(steps), [dict(s) for s in step_rows])
+            case ExecutionUpdate(execution_id=eid, fields=fields):
+                conn.execute(update(executions).where(executions.c.id == eid).values(**fields))
+            case StepUpdate(execution_id=eid, step_id=sid, fields=fields):
+                conn.execute(
+                    update(steps)
+                    .where(and_(steps.c.execution_id == eid, steps.c.step_id == sid))
+                    .values(**fields)
+                )
+            case StepsMarked(execution_id=eid, from_statuses=statuses, fields=fields):
+                conn.execute(
+                    update(steps)
+                    .where(and_(steps.c.execution_id == eid, steps.c.status.in_(statuses)))
+                    .values(**fields)
+                )
+            case _:
+                raise TypeError(f"unknown change {change!r}")
+
+    # ---- reads (web read pool, actors starting) ------------------------------------
+
+    def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
+            return dict(row._mapping) if row else None
+
+    def execution_status(self, execution_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(executions.c.status).where(executions.c.id == execution_id)
+            ).scalar_one_or_none()
+
+    def list_steps(self, execution_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(steps).where(steps.c.execution_id == execution_id).order_by(steps.c.position)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def get_step(self, execution_id: str, step_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(steps).where(
+                    and_(steps.c.execution_id == execution_id, steps.c.step_id == step_id)
+                )
+            ).first()
+            return dict(row._mapping) if row else None
+
+    def list_executions(self, flt: ExecutionFilter) -> tuple[int, list[dict[str, Any]]]:
+        conditions = []
+        if flt.status:
+            conditions.append(executions.c.status == flt.status)
+        if flt.created_by:
+            conditions.append(executions.c.created_by == flt.created_by)
+        if flt.from_date:
+            conditions.append(executions.c.created_at >= flt.from_date)
+        if flt.to_date:
+            conditions.append(executions.c.created_at <= flt.to_date)
+        if flt.tag:
+            conditions.append(
+                exists().where(
+                    and_(
+                        execution_tags.c.execution_id == executions.c.id,
+                        execution_tags.c.tag == flt.tag,
+                    )
+                )
+            )
+        where = and_(True, *conditions)
+        with self.engine.connect() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(executions).where(where)
+            ).scalar_one()
+            rows = conn.execute(
+                select(executions)
+                .where(where)
+                .order_by(executions.c.created_at.desc(), executions.c.id.desc())
+                .limit(flt.limit)
+                .offset(flt.offset)
+            )
+            return total, [dict(r._mapping) for r in rows]
+
+    def execution_ids_in(self, *statuses: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(executions.c.id)
+                    .where(executions.c.status.in_(statuses))
+                    .order_by(executions.c.created_at)
+                ).scalars()
+            )
+
+    def events_for(self, execution_id: str) -> list[Event]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(events).where(events.c.execution_id == execution_id).order_by(events.c.seq)
+            )
+            return [
+                Event(r.type, r.payload, r.execution_id, r.event_id, r.timestamp, r.seq)
+                for r in rows
+            ]
+
+    def delete_everything(self) -> None:
+        """Tests only: empty every table."""
+        with self.engine.begin() as conn:
+            for table in (events, steps, execution_tags, executions):
+                conn.execute(delete(table))

@@ -1,0 +1,75 @@
+"""The tables. Timestamps are fixed-width ISO 8601 text (see engine/clock.py), so they sort
+and compare the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text
+from sqlmodel import Field, SQLModel
+
+
+class ExecutionRow(SQLModel, table=True):
+    __tablename__ = "executions"
+    __table_args__ = (Index("ix_executions_created", "created_at", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str
+    status: str = Field(index=True, max_length=16)
+    plan_id: str | None = Field(default=None, max_length=36, index=True)
+    plan: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    variables: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    meta: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_by: str | None = Field(default=None, index=True)
+    created_at: str = Field(max_length=24)
+    started_at: str | None = Field(default=None, max_length=24)
+    paused_at: str | None = Field(default=None, max_length=24)
+    completed_at: str | None = Field(default=None, max_length=24)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ExecutionTagRow(SQLModel, table=True):
+    __tablename__ = "execution_tags"
+
+    execution_id: str = Field(primary_key=True, max_length=36)
+    tag: str = Field(primary_key=True, index=True)
+
+
+class StepRow(SQLModel, table=True):
+    __tablename__ = "steps"
+
+    execution_id: str = Field(primary_key=True, max_length=36)
+    step_id: str = Field(primary_key=True, max_length=128)
+    position: int = Field(sa_column=Column(Integer, nullable=False))
+    type: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    parameters: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    output: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    exit_code: int | None = None
+    started_at: str | None = Field(default=None, max_length=24)
+    completed_at: str | None = Field(default=None, max_length=24)
+    duration_ms: int | None = None
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_execution_seq", "execution_id", "seq"),)
+
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    event_id: str = Field(max_length=36, unique=True)
+    type: str = Field(max_length=32, index=True)
+    timestamp: str = Field(max_length=24, index=True)
+    execution_id: str | None = Field(default=None, max_length=36)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+executions = ExecutionRow.__table__
+execution_tags = ExecutionTagRow.__table__
+steps = StepRow.__table__
+events = EventRow.__table__

@@ -1,0 +1,173 @@
+"""/api/executions: create, list, get, start/pause/resume/cancel, steps, variables."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from synthesis.actors.messages import Control, CreateExecution
+from synthesis.engine import clock
+from synthesis.engine.errors import FieldError, not_found, validation_error
+from synthesis.engine.plan import check_metadata, require_object, validate_plan
+from synthesis.engine.transitions import EXECUTION_STATUSES
+from synthesis.integrations import STEP_SCHEMAS
+from synthesis.store import ExecutionFilter
+from synthesis.web.base import ApiHandler, date_params, page_params
+
+
+def step_view(row: dict[str, Any], with_parameters: bool = False) -> dict[str, Any]:
+    view = {
+        "id": row["step_id"],
+        "type": row["type"],
+        "status": row["status"],
+        "started_at": row["started_at"],
+        "completed_at": row["completed_at"],
+        "duration_ms": row["duration_ms"],
+    }
+    if with_parameters:
+        view["parameters"] = row["parameters"]
+    view.update(output=row["output"], error=row["error"], exit_code=row["exit_code"])
+    return view
+
+
+def execution_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "execution_id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "completed_at": row["completed_at"],
+        "created_by": row["created_by"],
+        "tags": row["meta"].get("tags", []),
+    }
+
+
+def execution_detail(row: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "execution_id": row["id"],
+        "status": row["status"],
+        "plan_id": row["plan_id"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "paused_at": row["paused_at"],
+        "completed_at": row["completed_at"],
+        "duration_ms": clock.duration_ms(row["started_at"], row["completed_at"]),
+        "error": row["error"],
+        "plan": row["plan"],
+        "steps": [step_view(s) for s in steps],
+        "variables": row["variables"],
+        "metadata": row["meta"],
+    }
+
+
+class ExecutionsHandler(ApiHandler):
+    async def get(self) -> None:
+        query = self.query(
+            ("status", "tag", "created_by", "from_date", "to_date", "limit", "offset")
+        )
+        limit, offset = page_params(query)
+        from_date, to_date = date_params(query)
+        status = query.get("status")
+        if status is not None and status not in EXECUTION_STATUSES:
+            raise validation_error(
+                [FieldError("status", f"must be one of: {', '.join(EXECUTION_STATUSES)}")]
+            )
+        flt = ExecutionFilter(
+            status, query.get("tag"), query.get("created_by"), from_date, to_date, limit, offset
+        )
+        total, rows = await self.read(self.runtime.store.list_executions, flt)
+        self.send(
+            {
+                "total": total,
+                "offset": offset,
+                "limit": limit,
+                "executions": [execution_summary(r) for r in rows],
+            }
+        )
+
+    async def post(self) -> None:
+        body = self.json_body(("plan", "variables", "metadata", "start"))
+        if "plan" not in body:
+            raise validation_error([FieldError("plan", "is required")])
+        errors = check_metadata(body.get("metadata"), "metadata")
+        if not isinstance(body.get("start", False), bool):
+            errors.append(FieldError("start", "must be a boolean"))
+        if errors:
+            raise validation_error(errors)
+        plan = validate_plan(body["plan"], STEP_SCHEMAS)
+        variables = require_object(body.get("variables"), "variables")
+        metadata = {**plan.metadata, **require_object(body.get("metadata"), "metadata")}
+        if "created_by" not in metadata and self.principal.subject:
+            metadata["created_by"] = self.principal.subject
+        execution_id = str(uuid.uuid4())
+        start = body.get("start", False)
+        result = await self.runtime.ask_supervisor(
+            lambda reply: CreateExecution(execution_id, plan, variables, metadata, start, reply)
+        )
+        self.send({"execution_id": execution_id, **result, "plan": plan.document}, 201)
+
+
+class ExecutionHandler(ApiHandler):
+    async def get(self, execution_id: str) -> None:
+        self.query(())
+        store = self.runtime.store
+        row, steps = await self.read(
+            lambda: (store.get_execution(execution_id), store.list_steps(execution_id))
+        )
+        if row is None:
+            raise not_found("execution", execution_id)
+        self.send(execution_detail(row, steps))
+
+
+class ExecutionActionHandler(ApiHandler):
+    async def post(self, execution_id: str, action: str) -> None:
+        self.json_body(())
+        result = await self.runtime.ask_supervisor(
+            lambda reply: Control(execution_id, action, reply)
+        )
+        self.send(result)
+
+
+class ExecutionStepsHandler(ApiHandler):
+    async def get(self, execution_id: str) -> None:
+        self.query(())
+        store = self.runtime.store
+        row, steps = await self.read(
+            lambda: (store.execution_status(execution_id), store.list_steps(execution_id))
+        )
+        if row is None:
+            raise not_found("execution", execution_id)
+        self.send({"execution_id": execution_id, "steps": [step_view(s) for s in steps]})
+
+
+class ExecutionStepHandler(ApiHandler):
+    async def get(self, execution_id: str, step_id: str) -> None:
+        self.query(())
+        step = await self.read(self.runtime.store.get_step, execution_id, step_id)
+        if step is None:
+            exists = await self.read(self.runtime.store.execution_status, execution_id)
+            if exists is None:
+                raise not_found("execution", execution_id)
+            raise not_found("step", step_id)
+        self.send(step_view(step, with_parameters=True))
+
+
+class ExecutionVariablesHandler(ApiHandler):
+    async def get(self, execution_id: str) -> None:
+        self.query(())
+        row = await self.read(self.runtime.store.get_execution, execution_id)
+        if row is None:
+            raise not_found("execution", execution_id)
+        self.send({"execution_id": execution_id, "variables": row["variables"]})
+
+
+_ID = r"([^/]+)"
+default_handlers = [
+    (r"/api/executions", ExecutionsHandler),
+    (rf"/api/executions/{_ID}", ExecutionHandler),
+    (rf"/api/executions/{_ID}/(start|pause|resume|cancel)", ExecutionActionHandler),
+    (rf"/api/executions/{_ID}/steps", ExecutionStepsHandler),
+    (rf"/api/executions/{_ID}/steps/{_ID}", ExecutionStepHandler),
+    (rf"/api/executions/{_ID}/variables", ExecutionVariablesHandler),
+]

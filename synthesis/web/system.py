@@ -1,0 +1,53 @@
+"""/health: open to load balancers, and each component really checked."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from synthesis import __version__
+from synthesis.actors.messages import Ping
+from synthesis.web.base import BaseHandler
+
+CHECK_TIMEOUT = 2.0
+
+
+class HealthHandler(BaseHandler):
+    async def get(self) -> None:
+        runtime = self.runtime
+
+        async def storage() -> object:
+            return await runtime.read(runtime.store.ping)
+
+        async def engine() -> object:
+            await runtime.bridge.ask(runtime.supervisor, Ping, CHECK_TIMEOUT)
+            return await asyncio.wait_for(runtime.aio.ping(), CHECK_TIMEOUT)
+
+        async def events() -> object:
+            return await runtime.bridge.ask(runtime.bus, Ping, CHECK_TIMEOUT)
+
+        names = ("storage", "execution_engine", "event_system")
+        results = await asyncio.gather(
+            *(asyncio.wait_for(check(), CHECK_TIMEOUT) for check in (storage, engine, events)),
+            return_exceptions=True,
+        )
+        components = {"api": "healthy"}
+        components.update(
+            {
+                name: "unhealthy" if isinstance(result, BaseException) else "healthy"
+                for name, result in zip(names, results, strict=True)
+            }
+        )
+        healthy = all(state == "healthy" for state in components.values())
+        self.send(
+            {
+                "status": "healthy" if healthy else "unhealthy",
+                "version": __version__,
+                "uptime": int(time.monotonic() - runtime.started_monotonic),
+                "components": components,
+            },
+            200 if healthy else 503,
+        )
+
+
+default_handlers = [(r"/health", HealthHandler)]
