@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)  # failures only
     flags = {k: v for k, v in vars(args).items() if k != "command"}
     if flags.get("data_dir"):
         flags["data_dir"] = Path(flags["data_dir"])

@@ -53,7 +53,7 @@ class Settings:
             if env.get(variable):
                 values[name] = convert(env[variable])
         for name, value in flags.items():
-            if value is not None and value != ():
+            if value is not None and value != () and value != []:
                 values[name] = tuple(value) if isinstance(value, list) else value
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"])).expanduser()

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from synthesis.engine.errors import ApiError
+from synthesis.engine.plan import find_cycle, validate_plan
+from synthesis.integrations import STEP_SCHEMAS
+
+
+def step(step_id: str, **options: object) -> dict[str, object]:
+    return {"id": step_id, "type": "command", "parameters": {"command": "true"}, **options}
+
+
+def test_plain_list_runs_in_order() -> None:
+    plan = validate_plan({"name": "p", "steps": [step("a"), step("b"), step("c")]}, STEP_SCHEMAS)
+    assert [s.depends_on for s in plan.steps] == [(), ("a",), ("b",)]
+
+
+def test_empty_depends_on_starts_at_once_and_lists_make_a_dag() -> None:
+    doc = {
+        "name": "p",
+        "steps": [step("a"), step("b", depends_on=[]), step("c", depends_on=["a", "b", "a"])],
+    }
+    plan = validate_plan(doc, STEP_SCHEMAS)
+    assert [s.depends_on for s in plan.steps] == [(), (), ("a", "b")]
+
+
+def test_forward_reference_is_allowed() -> None:
+    doc = {"name": "p", "steps": [step("a", depends_on=["b"]), step("b", depends_on=[])]}
+    assert validate_plan(doc, STEP_SCHEMAS).steps[0].depends_on == ("b",)
+
+
+def test_whole_reference_defers_the_type_check() -> None:
+    doc = {
+        "name": "p",
+        "steps": [
+            {"id": "a", "type": "command", "parameters": {"command": "x", "timeout": "${t}"}}
+        ],
+    }
+    validate_plan(doc, STEP_SCHEMAS)
+
+
+def test_errors_name_fields() -> None:
+    with pytest.raises(ApiError) as caught:
+        validate_plan({"name": "", "steps": [step("a"), {"id": "a", "type": "x"}]}, STEP_SCHEMAS)
+    fields = [d.field for d in caught.value.details]
+    assert fields == ["plan.name", "plan.steps[1].type", "plan.steps[1].id"]
+    assert caught.value.code == "validation_error"
+
+
+@pytest.mark.parametrize(
+    ("graph", "has_cycle"),
+    [
+        ({"a": (), "b": ("a",)}, False),
+        ({"a": ("b",), "b": ("a",)}, True),
+        ({"a": ("c",), "b": ("a",), "c": ("b",)}, True),
+        ({"a": (), "b": ("a",), "c": ("a", "b"), "d": ("c",)}, False),
+    ],
+)
+def test_find_cycle(graph: dict[str, tuple[str, ...]], has_cycle: bool) -> None:
+    cycle = find_cycle(graph)
+    assert (cycle is not None) == has_cycle
+    if cycle:
+        assert cycle[0] == cycle[-1]
+        for node, dep in zip(cycle, cycle[1:], strict=False):
+            assert dep in graph[node]

@@ -1,0 +1,100 @@
+"""The cli integration's process handling, run directly on an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psutil
+
+from synthesis.integrations.base import RunContext
+from synthesis.integrations.cli import CappedText, execute_command, execute_script
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+def test_streams_output_as_it_comes() -> None:
+    seen: list[tuple[str, str, float]] = []
+    ctx = RunContext(on_output=lambda stream, text: seen.append((stream, text, time.monotonic())))
+    result = run(execute_command({"command": "echo one; sleep 0.3; echo two >&2"}, ctx))
+    assert result.status == "completed"
+    assert [(s, t) for s, t, _ in seen] == [("stdout", "one\n"), ("stderr", "two\n")]
+    assert seen[1][2] - seen[0][2] >= 0.25  # the first chunk arrived before the sleep ended
+
+
+def test_background_children_do_not_outlive_the_step() -> None:
+    result = run(execute_command({"command": "sleep 30 & echo $!"}, RunContext()))
+    pid = int(result.output)
+    assert result.status == "completed"
+
+    def alive() -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    assert not alive()
+
+
+def test_cancel_stops_the_group_with_term_then_kill() -> None:
+    async def scenario() -> float:
+        ctx = RunContext(kill_grace=0.3)
+        task = asyncio.ensure_future(execute_command({"command": "trap '' TERM; sleep 30"}, ctx))
+        await asyncio.sleep(0.2)  # let the shell install its trap
+        began = time.monotonic()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return time.monotonic() - began
+
+    elapsed = run(scenario())
+    assert 0.25 <= elapsed < 5  # SIGTERM ignored, SIGKILL after the grace period
+
+
+def test_missing_working_directory_is_a_clear_failure() -> None:
+    result = run(
+        execute_command({"command": "true", "working_directory": "/no/such/dir"}, RunContext())
+    )
+    assert result.status == "failed"
+    assert "/no/such/dir" in result.error
+
+
+def test_script_with_unknown_interpreter_fails_cleanly() -> None:
+    result = run(
+        execute_script({"script": "print(1)", "interpreter": "no-such-interp"}, RunContext())
+    )
+    assert result.status == "failed"
+    assert "no-such-interp" in result.error
+
+
+def test_variables_reach_the_environment_without_shell_quoting() -> None:
+    tricky = 'it\'s "quoted" $(not run) `nor this`'
+    ctx = RunContext(variables={"msg": tricky, "step-1_output": "x", "n": 5})
+    result = run(
+        execute_command(
+            {
+                "command": 'printf "%s|%s|%s" "$SYNTHESIS_VAR_MSG" "$SYNTHESIS_VAR_STEP_1_OUTPUT" '
+                '"$SYNTHESIS_VAR_N"'
+            },
+            ctx,
+        )
+    )
+    assert result.output == f"{tricky}|x|5"
+
+
+def test_capped_text_keeps_the_head_and_counts_the_rest() -> None:
+    sink = CappedText(10)
+    sink.feed(b"0123456789abc")
+    sink.feed(b"def", final=True)
+    text = sink.text()
+    assert text.startswith("0123456789\n[output truncated: 6 more bytes")
+
+
+def test_capped_text_never_splits_a_utf8_character() -> None:
+    sink = CappedText(4)
+    sink.feed("aéé".encode())  # 5 bytes
+    assert sink.text().startswith("aé\n")

@@ -1,0 +1,137 @@
+"""The store on SQLite and on the machine's real PostgreSQL: the same code, the same answers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from synthesis.actors import recording
+from synthesis.engine.events import Event
+from synthesis.engine.plan import validate_plan
+from synthesis.integrations import STEP_SCHEMAS
+from synthesis.store import Batch, ExecutionFilter, ExecutionUpdate, StepUpdate, Store, steps_reset
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store(database_url)
+    store.create_tables()
+    store.delete_everything()
+    yield store
+    store.close()
+
+
+def new_execution(store: Store, created_at: str, **metadata: object) -> str:
+    execution_id = str(uuid.uuid4())
+    plan = validate_plan(
+        {
+            "name": "p",
+            "steps": [
+                {"id": "a", "type": "command", "parameters": {"command": "x"}},
+                {"id": "b", "type": "command", "parameters": {"command": "y"}},
+            ],
+        },
+        STEP_SCHEMAS,
+    )
+    commit = recording.created(execution_id, plan, {"v": 1}, metadata, created_at)
+    store.apply([commit.batch])
+    return execution_id
+
+
+def test_round_trip_keeps_json_and_order(store: Store) -> None:
+    execution_id = new_execution(store, "2025-05-01T10:00:00.000Z", tags=["x"], created_by="u")
+    row = store.get_execution(execution_id)
+    assert row["plan"]["steps"][1]["parameters"] == {"command": "y"}
+    assert row["variables"] == {"v": 1}
+    assert row["meta"] == {"tags": ["x"], "created_by": "u"}
+    assert [s["step_id"] for s in store.list_steps(execution_id)] == ["a", "b"]
+    store.ping()
+
+
+def test_batches_apply_in_one_transaction_and_number_events(store: Store) -> None:
+    execution_id = new_execution(store, "2025-05-01T10:00:00.000Z")
+    first = Batch(
+        [ExecutionUpdate(execution_id, {"status": "running"})],
+        [
+            Event("step_started", {"n": 1}, execution_id),
+            Event("step_output", {"n": 2}, execution_id),
+        ],
+    )
+    second = Batch(
+        [StepUpdate(execution_id, "a", {"status": "running"})],
+        [Event("step_output", {"n": 3}, execution_id)],
+    )
+    numbered = store.apply([first, second])
+    assert [len(events) for events in numbered] == [2, 1]
+    seqs = [e.seq for events in numbered for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    stored = store.events_for(execution_id)
+    assert [e.data.get("n") for e in stored][-3:] == [1, 2, 3]
+    assert store.execution_status(execution_id) == "running"
+
+
+def test_a_failing_change_rolls_back_its_whole_transaction(store: Store) -> None:
+    execution_id = new_execution(store, "2025-05-01T10:00:00.000Z")
+    duplicate = recording.created(
+        execution_id,
+        validate_plan(
+            {
+                "name": "p",
+                "steps": [{"id": "a", "type": "command", "parameters": {"command": "x"}}],
+            },
+            STEP_SCHEMAS,
+        ),
+        {},
+        {},
+        "2025-05-01T10:00:00.000Z",
+    )
+    update = Batch([ExecutionUpdate(execution_id, {"status": "paused"})])
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own integrity error
+        store.apply([update, duplicate.batch])
+    assert store.execution_status(execution_id) == "created"
+
+
+def test_steps_reset_only_touches_running_steps(store: Store) -> None:
+    execution_id = new_execution(store, "2025-05-01T10:00:00.000Z")
+    store.apply(
+        [
+            Batch(
+                [
+                    StepUpdate(execution_id, "a", {"status": "completed", "output": "kept"}),
+                    StepUpdate(
+                        execution_id,
+                        "b",
+                        {
+                            "status": "running",
+                            "output": "partial",
+                            "started_at": "2025-05-01T10:00:01.000Z",
+                        },
+                    ),
+                ]
+            )
+        ]
+    )
+    store.apply([Batch([steps_reset(execution_id)])])
+    a, b = store.list_steps(execution_id)
+    assert (a["status"], a["output"]) == ("completed", "kept")
+    assert (b["status"], b["output"], b["started_at"]) == ("pending", None, None)
+
+
+def test_list_filters(store: Store) -> None:
+    old = new_execution(store, "2025-01-01T00:00:00.000Z", tags=["a", "b"], created_by="ann")
+    mid = new_execution(store, "2025-06-01T00:00:00.000Z", tags=["b"], created_by="bob")
+    new = new_execution(store, "2025-12-01T00:00:00.000Z", created_by="ann")
+
+    def ids(**kw: object) -> tuple[int, list[str]]:
+        total, rows = store.list_executions(ExecutionFilter(**kw))
+        return total, [r["id"] for r in rows]
+
+    assert ids() == (3, [new, mid, old])
+    assert ids(tag="b") == (2, [mid, old])
+    assert ids(created_by="ann") == (2, [new, old])
+    assert ids(from_date="2025-06-01T00:00:00.000Z") == (2, [new, mid])
+    assert ids(to_date="2025-06-01T00:00:00.000Z") == (2, [mid, old])
+    assert ids(status="created", limit=1, offset=1) == (3, [mid])
+    assert ids(tag="nope") == (0, [])

@@ -1,0 +1,78 @@
+"""An existing Tornado application embeds Synthesis on its own IOLoop, under a prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import tornado.httpclient
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+import orjson
+
+from synthesis.runtime import Runtime
+from tests.support import make_settings
+
+
+class HelloHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.write({"hello": "from the host app"})
+
+
+def test_host_app_mounts_synthesis_under_a_prefix(tmp_path) -> None:
+    async def scenario() -> None:
+        runtime = Runtime(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"))
+        await runtime.start()
+        app = tornado.web.Application([(r"/hello", HelloHandler), *runtime.handlers("/synthesis")])
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        port = sockets[0].getsockname()[1]
+        server = tornado.httpserver.HTTPServer(app)
+        server.add_sockets(sockets)
+        http = tornado.httpclient.AsyncHTTPClient()
+        base = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": "Bearer test-token"}
+        try:
+            hello = await http.fetch(f"{base}/hello")
+            assert orjson.loads(hello.body) == {"hello": "from the host app"}
+
+            plan = {
+                "name": "embedded",
+                "steps": [
+                    {"id": "s", "type": "command", "parameters": {"command": "echo embedded"}}
+                ],
+            }
+            created = await http.fetch(
+                f"{base}/synthesis/api/executions",
+                method="POST",
+                headers=auth,
+                body=orjson.dumps({"plan": plan, "start": True}),
+            )
+            execution_id = orjson.loads(created.body)["execution_id"]
+            for _ in range(500):
+                detail = orjson.loads(
+                    (
+                        await http.fetch(
+                            f"{base}/synthesis/api/executions/{execution_id}", headers=auth
+                        )
+                    ).body
+                )
+                if detail["status"] == "completed":
+                    break
+                await asyncio.sleep(0.01)
+            assert detail["status"] == "completed"
+            assert detail["steps"][0]["output"] == "embedded\n"
+
+            health = await http.fetch(f"{base}/synthesis/health")
+            assert orjson.loads(health.body)["status"] == "healthy"
+            # The host app's routes stay the host's: Synthesis claims only its prefix.
+            missing = await http.fetch(f"{base}/api/executions", raise_error=False)
+            assert missing.code == 404
+        finally:
+            server.stop()
+            await runtime.stop()
+            await server.close_all_connections()
+        assert not [t for t in threading.enumerate() if t.name == "synthesis-aio"]
+
+    asyncio.run(scenario())

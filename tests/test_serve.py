@@ -1,0 +1,164 @@
+"""`synthesis serve` as a real process: token at start, graceful SIGTERM, and nothing
+accepted lost across a stop, a crash and a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import Client, command, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServeProcess:
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHESIS_")}
+        full_env.update(env or {})
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "synthesis",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            text=True,
+        )
+        probe = Client(self.port, token=None)
+
+        def healthy() -> bool:
+            assert self.process.poll() is None, self.process.stderr.read()
+            try:
+                return probe.get("/health").status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout=20)
+
+    def client(self, token: str) -> Client:
+        return Client(self.port, token)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.process.stdout.close()
+            self.process.stderr.close()
+
+
+def test_generated_token_is_printed_kept_and_reused(tmp_path: Path) -> None:
+    assert ServeProcess(tmp_path).stop() == 0
+    token_file = tmp_path / "token"
+    token = token_file.read_text().strip()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert len(token) >= 32
+
+    again = ServeProcess(tmp_path)
+    try:
+        assert again.client(token).get("/api/executions").status == 200
+        assert again.client("not-it").get("/api/executions").status == 401
+    finally:
+        again.stop()
+
+
+def test_banner_shows_token_and_curl_line(tmp_path: Path) -> None:
+    server = ServeProcess(tmp_path)
+    server.process.send_signal(signal.SIGTERM)
+    out, _ = server.process.communicate(timeout=30)
+    token = (tmp_path / "token").read_text().strip()
+    assert f"Synthesis token: {token}" in out
+    assert (
+        f"curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{server.port}/api/executions"
+        in out
+    )
+    assert server.process.returncode == 0
+
+
+def test_configured_tokens_print_nothing_secret(tmp_path: Path) -> None:
+    server = ServeProcess(tmp_path, env={"SYNTHESIS_TOKENS": "env-token,reader:read"})
+    try:
+        assert server.client("env-token").get("/api/executions").status == 200
+        assert server.client("reader").post("/api/executions", {}).status == 403
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        out, err = server.process.communicate(timeout=30)
+    assert "env-token" not in out + err
+    assert not (tmp_path / "token").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_keeps_everything_and_the_restart_finishes_it(
+    tmp_path: Path, signum: int
+) -> None:
+    marker = tmp_path / "first-run"
+    flag = tmp_path / "quick-started"
+    server = ServeProcess(tmp_path, "--token", "t", "--shutdown-grace", "1")
+    client = server.client("t")
+    # Outlives the grace period: stopped, and run again after the restart.
+    slow = client.create(
+        [
+            command(
+                "s", f"if [ -e {marker} ]; then echo second run; else touch {marker}; sleep 60; fi"
+            ),
+            command("after", "echo after"),
+        ]
+    )
+    # Finishes within the grace period: completes before the server exits.
+    quick = client.create([command("q", f"touch {flag}; sleep 0.3; echo quick")])
+    waiting = client.create([command("w", "echo waited")], start=False)
+    wait_until(lambda: marker.exists() and flag.exists())
+
+    assert server.stop(signum) == 0
+
+    restarted = ServeProcess(tmp_path, "--token", "t")
+    client = restarted.client("t")
+    try:
+        done_quick = client.execution(quick)
+        assert done_quick["status"] == "completed"
+        assert done_quick["steps"][0]["output"] == "quick\n"
+        done_slow = client.wait_for_status(slow)
+        assert done_slow["status"] == "completed"
+        assert [s["output"] for s in done_slow["steps"]] == ["second run\n", "after\n"]
+        assert client.execution(waiting)["status"] == "created"
+    finally:
+        assert restarted.stop() == 0
+
+
+def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
+    marker = tmp_path / "ran-once"
+    server = ServeProcess(tmp_path, "--token", "t")
+    client = server.client("t")
+    execution_id = client.create(
+        [command("s", f"if [ -e {marker} ]; then echo again; else touch {marker}; sleep 60; fi")]
+    )
+    wait_until(marker.exists)
+    server.stop(signal.SIGKILL)
+
+    restarted = ServeProcess(tmp_path, "--token", "t")
+    try:
+        done = restarted.client("t").wait_for_status(execution_id)
+        assert done["status"] == "completed"
+        assert done["steps"][0]["output"] == "again\n"
+    finally:
+        restarted.stop()
