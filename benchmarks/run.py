@@ -1,12 +1,14 @@
 """Benchmark a real Synthesis server against the bare spawn rate of this machine.
 
     python benchmarks/run.py [--scenario throughput|inflight] [--executions N] [--steps M]
-        [--concurrency C] [--command CMD] [--database URL] [--runs R] [--poll-interval S]
+        [--concurrency C] [--command CMD] [--database URL] [--runs R]
+        [--poll-mode list|id] [--poll-interval S]
 
 Each run measures the bare spawn rate (throughput scenario only), starts a server on a free
 loopback port with a fresh data dir, drives one scenario, samples the server's RSS and
 threads, stops it with SIGTERM and prints one JSON line. With --runs > 1 a final JSON line
-holds the medians. Progress goes to stderr. Exits 1 if anything was lost or went wrong.
+holds the medians. Progress goes to stderr. Exits 1 if any execution was lost or failed,
+a request errored, or the server did not exit 0.
 """
 
 from __future__ import annotations
@@ -645,6 +647,7 @@ def healthy(result: dict[str, Any]) -> bool:
     return (
         "error" not in result
         and result["lost"] == 0
+        and result["failed"] == 0
         and result["errors"] == 0
         and result["server_exit_code"] == 0
     )
@@ -663,7 +666,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         summary[key] = median(lambda r, k=key: r[k])
     for key in ("latency_ms", "server_latency_ms"):
         summary[key] = {p: median(lambda r, k=key, p=p: r[k][p]) for p in ("p50", "p95", "p99")}
-    for key in ("peak_rss_mib", "peak_threads", "wall_s", "all_complete_s"):
+    for key in ("peak_rss_mib", "peak_threads", "wall_s", "create_s", "all_complete_s"):
         summary[key] = median(lambda r, k=key: r.get(k))
     summary["max_peak_rss_mib"] = max((r["peak_rss_mib"] for r in good), default=None)
     summary["lost_total"] = sum(r["lost"] for r in good)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import orjson
 import tornado.httpclient
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
-
-import orjson
 
 from synthesis.runtime import Runtime
 from tests.support import make_settings

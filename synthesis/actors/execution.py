@@ -156,10 +156,10 @@ class ExecutionActor(pykka.ThreadingActor):
             )
         if self._running:
             return
-        if self._draining:
-            self._end(Drained(self._id))
-        elif self._status == CANCELLED or self._schedule.finished:
+        if self._status == CANCELLED or self._schedule.finished:
             self._finish()
+        elif self._draining:
+            self._end(Drained(self._id))
 
     def _start_step(self, step_id: str) -> None:
         step = self._plan.step(step_id)

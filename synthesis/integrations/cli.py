@@ -95,6 +95,20 @@ async def _pump(stream: asyncio.StreamReader, sink: CappedText, name: str, ctx: 
     sink.feed(b"", final=True)
 
 
+class _ExitWatch(asyncio.subprocess.SubprocessStreamProtocol):
+    """Knows when the process itself exits, even while a child it left behind still holds
+    the pipes (on Python 3.11, `Process.wait()` also waits for the pipes to close)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 async def run_process(
     argv: list[str],
     *,
@@ -104,8 +118,10 @@ async def run_process(
     ctx: RunContext,
 ) -> StepResult:
     """Run argv in a process group of its own; any coroutine cancellation stops the group."""
+    loop = asyncio.get_running_loop()
     try:
-        process = await asyncio.create_subprocess_exec(
+        transport, watch = await loop.subprocess_exec(
+            lambda: _ExitWatch(loop),
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -120,6 +136,7 @@ async def run_process(
     except (NotADirectoryError, PermissionError) as exc:
         return StepResult("failed", "", f"cannot run {argv[0]!r}: {exc.strerror}")
 
+    process = asyncio.subprocess.Process(transport, watch, loop)
     stdout, stderr = CappedText(ctx.output_limit), CappedText(ctx.output_limit)
     assert process.stdout is not None and process.stderr is not None
     pumps = asyncio.gather(
@@ -128,23 +145,25 @@ async def run_process(
     timed_out = False
     try:
         try:
-            await asyncio.wait_for(process.wait(), timeout)
+            await asyncio.wait_for(asyncio.shield(watch.exited), timeout)
         except TimeoutError:
             timed_out = True
-            await _stop_group(process, ctx.kill_grace)
+            await _stop_group(process.pid, watch.exited, ctx.kill_grace)
         # The main process is gone; background children it left behind go too, so the
         # pipes close and nothing outlives the step.
         _signal_group(process.pid, signal.SIGKILL)
-        # A process that left the group may still hold a pipe: do not wait for it forever.
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(pumps, ctx.kill_grace)
+        except TimeoutError:  # a process that left the group still holds a pipe
+            transport.close()
     except asyncio.CancelledError:
-        await asyncio.shield(_stop_group(process, ctx.kill_grace))
+        await asyncio.shield(_stop_group(process.pid, watch.exited, ctx.kill_grace))
         pumps.cancel()
+        transport.close()
         raise
 
     out, err = stdout.text(), stderr.text()
-    code = process.returncode
+    code = transport.get_returncode()
     variables = {"output": out, "exit_code": code}
     if timed_out:
         return StepResult("failed", out, f"timed out after {timeout:g} seconds", code, variables)
@@ -154,13 +173,13 @@ async def run_process(
     return StepResult("completed", out, err or None, code, variables)
 
 
-async def _stop_group(process: asyncio.subprocess.Process, grace: float) -> None:
+async def _stop_group(pgid: int, exited: asyncio.Future[None], grace: float) -> None:
     """SIGTERM the whole group, wait up to `grace` for the leader, then SIGKILL the group."""
-    _signal_group(process.pid, signal.SIGTERM)
+    _signal_group(pgid, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(process.wait(), grace)
-    _signal_group(process.pid, signal.SIGKILL)
-    await process.wait()
+        await asyncio.wait_for(asyncio.shield(exited), grace)
+    _signal_group(pgid, signal.SIGKILL)
+    await exited
 
 
 async def execute_command(params: Mapping[str, Any], ctx: RunContext) -> StepResult:

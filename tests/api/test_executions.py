@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 import psutil
@@ -310,3 +311,45 @@ def test_secrets_do_not_reach_commands(client: Client) -> None:
     names = done["steps"][0]["output"].split()
     assert "SYNTHESIS_JWT_SECRET_PROBE" in names
     assert "SYNTHESIS_TOKENS" not in names and "SYNTHESIS_JWT_SECRET" not in names
+
+
+def test_every_change_is_stored_as_an_event_in_order(server, client: Client) -> None:
+    execution_id = client.create(
+        [command("a", "echo one; echo two"), command("b", "exit 2"), command("c", "true")]
+    )
+    client.wait_for_status(execution_id)
+    events = wait_until(
+        lambda: (
+            (e := server.runtime.store.events_for(execution_id))
+            and e[-1].type == "execution_completed"
+            and e
+        )
+    )
+    kinds = [e.type for e in events]
+    assert kinds[:3] == ["execution_created", "execution_started", "step_started"]
+    assert "step_output" in kinds[3 : kinds.index("step_completed")]
+    assert kinds.count("step_completed") == 3  # a completed, b failed, c skipped
+    assert kinds[-1] == "execution_completed"
+    assert events[-1].data == {
+        "execution_id": execution_id,
+        "status": "failed",
+        "duration_ms": events[-1].data["duration_ms"],
+    }
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs)
+    completed = {e.data["step_id"]: e.data["status"] for e in events if e.type == "step_completed"}
+    assert completed == {"a": "completed", "b": "failed", "c": "skipped"}
+
+
+def test_finished_actors_stop_so_threads_do_not_pile_up(client: Client) -> None:
+    def actor_threads() -> list[str]:
+        return [
+            t.name
+            for t in threading.enumerate()
+            if t.name.startswith(("ExecutionActor", "StepActor"))
+        ]
+
+    ids = [client.create([command("a", "true"), command("b", "true")]) for _ in range(10)]
+    for execution_id in ids:
+        assert client.wait_for_status(execution_id)["status"] == "completed"
+    wait_until(lambda: not actor_threads(), timeout=10)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from synthesis.engine.errors import ApiError
@@ -62,5 +64,5 @@ def test_find_cycle(graph: dict[str, tuple[str, ...]], has_cycle: bool) -> None:
     assert (cycle is not None) == has_cycle
     if cycle:
         assert cycle[0] == cycle[-1]
-        for node, dep in zip(cycle, cycle[1:], strict=False):
+        for node, dep in itertools.pairwise(cycle):
             assert dep in graph[node]

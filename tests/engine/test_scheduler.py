@@ -1,13 +1,12 @@
 from __future__ import annotations
 
+import pytest
+
+from synthesis.engine.errors import ApiError
 from synthesis.engine.plan import validate_plan
 from synthesis.engine.scheduler import Schedule
 from synthesis.engine.transitions import ACTIONS, transition
 from synthesis.integrations import STEP_SCHEMAS
-
-import pytest
-
-from synthesis.engine.errors import ApiError
 
 
 def schedule(*steps: dict[str, object]) -> Schedule:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import psutil
@@ -11,7 +12,7 @@ from synthesis.integrations.base import RunContext
 from synthesis.integrations.cli import CappedText, execute_command, execute_script
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -40,15 +41,16 @@ def test_background_children_do_not_outlive_the_step() -> None:
 
 def test_cancel_stops_the_group_with_term_then_kill() -> None:
     async def scenario() -> float:
-        ctx = RunContext(kill_grace=0.3)
-        task = asyncio.ensure_future(execute_command({"command": "trap '' TERM; sleep 30"}, ctx))
-        await asyncio.sleep(0.2)  # let the shell install its trap
+        ready = asyncio.Event()
+        ctx = RunContext(kill_grace=0.3, on_output=lambda _stream, _text: ready.set())
+        task = asyncio.ensure_future(
+            execute_command({"command": "trap '' TERM; echo ready; sleep 30"}, ctx)
+        )
+        await asyncio.wait_for(ready.wait(), 10)  # the shell has installed its trap
         began = time.monotonic()
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         return time.monotonic() - began
 
     elapsed = run(scenario())
