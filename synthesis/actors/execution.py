@@ -236,8 +236,11 @@ class ExecutionActor(pykka.ThreadingActor):
         self._end(ExecutionEnded(self._id))
 
     def _end(self, notice: object) -> None:
+        """Tell the supervisor once everything this actor committed is stored, so that a
+        request it answers from the store after retiring us sees the final state."""
         self._ended = True
-        self._supervisor.tell(notice)
+        supervisor = self._supervisor
+        self._commit(Commit(on_stored=lambda _stored: supervisor.tell(notice)))
 
 
 def _tell_quietly(ref: pykka.ActorRef[Any], message: object) -> None:
