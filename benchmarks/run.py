@@ -495,7 +495,8 @@ def run_inflight(server: Server, args: argparse.Namespace, problems: Problems) -
     def api() -> Api:
         if not hasattr(local, "api"):
             local.api = Api(server.port, server.token)
-        return local.api  # type: ignore[no-any-return]
+        connection: Api = local.api
+        return connection
 
     start = time.monotonic()
     with ThreadPoolExecutor(args.concurrency) as pool:
