@@ -23,16 +23,28 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from synthesis.engine.events import Event
-from synthesis.store.changes import Change, ExecutionUpdate, NewExecution, StepsMarked, StepUpdate
+from synthesis.store.changes import Change
 from synthesis.store.models import events, execution_tags, executions, steps
+from synthesis.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+
+
+SUMMARY_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "created_by",
+    "meta",
+)
 
 
 @dataclass(frozen=True)
@@ -125,9 +137,11 @@ class Store:
     def apply(self, batches: Sequence[Batch]) -> list[list[Event]]:
         """Apply every batch in one transaction; return each batch's events, numbered."""
         with self.engine.begin() as conn:
+            writer = BatchWriter(conn)
             for batch in batches:
                 for change in batch.changes:
-                    self._apply_change(conn, change)
+                    writer.add(change)
+            writer.flush()
             flat = [e for batch in batches for e in batch.events]
             numbered: list[Event] = []
             if flat:
@@ -153,34 +167,6 @@ class Store:
             out.append(numbered[position : position + len(batch.events)])
             position += len(batch.events)
         return out
-
-    @staticmethod
-    def _apply_change(conn: Any, change: Change) -> None:
-        match change:
-            case NewExecution(row=row, tags=tags, steps=step_rows):
-                conn.execute(insert(executions), [dict(row)])
-                if tags:
-                    conn.execute(
-                        insert(execution_tags),
-                        [{"execution_id": row["id"], "tag": t} for t in dict.fromkeys(tags)],
-                    )
-                conn.execute(insert(steps), [dict(s) for s in step_rows])
-            case ExecutionUpdate(execution_id=eid, fields=fields):
-                conn.execute(update(executions).where(executions.c.id == eid).values(**fields))
-            case StepUpdate(execution_id=eid, step_id=sid, fields=fields):
-                conn.execute(
-                    update(steps)
-                    .where(and_(steps.c.execution_id == eid, steps.c.step_id == sid))
-                    .values(**fields)
-                )
-            case StepsMarked(execution_id=eid, from_statuses=statuses, fields=fields):
-                conn.execute(
-                    update(steps)
-                    .where(and_(steps.c.execution_id == eid, steps.c.status.in_(statuses)))
-                    .values(**fields)
-                )
-            case _:
-                raise TypeError(f"unknown change {change!r}")
 
     # ---- reads (web read pool, actors starting) ------------------------------------
 
@@ -212,6 +198,7 @@ class Store:
             return dict(row._mapping) if row else None
 
     def list_executions(self, flt: ExecutionFilter) -> tuple[int, list[dict[str, Any]]]:
+        """Newest first; each row has SUMMARY_COLUMNS only (no plan, no variables)."""
         conditions = []
         if flt.status:
             conditions.append(executions.c.status == flt.status)
@@ -236,7 +223,7 @@ class Store:
                 select(func.count()).select_from(executions).where(where)
             ).scalar_one()
             rows = conn.execute(
-                select(executions)
+                select(*(executions.c[name] for name in SUMMARY_COLUMNS))
                 .where(where)
                 .order_by(executions.c.created_at.desc(), executions.c.id.desc())
                 .limit(flt.limit)

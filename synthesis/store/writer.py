@@ -1,0 +1,79 @@
+"""Writing a group of commits as few statements as possible, in one transaction.
+
+Inserts are collected per table and sent with executemany. Updates to the same row are
+merged in order (a later value wins), then rows updated with the same set of columns
+share one cached statement and one executemany. A `StepsMarked` change depends on the
+rows' current status, so everything collected before it is written first.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, bindparam, insert, update
+
+from synthesis.store.changes import Change, ExecutionUpdate, NewExecution, StepsMarked, StepUpdate
+from synthesis.store.models import execution_tags, executions, steps
+
+_KEYS: dict[str, tuple[str, ...]] = {
+    "executions": ("id",),
+    "steps": ("execution_id", "step_id"),
+}
+_TABLES: dict[str, Table] = {"executions": executions, "steps": steps}
+
+
+@functools.cache
+def _update_statement(table_name: str, fields: tuple[str, ...]) -> Any:
+    table = _TABLES[table_name]
+    where = and_(*(table.c[key] == bindparam(f"key_{key}") for key in _KEYS[table_name]))
+    return update(table).where(where).values({f: bindparam(f"set_{f}") for f in fields})
+
+
+class BatchWriter:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._inserts: dict[Table, list[dict[str, Any]]] = defaultdict(list)
+        self._updates: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+
+    def add(self, change: Change) -> None:
+        match change:
+            case NewExecution(row=row, tags=tags, steps=step_rows):
+                self._inserts[executions].append(dict(row))
+                self._inserts[execution_tags].extend(
+                    {"execution_id": row["id"], "tag": tag} for tag in dict.fromkeys(tags)
+                )
+                self._inserts[steps].extend(dict(s) for s in step_rows)
+            case ExecutionUpdate(execution_id=eid, fields=fields):
+                self._update("executions", (eid,), fields)
+            case StepUpdate(execution_id=eid, step_id=sid, fields=fields):
+                self._update("steps", (eid, sid), fields)
+            case StepsMarked(execution_id=eid, from_statuses=statuses, fields=fields):
+                self.flush()
+                self._conn.execute(
+                    update(steps)
+                    .where(and_(steps.c.execution_id == eid, steps.c.status.in_(statuses)))
+                    .values(**fields)
+                )
+            case _:
+                raise TypeError(f"unknown change {change!r}")
+
+    def _update(self, table_name: str, key: tuple[str, ...], fields: Any) -> None:
+        self._updates.setdefault((table_name, key), {}).update(fields)
+
+    def flush(self) -> None:
+        # Parents before children: executions, then their tags and steps.
+        for table in (executions, execution_tags, steps):
+            if rows := self._inserts.pop(table, None):
+                self._conn.execute(insert(table), rows)
+        groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+        for (table_name, key), fields in self._updates.items():
+            params = {
+                f"key_{name}": value for name, value in zip(_KEYS[table_name], key, strict=True)
+            }
+            params.update({f"set_{name}": value for name, value in fields.items()})
+            groups[(table_name, tuple(sorted(fields)))].append(params)
+        self._updates.clear()
+        for (table_name, fields), rows in groups.items():
+            self._conn.execute(_update_statement(table_name, fields), rows)
