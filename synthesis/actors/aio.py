@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 
@@ -26,21 +26,6 @@ def _use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
     asyncio.set_child_watcher(watcher)
 
 
-class TaskHandle:
-    """A coroutine started on the runner's loop; `cancel` is safe from any thread."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.task: asyncio.Task[Any] | None = None
-
-    def cancel(self) -> None:
-        def cancel_task() -> None:
-            if self.task is not None:
-                self.task.cancel()
-
-        self._loop.call_soon_threadsafe(cancel_task)
-
-
 class AsyncioRunner:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -53,16 +38,6 @@ class AsyncioRunner:
         asyncio.set_event_loop(self.loop)
         _use_pidfd_child_watcher(self.loop)
         self.loop.run_forever()
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> TaskHandle:
-        """Start `coro` on the loop. Any thread."""
-        handle = TaskHandle(self.loop)
-
-        def create() -> None:
-            handle.task = self.loop.create_task(coro)
-
-        self.loop.call_soon_threadsafe(create)
-        return handle
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> None:
         """Run `callback` on the loop thread after `delay` seconds. Any thread."""

@@ -1,15 +1,18 @@
-"""StepActor: one step of one execution. It runs the step's capability as a coroutine on
-the aio loop, streams its output to the bus, enforces the step timeout, and tells its
-execution how the step ended. It stops as soon as the step is over (rule 9)."""
+"""StepActor: one step of one execution. It lives on the aio loop (a LoopActor: no thread
+of its own), runs the step's capability there as a task, streams its output to the bus,
+enforces the step timeout, and tells its execution how the step ended. It stops as soon
+as the step is over (rule 9)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import pykka
 
+from synthesis.actors.loop_actor import LoopActor
 from synthesis.actors.messages import CancelStep, Commit, StepFinished
 from synthesis.actors.services import Services
 from synthesis.engine import clock
@@ -17,14 +20,7 @@ from synthesis.engine.events import STEP_OUTPUT, execution_event
 from synthesis.integrations.base import Capability, RunContext, StepResult
 
 
-class _Done:
-    def __init__(self, result: StepResult) -> None:
-        self.result = result
-
-
-class StepActor(pykka.ThreadingActor):
-    use_daemon_thread = True
-
+class StepActor(LoopActor):
     def __init__(
         self,
         services: Services,
@@ -37,6 +33,7 @@ class StepActor(pykka.ThreadingActor):
         timeout: float | None,
     ) -> None:
         super().__init__()
+        self.loop = services.aio.loop
         self._services = services
         self._parent = parent
         self._execution_id = execution_id
@@ -47,26 +44,17 @@ class StepActor(pykka.ThreadingActor):
         self._timeout = timeout
         self._started_at = clock.now()
         self._interrupted = False
-        self._task = None
+        self._task: asyncio.Task[None] | None = None
 
     def on_start(self) -> None:
-        """Step actor thread."""
-        self._task = self._services.aio.spawn(self._run())
+        """aio loop thread."""
+        self._task = self.loop.create_task(self._run())
 
     def on_receive(self, message: object) -> None:
-        """Step actor thread."""
-        match message:
-            case CancelStep(interrupted=interrupted):
-                self._interrupted = interrupted
-                if self._task is not None:
-                    self._task.cancel()
-            case _Done(result=result):
-                self._parent.tell(
-                    StepFinished(
-                        self._step_id, result, self._started_at, clock.now(), self._interrupted
-                    )
-                )
-                self.stop()
+        """aio loop thread."""
+        if isinstance(message, CancelStep) and self._task is not None:
+            self._interrupted = message.interrupted
+            self._task.cancel()
 
     def on_failure(self, *_exc_info: object) -> None:
         """Rule 6: a step actor that dies still tells its execution how the step ended."""
@@ -99,4 +87,10 @@ class StepActor(pykka.ThreadingActor):
             result = StepResult("failed", None, f"step timed out after {self._timeout:g} seconds")
         except Exception as exc:  # a bug in a capability must not leave the step running
             result = StepResult("failed", None, f"{type(exc).__name__}: {exc}")
-        self.actor_ref.tell(_Done(result))
+        with contextlib.suppress(pykka.ActorDeadError):  # a crashed execution hears nothing
+            self._parent.tell(
+                StepFinished(
+                    self._step_id, result, self._started_at, clock.now(), self._interrupted
+                )
+            )
+            self.stop()

@@ -1,0 +1,71 @@
+"""LoopActor: a Pykka actor that lives on an asyncio loop instead of a thread of its own.
+
+Its messages are handled one at a time, in order, as callbacks on the loop, with Pykka's
+own semantics (tell, ask, stop, on_start/on_stop/on_failure, the registry). It is for
+actors whose work is asyncio I/O on that loop anyway, such as a step running a
+subprocess: such an actor then costs no thread and no thread hop. Its handlers run on the
+loop, so they must not block.
+
+Pykka documents `_create_actor_inbox`, `_create_future` and `_start_actor_loop` as the
+hooks a runtime implements; this runtime reuses Pykka's per-message handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import pykka
+from pykka._envelope import Envelope
+
+
+class _LoopInbox:
+    """Each envelope put is scheduled on the loop; the loop is the queue."""
+
+    def __init__(self, actor: LoopActor) -> None:
+        self._actor = actor
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        self._actor.loop.call_soon_threadsafe(self._actor._handle_envelope, envelope)
+
+    def get(self) -> Envelope[Any]:
+        raise RuntimeError("a LoopActor's inbox is drained by its loop")
+
+    def empty(self) -> bool:
+        return True
+
+
+class LoopActor(pykka.Actor):
+    loop: asyncio.AbstractEventLoop  # set in the subclass's __init__, before start() returns
+
+    def _create_actor_inbox(self) -> _LoopInbox:  # type: ignore[override]
+        return _LoopInbox(self)
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return pykka.ThreadingFuture()
+
+    def _start_actor_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self._actor_loop_setup)  # on_start, first in line
+
+    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
+        """Loop thread: Pykka's handling of one message, as in its thread loop."""
+        if self.actor_stopped.is_set():
+            if envelope.reply_to is not None:
+                error = pykka.ActorDeadError(f"{self.actor_ref} stopped before handling it")
+                envelope.reply_to.set_exception(exc_info=(type(error), error, None))
+            return
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception()
+                return
+            self._handle_failure(*sys.exc_info())
+            try:
+                self.on_failure(*sys.exc_info())
+            except Exception:
+                self._handle_failure(*sys.exc_info())
