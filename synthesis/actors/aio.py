@@ -7,8 +7,6 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any
 
 
 def _use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
@@ -38,10 +36,6 @@ class AsyncioRunner:
         asyncio.set_event_loop(self.loop)
         _use_pidfd_child_watcher(self.loop)
         self.loop.run_forever()
-
-    def call_later(self, delay: float, callback: Callable[[], Any]) -> None:
-        """Run `callback` on the loop thread after `delay` seconds. Any thread."""
-        self.loop.call_soon_threadsafe(self.loop.call_later, delay, callback)
 
     async def ping(self) -> bool:
         """Awaited from another loop: True when this loop answers."""

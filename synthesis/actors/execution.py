@@ -1,6 +1,9 @@
 """ExecutionActor: one run of one plan. It owns the run's state machine and variables,
 starts each step as a StepActor when the schedule allows, and records every change
-through the event bus. The supervisor stops it once it has ended."""
+through the event bus. The supervisor stops it once it has ended.
+
+It lives on the aio loop (a LoopActor) beside its steps: its handlers only compute and
+tell, never wait, so a thousand runs in flight cost no thread each."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pykka
 
 from synthesis.actors import recording
 from synthesis.actors.bridge import Reply
+from synthesis.actors.loop_actor import LoopActor
 from synthesis.actors.messages import (
     CancelStep,
     Commit,
@@ -58,11 +62,10 @@ class ExecutionSeed:
     plan_id: str | None = None
 
 
-class ExecutionActor(pykka.ThreadingActor):
-    use_daemon_thread = True
-
+class ExecutionActor(LoopActor):
     def __init__(self, services: Services, supervisor: pykka.ActorRef[Any], seed: ExecutionSeed):
         super().__init__()
+        self.loop = services.aio.loop
         self._services = services
         self._supervisor = supervisor
         self._id = seed.execution_id
@@ -76,7 +79,7 @@ class ExecutionActor(pykka.ThreadingActor):
         self._ended = False
         self._cancelled_at: str | None = None
 
-    # ---- messages (execution actor thread) ------------------------------------------
+    # ---- messages (aio loop thread) -------------------------------------------------
 
     def on_start(self) -> None:
         self._advance()
@@ -90,7 +93,7 @@ class ExecutionActor(pykka.ThreadingActor):
             case Shutdown(grace=grace):
                 self._draining = True
                 ref = self.actor_ref
-                self._services.aio.call_later(grace, lambda: _tell_quietly(ref, GraceOver()))
+                self.loop.call_later(grace, lambda: _tell_quietly(ref, GraceOver()))
                 self._advance()
             case GraceOver():
                 for step in self._running.values():

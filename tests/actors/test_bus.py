@@ -53,7 +53,7 @@ def test_a_refused_commit_fails_only_its_own_caller(store: Store) -> None:
     done = threading.Event()
     duplicate = Event("notification", {}, None)
 
-    def record(name: str):  # noqa: ANN202
+    def record(name: str):
         def on_stored(value: object) -> None:
             outcomes[name] = value
             if len(outcomes) == 3:
