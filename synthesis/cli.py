@@ -9,13 +9,16 @@ import os
 import secrets
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import tornado.httpserver
+from sqlalchemy.exc import OperationalError
 
 from synthesis import __version__
 from synthesis.config import Settings
 from synthesis.runtime import Runtime
+from synthesis.store.database import SchemaMismatch
 from synthesis.web.app import make_app
 
 log = logging.getLogger("synthesis")
@@ -65,7 +68,7 @@ def ensure_token(settings: Settings) -> tuple[Settings, str | None]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(token + "\n")
-    return Settings(**{**settings.__dict__, "tokens": (token,)}), token
+    return replace(settings, tokens=(token,)), token
 
 
 async def serve(settings: Settings) -> int:
@@ -109,4 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://{settings.host}:{settings.port}"
         print(f"Synthesis token: {token}", flush=True)
         print(f"  curl -H 'Authorization: Bearer {token}' {url}/api/executions", flush=True)
-    return asyncio.run(serve(settings))
+    try:
+        return asyncio.run(serve(settings))
+    except (SchemaMismatch, OperationalError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        log.error("cannot use the database: %s", reason)
+        return 1

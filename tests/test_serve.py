@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -162,3 +163,52 @@ def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
         assert done["steps"][0]["output"] == "again\n"
     finally:
         restarted.stop()
+
+
+def test_a_database_from_another_version_is_refused_clearly(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.execute("CREATE TABLE executions (id TEXT PRIMARY KEY, metadata TEXT)")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "synthesis",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--token",
+            "t",
+            "--database",
+            f"sqlite:///{tmp_path / 'old.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "table 'executions' in this database lacks columns" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_refused_clearly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "synthesis",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--token",
+            "t",
+            "--database",
+            "postgresql://nobody:secret-pw@127.0.0.1:1/none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "cannot use the database" in result.stderr
+    assert "secret-pw" not in result.stderr
+    assert "Traceback" not in result.stderr

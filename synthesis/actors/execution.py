@@ -39,7 +39,6 @@ from synthesis.engine.substitution import UnknownVariable, substitute
 from synthesis.engine.transitions import (
     CANCELLED,
     FAILED,
-    PAUSED,
     PENDING,
     RUNNING,
     TERMINAL,
@@ -122,20 +121,18 @@ class ExecutionActor(LoopActor):
         self._status = target
         if action == "pause":
             commit = recording.paused(self._id, now)
-            value = {"execution_id": self._id, "status": PAUSED, "paused_at": now}
         elif action == "resume":
             commit = recording.resumed(self._id)
-            value = {"execution_id": self._id, "status": RUNNING, "resumed_at": now}
         else:  # cancel
             pending = self._schedule.ids_in(PENDING)
             for step_id in pending:
                 self._schedule.mark(step_id, CANCELLED)
             commit = recording.cancelled(self._id, now, pending)
-            value = {"execution_id": self._id, "status": CANCELLED, "cancelled_at": now}
             self._cancelled_at = now
             for step in self._running.values():
                 _tell_quietly(step, CancelStep())
-        self._commit(recording.with_reply(commit, reply, value))
+        answer = recording.control_answer(self._id, action, target, now)
+        self._commit(recording.with_reply(commit, reply, answer))
         self._advance()
 
     def _advance(self) -> None:

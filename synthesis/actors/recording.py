@@ -193,5 +193,18 @@ def step_reset(execution_id: str, step_id: str) -> Commit:
     )
 
 
+_ANSWER_TIME = {
+    "start": "started_at",
+    "pause": "paused_at",
+    "resume": "resumed_at",
+    "cancel": "cancelled_at",
+}
+
+
+def control_answer(execution_id: str, action: str, status: str, at: str) -> dict[str, Any]:
+    """The API's answer to start, pause, resume or cancel."""
+    return {"execution_id": execution_id, "status": status, _ANSWER_TIME[action]: at}
+
+
 def with_reply(commit: Commit, reply: Reply = no_reply, value: Any = None) -> Commit:
     return Commit(commit.changes, commit.events, answer(reply, value))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import pykka
@@ -133,40 +134,29 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         now = clock.now()
         if queued:
             self._queue.remove(queued)
+        answer = recording.control_answer(eid, action, target, now)
         if action == "cancel":
-            self._cancel_idle(eid, now, reply)
+            self._cancel_idle(eid, now, reply, answer)
             return
         if action == "pause":
-            value = {"execution_id": eid, "status": PAUSED, "paused_at": now}
-            self._commit(recording.with_reply(recording.paused(eid, now), reply, value))
+            self._commit(recording.with_reply(recording.paused(eid, now), reply, answer))
             return
         seed = self._seed_from_store(eid, target)
         if action == "start":
-            seed = ExecutionSeed(
-                seed.execution_id,
-                seed.plan,
-                seed.variables,
-                RUNNING,
-                now,
-                seed.step_statuses,
-                seed.plan_id,
-            )
+            seed = replace(seed, started_at=now)
             commit = recording.started(eid, seed.plan.name, now, seed.plan_id)
-            value = {"execution_id": eid, "status": RUNNING, "started_at": now}
         else:
             commit = recording.resumed(eid)
-            value = {"execution_id": eid, "status": RUNNING, "resumed_at": now}
-        self._commit(recording.with_reply(commit, reply, value))
+        self._commit(recording.with_reply(commit, reply, answer))
         self._launch(seed)
 
-    def _cancel_idle(self, eid: str, now: str, reply: Reply) -> None:
+    def _cancel_idle(self, eid: str, now: str, reply: Reply, answer: dict[str, Any]) -> None:
         """Cancel an execution no actor is running: its steps that never ran with it."""
         row = self._services.store.get_execution(eid) or {}
         pending = [
             s["step_id"] for s in self._services.store.list_steps(eid) if s["status"] == PENDING
         ]
-        value = {"execution_id": eid, "status": CANCELLED, "cancelled_at": now}
-        self._commit(recording.with_reply(recording.cancelled(eid, now, pending), reply, value))
+        self._commit(recording.with_reply(recording.cancelled(eid, now, pending), reply, answer))
         self._commit(
             recording.finished(eid, CANCELLED, now, clock.duration_ms(row.get("started_at"), now))
         )

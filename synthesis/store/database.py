@@ -22,6 +22,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -64,6 +65,10 @@ class Batch:
 
     changes: Sequence[Change] = ()
     events: Sequence[Event] = ()
+
+
+class SchemaMismatch(RuntimeError):
+    """The database holds tables this version cannot use."""
 
 
 def _json_dumps(value: Any) -> str:
@@ -122,7 +127,17 @@ class Store:
         return self.engine.dialect.name
 
     def create_tables(self) -> None:
+        """Create missing tables; refuse a database whose tables have other columns."""
         SQLModel.metadata.create_all(self.engine)
+        found = inspect(self.engine)
+        for table in SQLModel.metadata.sorted_tables:
+            have = {column["name"] for column in found.get_columns(table.name)}
+            missing = sorted(set(table.columns.keys()) - have)
+            if missing:
+                raise SchemaMismatch(
+                    f"table {table.name!r} in this database lacks columns {missing}: "
+                    "it was made by another version of Synthesis; use a new database"
+                )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -135,3 +135,22 @@ def test_list_filters(store: Store) -> None:
     assert ids(to_date="2025-06-01T00:00:00.000Z") == (2, [mid, old])
     assert ids(status="created", limit=1, offset=1) == (3, [mid])
     assert ids(tag="nope") == (0, [])
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'wal.db'}")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        store.close()
+
+
+def test_plain_postgresql_urls_use_psycopg_3(postgres_url: str) -> None:
+    store = Store(postgres_url.replace("postgresql+psycopg://", "postgresql://"))
+    try:
+        assert store.engine.dialect.driver == "psycopg"
+        store.create_tables()
+        store.ping()
+    finally:
+        store.close()
