@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
-import json
 import os
 import resource
 import secrets
@@ -39,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import psutil
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -208,7 +208,7 @@ class Api:
 
     def call(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
         """Send a request; a GET is retried once on a broken connection."""
-        payload = None if body is None else json.dumps(body).encode()
+        payload = None if body is None else orjson.dumps(body)
         for attempt in (0, 1):
             try:
                 self.conn.request(method, path, payload, self.headers)
@@ -220,8 +220,8 @@ class Api:
                 if attempt or method != "GET":
                     raise
         try:
-            return response.status, json.loads(raw)
-        except ValueError:
+            return response.status, orjson.loads(raw)
+        except orjson.JSONDecodeError:
             return response.status, raw.decode(errors="replace")
 
 
@@ -301,29 +301,29 @@ def server_ms(view: dict[str, Any]) -> float | None:
     return delta.total_seconds() * 1000
 
 
-def create(api: Api, body: dict[str, Any], problems: Problems) -> dict[str, Any] | None:
-    """POST one execution; returns the 201 body, or None (recorded as a problem)."""
+def expect(
+    api: Api, method: str, path: str, status: int, problems: Problems, body: object = None
+) -> dict[str, Any] | None:
+    """One request that should answer `status` with a JSON object; anything else is
+    recorded as a problem and gives None."""
     try:
-        status, data = api.call("POST", "/api/executions", body)
+        got, data = api.call(method, path, body)
     except (http.client.HTTPException, OSError) as exc:
-        problems.add(f"POST /api/executions raised {exc!r}")
+        problems.add(f"{method} {path} raised {exc!r}")
         return None
-    if status != 201 or not isinstance(data, dict):
-        problems.add(f"POST /api/executions -> {status}: {data}")
+    if got != status or not isinstance(data, dict):
+        problems.add(f"{method} {path} -> {got}: {data}")
         return None
     return data
+
+
+def create(api: Api, body: dict[str, Any], problems: Problems) -> dict[str, Any] | None:
+    """POST one execution; returns the 201 body, or None (recorded as a problem)."""
+    return expect(api, "POST", "/api/executions", 201, problems, body)
 
 
 def fetch(api: Api, execution_id: str, problems: Problems) -> dict[str, Any] | None:
-    try:
-        status, data = api.call("GET", f"/api/executions/{execution_id}")
-    except (http.client.HTTPException, OSError) as exc:
-        problems.add(f"GET /api/executions/{execution_id} raised {exc!r}")
-        return None
-    if status != 200 or not isinstance(data, dict):
-        problems.add(f"GET /api/executions/{execution_id} -> {status}: {data}")
-        return None
-    return data
+    return expect(api, "GET", f"/api/executions/{execution_id}", 200, problems)
 
 
 @dataclass
@@ -733,10 +733,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.runs > 1:
             print(f"run {run + 1}/{args.runs}", file=sys.stderr, flush=True)
         result = run_once(args)
-        print(json.dumps(result), flush=True)
+        print(orjson.dumps(result).decode(), flush=True)
         results.append(result)
     if args.runs > 1:
-        print(json.dumps(summarize(results)), flush=True)
+        print(orjson.dumps(summarize(results)).decode(), flush=True)
     return 0 if all(healthy(r) for r in results) else 1
 
 

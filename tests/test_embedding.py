@@ -11,6 +11,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from synthesis.actors.messages import Listen
 from synthesis.runtime import Runtime
 from tests.support import make_settings
 
@@ -36,6 +37,20 @@ def test_host_app_mounts_synthesis_under_a_prefix(tmp_path) -> None:
             hello = await http.fetch(f"{base}/hello")
             assert orjson.loads(hello.body) == {"hello": "from the host app"}
 
+            # The bus tells its listeners once an event is stored: wait for the end there.
+            loop = asyncio.get_running_loop()
+            completed: asyncio.Future[dict] = loop.create_future()
+
+            def on_events(events: list) -> None:  # bus thread
+                for event in events:
+                    if event.type == "execution_completed":
+                        loop.call_soon_threadsafe(
+                            lambda data=dict(event.data): (
+                                completed.done() or completed.set_result(data)
+                            )
+                        )
+
+            runtime.bus.tell(Listen(on_events))
             plan = {
                 "name": "embedded",
                 "steps": [
@@ -49,17 +64,19 @@ def test_host_app_mounts_synthesis_under_a_prefix(tmp_path) -> None:
                 body=orjson.dumps({"plan": plan, "start": True}),
             )
             execution_id = orjson.loads(created.body)["execution_id"]
-            for _ in range(500):
-                detail = orjson.loads(
-                    (
-                        await http.fetch(
-                            f"{base}/synthesis/api/executions/{execution_id}", headers=auth
-                        )
-                    ).body
-                )
-                if detail["status"] == "completed":
-                    break
-                await asyncio.sleep(0.01)
+            ended = await asyncio.wait_for(completed, 10)
+            assert ended == {
+                "execution_id": execution_id,
+                "status": "completed",
+                "duration_ms": ended["duration_ms"],
+            }
+            detail = orjson.loads(
+                (
+                    await http.fetch(
+                        f"{base}/synthesis/api/executions/{execution_id}", headers=auth
+                    )
+                ).body
+            )
             assert detail["status"] == "completed"
             assert detail["steps"][0]["output"] == "embedded\n"
 

@@ -165,10 +165,9 @@ def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
         restarted.stop()
 
 
-def test_a_database_from_another_version_is_refused_clearly(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "old.db") as db:
-        db.execute("CREATE TABLE executions (id TEXT PRIMARY KEY, metadata TEXT)")
-    result = subprocess.run(
+def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
+    """`synthesis serve` that is expected to refuse to start."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -178,36 +177,25 @@ def test_a_database_from_another_version_is_refused_clearly(tmp_path: Path) -> N
             str(free_port()),
             "--token",
             "t",
-            "--database",
-            f"sqlite:///{tmp_path / 'old.db'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 1
-    assert "table 'executions' in this database lacks columns" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_an_unreachable_database_is_refused_clearly(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "synthesis",
-            "serve",
-            "--port",
-            str(free_port()),
-            "--token",
-            "t",
-            "--database",
-            "postgresql://nobody:secret-pw@127.0.0.1:1/none",
+            *args,
         ],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_a_database_from_another_version_is_refused_clearly(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.execute("CREATE TABLE executions (id TEXT PRIMARY KEY, metadata TEXT)")
+    result = serve_once("--database", f"sqlite:///{tmp_path / 'old.db'}")
+    assert result.returncode == 1
+    assert "table 'executions' in this database lacks columns" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_refused_clearly() -> None:
+    result = serve_once("--database", "postgresql://nobody:secret-pw@127.0.0.1:1/none")
     assert result.returncode == 1
     assert "cannot use the database" in result.stderr
     assert "secret-pw" not in result.stderr
