@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pykka
 
-from synthesis.actors.messages import Commit, Flush, Listen, Ping, Unlisten
+from synthesis.actors.messages import Commit, Flush, Listen, Ping
 from synthesis.engine.events import Event
 from synthesis.store import Store
 
@@ -45,9 +45,6 @@ class EventBus(pykka.ThreadingActor):
                 self._flush()
             case Listen(listener=listener):
                 self._listeners.append(listener)
-            case Unlisten(listener=listener):
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
             case Ping(reply=reply):
                 reply("pong")
 

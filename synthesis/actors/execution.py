@@ -1,49 +1,66 @@
 """ExecutionActor: one run of one plan. It owns the run's state machine and variables,
-starts each step as a StepActor when the schedule allows, and records every change
-through the event bus. The supervisor stops it once it has ended.
+starts each step when its block's schedule allows, and records every change through the
+event bus. The supervisor stops it once it has ended.
+
+A *block* is a list of steps being run: the plan's top level, the branch a condition
+step took, or one iteration of a loop. Nested steps get ids that say where they came
+from (`check.then.notify`, `each[2].build`) and rows of their own in the store. Every
+step type ends through `_end_step`, so timeouts, retries, variables and records work the
+same for all of them.
 
 It lives on the aio loop (a LoopActor) beside its steps: its handlers only compute and
-tell, never wait, so a thousand runs in flight cost no thread each."""
+tell, never wait, so a thousand runs in flight cost no thread each.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 
 from synthesis.actors import recording
-from synthesis.actors.bridge import Reply
+from synthesis.actors.bridge import Reply, no_reply
 from synthesis.actors.loop_actor import LoopActor
 from synthesis.actors.messages import (
     CancelStep,
+    ChildFinished,
+    ChildStarted,
     Commit,
     Control,
-    Drained,
     ExecutionCrashed,
     ExecutionEnded,
     GraceOver,
+    RetryStep,
     Shutdown,
+    StartChild,
     StepFinished,
+    StepTimedOut,
 )
 from synthesis.actors.services import Services
 from synthesis.actors.step import StepActor
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError
-from synthesis.engine.plan import Plan
+from synthesis.engine.expressions import ExpressionError, truthy
+from synthesis.engine.plan import CONTROL_SCHEMAS, Plan, Step
 from synthesis.engine.scheduler import Schedule
-from synthesis.engine.schema import check_parameters
-from synthesis.engine.substitution import UnknownVariable, substitute
+from synthesis.engine.schema import check_parameters, with_defaults
+from synthesis.engine.substitution import UnknownVariable, is_whole_reference, substitute
 from synthesis.engine.transitions import (
     CANCELLED,
+    COMPLETED,
     FAILED,
     PENDING,
     RUNNING,
+    SKIPPED,
     TERMINAL,
     transition,
 )
+from synthesis.engine.variables import VariableError, apply_operation
 from synthesis.integrations import STEP_CAPABILITIES
 from synthesis.integrations.base import StepResult
 
@@ -59,6 +76,51 @@ class ExecutionSeed:
     started_at: str
     step_statuses: Mapping[str, str]
     plan_id: str | None = None
+    depth: int = 0
+    next_position: int | None = None  # where nested step rows go; None: after the plan's
+
+
+@dataclass(eq=False)
+class Block:
+    prefix: str
+    steps: tuple[Step, ...]
+    schedule: Schedule
+    scope: dict[str, Any]  # item/index and this block's step outputs; the top level's
+    parent: Block | None = None  # are the execution's variables
+    owner: str | None = None  # the control step running this block
+    index: int | None = None  # its iteration, in a loop
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+
+@dataclass(eq=False)
+class Active:
+    """A step between its start and its end, whatever its type."""
+
+    block: Block
+    step: Step
+    started_at: str
+    attempt: int = 1
+    attempt_started_at: str = ""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    actor: pykka.ActorRef[Any] | None = None
+    child_id: str | None = None
+    branch: str | None = None
+    timer: asyncio.TimerHandle | None = None
+    timed_out: bool = False
+    retry_due: bool = False  # a retry came due while the run was paused
+
+
+@dataclass(eq=False)
+class LoopRun:
+    items: list[Any] | None  # None for a while loop
+    limit: int
+    width: int  # iterations at once
+    next_index: int = 0
+    running: int = 0
+    results: dict[int, Any] = field(default_factory=dict)
+    failure: str | None = None
 
 
 class ExecutionActor(LoopActor):
@@ -69,11 +131,19 @@ class ExecutionActor(LoopActor):
         self._supervisor = supervisor
         self._id = seed.execution_id
         self._plan = seed.plan
+        self._depth = seed.depth
         self._variables = dict(seed.variables)
         self._status = seed.status
         self._started_at = seed.started_at
-        self._schedule = Schedule(seed.plan, seed.step_statuses)
-        self._running: dict[str, pykka.ActorRef[Any]] = {}
+        self._top = Block(
+            "", seed.plan.steps, Schedule(seed.plan.steps, seed.step_statuses), self._variables
+        )
+        self._blocks: list[Block] = [self._top]
+        self._active: dict[str, Active] = {}
+        self._loops: dict[str, LoopRun] = {}
+        self._results: dict[str, dict[str, Any]] = {}
+        self._position = len(seed.plan.steps) if seed.next_position is None else seed.next_position
+        self._variables_changed = False
         self._draining = False
         self._ended = False
         self._cancelled_at: str | None = None
@@ -85,29 +155,38 @@ class ExecutionActor(LoopActor):
 
     def on_receive(self, message: object) -> None:
         match message:
-            case StepFinished():
-                self._step_finished(message)
+            case StepFinished(step_id=full, result=result, interrupted=interrupted):
+                if interrupted:
+                    self._reset(full)
+                else:
+                    self._end_step(full, result)
+            case ChildStarted(step_id=full, child_id=child_id):
+                if (entry := self._active.get(full)) is not None:
+                    entry.child_id = child_id
+            case ChildFinished():
+                self._child_finished(message)
+            case StepTimedOut(step_id=full, attempt=attempt):
+                self._timed_out(full, attempt)
+            case RetryStep(step_id=full):
+                self._retry(full)
             case Control(action=action, reply=reply):
                 self._control(action, reply)
             case Shutdown(grace=grace):
                 self._draining = True
                 ref = self.actor_ref
                 self.loop.call_later(grace, lambda: _tell_quietly(ref, GraceOver()))
-                self._advance()
             case GraceOver():
-                for step in self._running.values():
-                    _tell_quietly(step, CancelStep(interrupted=True))
+                for entry in self._active.values():
+                    if entry.actor is not None:
+                        _tell_quietly(entry.actor, CancelStep(interrupted=True))
+        self._advance()
 
     def on_failure(self, _type: object, value: object, _tb: object) -> None:
         """Rule 6: a crashed execution is reported, never left running."""
-        for step in self._running.values():
-            _tell_quietly(step, CancelStep())
+        self._stop_everything()
         self._supervisor.tell(ExecutionCrashed(self._id, f"internal error: {value}"))
 
-    # ---- the state machine ----------------------------------------------------------
-
-    def _commit(self, commit: Commit) -> None:
-        self._services.bus.tell(commit)
+    # ---- control requests -----------------------------------------------------------
 
     def _control(self, action: str, reply: Reply) -> None:
         try:
@@ -124,116 +203,509 @@ class ExecutionActor(LoopActor):
         elif action == "resume":
             commit = recording.resumed(self._id)
         else:  # cancel
-            pending = self._schedule.ids_in(PENDING)
-            for step_id in pending:
-                self._schedule.mark(step_id, CANCELLED)
-            commit = recording.cancelled(self._id, now, pending)
             self._cancelled_at = now
-            for step in self._running.values():
-                _tell_quietly(step, CancelStep())
-        answer = recording.control_answer(self._id, action, target, now)
-        self._commit(recording.with_reply(commit, reply, answer))
-        self._advance()
+            pending = [
+                block.prefix + step_id
+                for block in self._blocks
+                for step_id in _mark_all(block.schedule, PENDING, CANCELLED)
+            ]
+            commit = recording.cancelled(self._id, now, pending)
+        self._commit(
+            recording.with_reply(
+                commit, reply, recording.control_answer(self._id, action, target, now)
+            )
+        )
+        for entry in list(self._active.values()):
+            if entry.child_id is not None:
+                self._supervisor.tell(Control(entry.child_id, action, no_reply))
+        if action == "cancel":
+            self._stop_everything()
+        elif action == "resume":
+            for full, entry in list(self._active.items()):
+                if entry.retry_due:
+                    entry.retry_due = False
+                    self._begin_attempt(full, entry)
+
+    def _stop_everything(self) -> None:
+        """Cancel: stop every running step; what has no actor to wait for ends now."""
+        for full, entry in list(self._active.items()):
+            if entry.actor is not None:
+                _tell_quietly(entry.actor, CancelStep())
+            elif entry.step.type not in ("condition", "loop"):
+                self._end_step(full, StepResult(CANCELLED, None, "cancelled"))
+
+    # ---- the state machine ----------------------------------------------------------
+
+    def _commit(self, commit: Commit) -> None:
+        self._services.bus.tell(commit)
 
     def _advance(self) -> None:
+        """Start what may start, end what has ended, until nothing changes."""
         if self._ended:
             return
-        if self._status == RUNNING and not self._draining:
-            for step_id in self._schedule.ready():
-                self._start_step(step_id)
-        now = clock.now()
-        for step_id in self._schedule.skip_unreachable():
-            self._commit(
-                recording.step_finished(
-                    self._id,
-                    step_id,
-                    StepResult("skipped", None, "not run: an earlier step failed"),
-                    None,
-                    now,
-                    None,
-                    None,
-                )
-            )
-        if self._running:
-            return
-        if self._status == CANCELLED or self._schedule.finished:
+        progress = True
+        while progress:
+            progress = False
+            for block in list(self._blocks):
+                progress |= self._advance_block(block)
+            for full, loop in list(self._loops.items()):
+                progress |= self._advance_loop(full, loop)
+        if self._top.schedule.finished and not self._active:
             self._finish()
-        elif self._draining:
-            self._end(Drained(self._id))
+        elif self._draining and not any(e.actor for e in self._active.values()):
+            self._end(ExecutionEnded(self._id))
 
-    def _start_step(self, step_id: str) -> None:
-        step = self._plan.step(step_id)
-        capability = STEP_CAPABILITIES[step.type]
+    def _advance_block(self, block: Block) -> bool:
+        changed = False
+        if self._status == RUNNING and not self._draining:
+            for step_id in block.schedule.ready():
+                self._start(block, block.step(step_id))
+                changed = True
         now = clock.now()
+        for step_id in block.schedule.skip_unreachable():
+            self._record(
+                block,
+                step_id,
+                StepResult(SKIPPED, None, "not run: an earlier step failed"),
+                None,
+                now,
+            )
+            changed = True
+        if block.owner is not None and block.schedule.finished:
+            self._blocks.remove(block)
+            self._block_finished(block)
+            changed = True
+        return changed
+
+    def _start(self, block: Block, step: Step) -> None:
+        full = block.prefix + step.id
+        if step.condition is not None:
+            try:
+                go = truthy(step.condition, self._variables_for(block), self._steps_for(block))
+            except ExpressionError as exc:
+                go, reason = None, f"condition: {exc}"
+            if not go:
+                now = clock.now()
+                if go is None:
+                    block.schedule.mark(step.id, RUNNING)
+                    self._active[full] = Active(block, step, now, attempt_started_at=now)
+                    self._started(full, step, {})
+                    self._end_step(full, StepResult(FAILED, None, reason))
+                else:
+                    block.schedule.pass_over(step.id)
+                    self._record(
+                        block, step.id, StepResult(SKIPPED, None, "condition was false"), None, now
+                    )
+                return
+        block.schedule.mark(step.id, RUNNING)
+        now = clock.now()
+        entry = Active(block, step, now)
+        self._active[full] = entry
+        self._begin_attempt(full, entry)
+
+    def _begin_attempt(self, full: str, entry: Active) -> None:
+        step, block = entry.step, entry.block
+        entry.attempt_started_at = clock.now()
+        entry.timed_out = False
+        if step.timeout is not None:
+            ref, attempt = self.actor_ref, entry.attempt
+            entry.timer = self.loop.call_later(
+                step.timeout, lambda: _tell_quietly(ref, StepTimedOut(full, attempt))
+            )
+        variables = self._variables_for(block)
         try:
-            parameters = substitute(dict(step.parameters), self._variables)
-        except UnknownVariable as exc:
-            return self._fail_at_start(step_id, step.type, now, str(exc))
+            match step.type:
+                case "condition":
+                    self._run_condition(full, entry, variables)
+                case "loop":
+                    self._run_loop(full, entry, variables)
+                case "variable":
+                    self._run_variable(full, entry, variables)
+                case "notify":
+                    self._run_notify(full, entry, variables)
+                case "plan":
+                    self._run_child(full, entry, variables)
+                case _:
+                    self._run_capability(full, entry, variables)
+        except (UnknownVariable, ExpressionError, VariableError) as exc:
+            self._end_step(full, StepResult(FAILED, None, str(exc)))
+
+    def _started(self, full: str, step: Step, parameters: Mapping[str, Any]) -> None:
+        entry = self._active[full]
+        if entry.attempt == 1:
+            self._commit(
+                recording.step_started(self._id, full, step.type, entry.started_at, parameters)
+            )
+
+    def _run_capability(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
+        capability = STEP_CAPABILITIES[entry.step.type]
+        parameters = substitute(dict(entry.step.parameters), variables)
+        self._started(full, entry.step, parameters)
         problems = check_parameters(parameters, capability.parameters, resolved=True)
         if problems:
             detail = "; ".join(f"{p.field} {p.message}" for p in problems)
-            return self._fail_at_start(step_id, step.type, now, f"invalid parameters: {detail}")
-        self._schedule.mark(step_id, RUNNING)
-        self._commit(recording.step_started(self._id, step_id, step.type, now, parameters))
-        self._running[step_id] = StepActor.start(
-            self._services,
-            self.actor_ref,
-            self._id,
-            step_id,
-            capability,
-            parameters,
-            dict(self._variables),
-            step.timeout,
+            self._end_step(full, StepResult(FAILED, None, f"invalid parameters: {detail}"))
+            return
+        entry.actor = StepActor.start(
+            self._services, self.actor_ref, self._id, full, capability, parameters, variables
         )
-        return None
 
-    def _fail_at_start(self, step_id: str, step_type: str, now: str, reason: str) -> None:
-        self._commit(recording.step_started(self._id, step_id, step_type, now, {}))
-        self._record_end(step_id, StepResult(FAILED, None, reason), now, now)
-
-    def _step_finished(self, message: StepFinished) -> None:
-        self._running.pop(message.step_id, None)
-        if message.interrupted:
-            self._schedule.mark(message.step_id, PENDING)
-            self._commit(recording.step_reset(self._id, message.step_id))
-        else:
-            self._record_end(
-                message.step_id, message.result, message.started_at, message.completed_at
+    def _run_condition(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
+        self._started(full, entry.step, entry.step.parameters)
+        assert entry.step.expression is not None
+        taken = truthy(entry.step.expression, variables, self._steps_for(entry.block))
+        entry.branch = "then" if taken else "else"
+        steps = entry.step.branches.get(entry.branch, ())
+        if not steps:
+            self._end_step(
+                full,
+                StepResult(COMPLETED, None, variables={"output": None, "branch": entry.branch}),
             )
-        self._advance()
+            return
+        self._open_block(f"{full}.{entry.branch}.", steps, {}, entry.block, full)
 
-    def _record_end(self, step_id: str, result: StepResult, started: str, ended: str) -> None:
-        changed = bool(result.variables)
+    def _run_loop(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
+        self._started(full, entry.step, entry.step.parameters)
+        params = with_defaults(entry.step.parameters, CONTROL_SCHEMAS["loop"])
+        limit = params["max_iterations"]
+        items: list[Any] | None = None
+        if "for" in params:
+            items = params["for"]
+            if isinstance(items, str):
+                name = items[2:-1] if is_whole_reference(items) else items
+                if name not in variables:
+                    raise UnknownVariable(name)
+                items = variables[name]
+                if not isinstance(items, list):
+                    raise VariableError(f"loop over {name!r}: it is not a list")
+            if len(items) > limit:
+                raise VariableError(f"{len(items)} items is over max_iterations ({limit})")
+        elif "count" in params:
+            items = list(range(params["count"]))
+        width = (params.get("max_concurrency") or limit) if params["parallel"] else 1
+        self._loops[full] = LoopRun(items, limit, width)
+
+    def _advance_loop(self, full: str, loop: LoopRun) -> bool:
+        entry = self._active.get(full)
+        if entry is None:  # cancelled or timed out
+            del self._loops[full]
+            return False
+        changed = False
+        while (
+            self._status == RUNNING
+            and not self._draining
+            and loop.failure is None
+            and loop.running < loop.width
+            and self._more(entry, loop)
+        ):
+            index = loop.next_index
+            loop.next_index += 1
+            loop.running += 1
+            item = loop.items[index] if loop.items is not None else None
+            self._open_block(
+                f"{full}[{index}].",
+                entry.step.branches["steps"],
+                {"item": item, "index": index},
+                entry.block,
+                full,
+                index,
+            )
+            changed = True
+        if loop.running:
+            return changed
+        if self._status == CANCELLED:
+            self._end_step(full, StepResult(CANCELLED, None, "cancelled"))
+        elif loop.failure is not None or not self._more(entry, loop):
+            results = [loop.results[i] for i in sorted(loop.results)]
+            if loop.failure is not None:
+                self._end_step(full, StepResult(FAILED, results, loop.failure))
+            else:
+                self._end_step(full, StepResult(COMPLETED, results, variables={"output": results}))
+        else:
+            return changed
+        del self._loops[full]
+        return True
+
+    def _more(self, entry: Active, loop: LoopRun) -> bool:
+        """Is there another iteration to run? Enforces max_iterations on while loops."""
+        if loop.failure is not None:
+            return False
+        if loop.items is not None:
+            return loop.next_index < len(loop.items)
+        assert entry.step.expression is not None
+        variables = {**self._variables_for(entry.block), "index": loop.next_index}
+        try:
+            go = truthy(entry.step.expression, variables, self._steps_for(entry.block))
+        except ExpressionError as exc:
+            loop.failure = f"while: {exc}"
+            return False
+        if go and loop.next_index >= loop.limit:
+            loop.failure = f"still true after max_iterations ({loop.limit})"
+            return False
+        return go
+
+    def _run_variable(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
+        params = substitute(dict(entry.step.parameters), variables)
+        self._started(full, entry.step, params)
+        value = apply_operation(
+            self._variables, params["operation"], params["name"], params.get("value")
+        )
+        self._variables_changed = True
+        self._end_step(full, StepResult(COMPLETED, value, variables={"output": value}))
+
+    def _run_notify(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
+        params = substitute(dict(entry.step.parameters), variables)
+        self._started(full, entry.step, params)
+        self._commit(recording.notification(self._id, full, params["message"], params.get("data")))
+        self._end_step(
+            full, StepResult(COMPLETED, params["message"], variables={"output": params["message"]})
+        )
+
+    def _run_child(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
+        params = substitute(dict(entry.step.parameters), variables)
+        self._started(full, entry.step, params)
+        self._supervisor.tell(
+            StartChild(
+                self._id, full, params["plan_id"], params.get("variables") or {}, self._depth + 1
+            )
+        )
+
+    def _child_finished(self, message: ChildFinished) -> None:
+        entry = self._active.get(message.step_id)
+        if entry is None or (entry.child_id or message.child_id) != message.child_id:
+            return  # a child of an earlier attempt, or of a run before a restart
+        status = message.status
+        error = message.error
+        if status == CANCELLED and self._status != CANCELLED:
+            status, error = FAILED, error or "the child execution was cancelled"
+        outputs = dict(message.variables)
+        self._end_step(
+            message.step_id,
+            StepResult(
+                status,
+                outputs,
+                error,
+                variables={"output": outputs, "execution_id": message.child_id},
+            ),
+        )
+
+    def _open_block(
+        self,
+        prefix: str,
+        steps: tuple[Step, ...],
+        scope: dict[str, Any],
+        parent: Block,
+        owner: str,
+        index: int | None = None,
+    ) -> None:
+        self._commit(recording.nested_steps(self._id, steps, prefix, self._position))
+        self._position += len(steps)
+        self._blocks.append(Block(prefix, steps, Schedule(steps), scope, parent, owner, index))
+
+    def _block_finished(self, block: Block) -> None:
+        assert block.owner is not None
+        entry = self._active.get(block.owner)
+        if entry is None:
+            return
+        outcome = block.schedule.outcome()
+        last = block.scope.get(f"{block.steps[-1].id}_output")
+        if entry.step.type == "loop":
+            loop = self._loops[block.owner]
+            loop.running -= 1
+            if outcome == COMPLETED:
+                loop.results[block.index or 0] = last
+            elif loop.failure is None:
+                loop.failure = f"iteration {block.index} {outcome}"
+            return
+        if outcome == COMPLETED:
+            result = StepResult(COMPLETED, last, variables={"output": last, "branch": entry.branch})
+        else:
+            result = StepResult(
+                outcome,
+                last,
+                f"branch {entry.branch!r} {outcome}",
+                variables={"branch": entry.branch},
+            )
+        self._end_step(block.owner, result)
+
+    def _timed_out(self, full: str, attempt: int) -> None:
+        entry = self._active.get(full)
+        if entry is None or entry.attempt != attempt:
+            return
+        entry.timed_out = True
+        if entry.actor is not None:
+            _tell_quietly(entry.actor, CancelStep())
+            return
+        if entry.child_id is not None:
+            self._supervisor.tell(Control(entry.child_id, "cancel", no_reply))
+        self._discard_under(full)
+        self._end_step(full, StepResult(FAILED, None, "timed out"))
+
+    def _discard_under(self, full: str) -> None:
+        """A control step that timed out: drop what it started, stopping what runs."""
+        nested = (f"{full}.", f"{full}[")
+        now = clock.now()
+        for block in [b for b in self._blocks if b.prefix.startswith(nested)]:
+            self._blocks.remove(block)
+            for step_id in _mark_all(block.schedule, PENDING, CANCELLED):
+                self._record(block, step_id, StepResult(CANCELLED, None, "cancelled"), None, now)
+        for key, entry in list(self._active.items()):
+            if key.startswith(nested):
+                if entry.actor is not None:
+                    _tell_quietly(entry.actor, CancelStep())
+                else:
+                    self._end_step(key, StepResult(CANCELLED, None, "cancelled"))
+        for key in [k for k in self._loops if k.startswith(nested)]:
+            del self._loops[key]
+
+    def _retry(self, full: str) -> None:
+        entry = self._active.get(full)
+        if entry is None:
+            return
+        if self._status == RUNNING and not self._draining:
+            self._begin_attempt(full, entry)
+        else:
+            entry.retry_due = True
+
+    def _reset(self, full: str) -> None:
+        """A step stopped by a server shutdown: pending again, to run after the restart."""
+        entry = self._active.pop(full, None)
+        if entry is None:
+            return
+        entry.block.schedule.mark(entry.step.id, PENDING)
+        self._commit(recording.step_reset(self._id, full))
+
+    def _end_step(self, full: str, result: StepResult) -> None:
+        """The one way any step ends: retry it, or record how it ended."""
+        entry = self._active.get(full)
+        if entry is None:
+            return
+        if entry.timer is not None:
+            entry.timer.cancel()
+        step = entry.step
+        if entry.timed_out and result.status != COMPLETED:
+            result = StepResult(
+                FAILED,
+                result.output,
+                f"timed out after {step.timeout:g} seconds",
+                result.exit_code,
+                result.variables,
+            )
+        now = clock.now()
+        entry.actor = None
+        if step.retry is not None:
+            entry.attempts.append(
+                {
+                    "attempt": entry.attempt,
+                    "status": result.status,
+                    "error": result.error,
+                    "exit_code": result.exit_code,
+                    "started_at": entry.attempt_started_at,
+                    "completed_at": now,
+                }
+            )
+            if (
+                result.status == FAILED
+                and entry.attempt < step.retry.max_attempts
+                and self._status in (RUNNING, "paused")
+            ):
+                delay = step.retry.delay(entry.attempt, random.random())
+                entry.attempt += 1
+                self._commit(recording.step_attempts(self._id, full, entry.attempts))
+                ref = self.actor_ref
+                self.loop.call_later(delay, lambda: _tell_quietly(ref, RetryStep(full)))
+                return
+        del self._active[full]
+        self._record(
+            entry.block,
+            step.id,
+            result,
+            entry.started_at,
+            now,
+            entry.attempts if step.retry is not None else None,
+        )
+
+    def _record(
+        self,
+        block: Block,
+        step_id: str,
+        result: StepResult,
+        started: str | None,
+        ended: str,
+        attempts: list[dict[str, Any]] | None = None,
+    ) -> None:
+        full = block.prefix + step_id
         for name, value in result.variables.items():
-            self._variables[f"{step_id}_{name}"] = value
-        self._schedule.mark(step_id, result.status)
+            block.scope[f"{step_id}_{name}"] = value
+        block.schedule.mark(step_id, result.status)
+        self._results[full] = {
+            "status": result.status,
+            "output": result.output,
+            "error": result.error,
+            "exit_code": result.exit_code,
+        }
+        changed = (block is self._top and bool(result.variables)) or self._variables_changed
+        self._variables_changed = False
+        duration = clock.duration_ms(started, ended) if started else None
         self._commit(
             recording.step_finished(
                 self._id,
-                step_id,
+                full,
                 result,
                 started,
                 ended,
-                clock.duration_ms(started, ended),
+                duration,
                 self._variables if changed else None,
+                attempts,
             )
         )
 
+    def _variables_for(self, block: Block) -> dict[str, Any]:
+        """What `${name}` and expressions see: the execution's variables, then each
+        enclosing block's scope, innermost last."""
+        chain = []
+        while block.parent is not None:
+            chain.append(block.scope)
+            block = block.parent
+        view = dict(self._variables)
+        for scope in reversed(chain):
+            view.update(scope)
+        return view
+
+    def _steps_for(self, block: Block | None) -> dict[str, Any]:
+        """`steps.<id>` in expressions: the steps of this block and the blocks around it."""
+        chain = []
+        while block is not None:
+            chain.append(block)
+            block = block.parent
+        view: dict[str, Any] = {}
+        for outer in reversed(chain):
+            for step in outer.steps:
+                full = outer.prefix + step.id
+                view[step.id] = {
+                    "status": outer.schedule.status[step.id],
+                    "output": None,
+                    "error": None,
+                    "exit_code": None,
+                    **self._results.get(full, {}),
+                }
+        return view
+
     def _finish(self) -> None:
         now = clock.now()
-        status = CANCELLED if self._status == CANCELLED else self._schedule.outcome()
+        status = CANCELLED if self._status == CANCELLED else self._top.schedule.outcome()
         error = None
         if status == FAILED:
-            failed = self._schedule.ids_in(FAILED)
+            failed = self._top.schedule.ids_in(FAILED)
             error = f"step {failed[0]!r} failed" if failed else "failed"
-        end = self._cancelled_at or now if status == CANCELLED else now
+        end = (self._cancelled_at or now) if status == CANCELLED else now
         self._status = status
         self._commit(
             recording.finished(
                 self._id, status, end, clock.duration_ms(self._started_at, end), error
             )
         )
-        self._end(ExecutionEnded(self._id))
+        self._end(ExecutionEnded(self._id, status, dict(self._variables), error))
 
     def _end(self, notice: object) -> None:
         """Tell the supervisor once everything this actor committed is stored, so that a
@@ -241,6 +713,13 @@ class ExecutionActor(LoopActor):
         self._ended = True
         supervisor = self._supervisor
         self._commit(Commit(on_stored=lambda _stored: supervisor.tell(notice)))
+
+
+def _mark_all(schedule: Schedule, current: str, new: str) -> list[str]:
+    ids = schedule.ids_in(current)
+    for step_id in ids:
+        schedule.mark(step_id, new)
+    return ids
 
 
 def _tell_quietly(ref: pykka.ActorRef[Any], message: object) -> None:

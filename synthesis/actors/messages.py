@@ -42,11 +42,6 @@ class Listen:
 
 
 @dataclass(frozen=True)
-class Unlisten:
-    listener: Callable[[list[Event]], None]
-
-
-@dataclass(frozen=True)
 class Ping:
     reply: Reply
 
@@ -77,6 +72,20 @@ class Control:
 @dataclass(frozen=True)
 class ExecutionEnded:
     execution_id: str
+    status: str | None = None  # None: drained by a shutdown, not ended
+    variables: Mapping[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StartChild:
+    """Run stored plan `plan_id` as a child execution of `parent_id`'s step `step_id`."""
+
+    parent_id: str
+    step_id: str
+    plan_id: str
+    variables: Mapping[str, Any]
+    depth: int
 
 
 @dataclass(frozen=True)
@@ -92,11 +101,6 @@ class Shutdown:
 
     grace: float
     reply: Reply = no_reply
-
-
-@dataclass(frozen=True)
-class Drained:
-    execution_id: str
 
 
 # ---- between an execution and its steps ---------------------------------------------
@@ -119,3 +123,29 @@ class CancelStep:
 @dataclass(frozen=True)
 class GraceOver:
     pass
+
+
+@dataclass(frozen=True)
+class StepTimedOut:
+    step_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class RetryStep:
+    step_id: str
+
+
+@dataclass(frozen=True)
+class ChildStarted:
+    step_id: str
+    child_id: str
+
+
+@dataclass(frozen=True)
+class ChildFinished:
+    step_id: str
+    child_id: str | None
+    status: str
+    variables: Mapping[str, Any]
+    error: str | None = None

@@ -11,11 +11,11 @@ from synthesis.actors.bridge import Reply, no_reply
 from synthesis.actors.messages import Commit
 from synthesis.engine import events as ev
 from synthesis.engine.events import execution_event
-from synthesis.engine.plan import Plan
+from synthesis.engine.plan import Plan, Step
 from synthesis.engine.substitution import as_text
 from synthesis.engine.transitions import CANCELLED, PAUSED, PENDING, RUNNING
 from synthesis.integrations.base import StepResult
-from synthesis.store import ExecutionUpdate, NewExecution, StepUpdate
+from synthesis.store import ExecutionUpdate, NewExecution, NewSteps, StepUpdate
 
 
 def answer(reply: Reply, value: Any) -> Any:
@@ -27,6 +27,29 @@ def answer(reply: Reply, value: Any) -> Any:
     return on_stored
 
 
+def step_rows(
+    execution_id: str, steps: tuple[Step, ...], prefix: str, first_position: int
+) -> tuple[dict[str, Any], ...]:
+    """Pending rows for a step list: the plan's top level, a branch or a loop iteration."""
+    return tuple(
+        {
+            "execution_id": execution_id,
+            "step_id": prefix + step.id,
+            "position": first_position + offset,
+            "type": step.type,
+            "status": PENDING,
+            "parameters": dict(step.parameters),
+        }
+        for offset, step in enumerate(steps)
+    )
+
+
+def nested_steps(
+    execution_id: str, steps: tuple[Step, ...], prefix: str, first_position: int
+) -> Commit:
+    return Commit(changes=(NewSteps(step_rows(execution_id, steps, prefix, first_position)),))
+
+
 def created(
     execution_id: str,
     plan: Plan,
@@ -34,6 +57,8 @@ def created(
     metadata: Mapping[str, Any],
     created_at: str,
     plan_id: str | None = None,
+    parent: tuple[str, str] | None = None,
+    depth: int = 0,
 ) -> Commit:
     row = {
         "id": execution_id,
@@ -45,18 +70,11 @@ def created(
         "meta": dict(metadata),
         "created_by": metadata.get("created_by"),
         "created_at": created_at,
+        "parent_execution_id": parent[0] if parent else None,
+        "parent_step_id": parent[1] if parent else None,
+        "depth": depth,
     }
-    steps = tuple(
-        {
-            "execution_id": execution_id,
-            "step_id": step.id,
-            "position": position,
-            "type": step.type,
-            "status": PENDING,
-            "parameters": dict(step.parameters),
-        }
-        for position, step in enumerate(plan.steps)
-    )
+    steps = step_rows(execution_id, plan.steps, "", 0)
     return Commit(
         changes=(NewExecution(row, tuple(metadata.get("tags") or ()), steps),),
         events=(
@@ -147,6 +165,7 @@ def step_finished(
     completed_at: str,
     duration_ms: int | None,
     variables: Mapping[str, Any] | None,
+    attempts: list[dict[str, Any]] | None = None,
 ) -> Commit:
     """A step's end; `variables` is the execution's whole variable set when it changed."""
     changes: list[Any] = [
@@ -161,6 +180,7 @@ def step_finished(
                 "started_at": started_at,
                 "completed_at": completed_at,
                 "duration_ms": duration_ms,
+                "attempts": attempts,
             },
         )
     ]
@@ -177,6 +197,21 @@ def step_finished(
                 duration_ms=duration_ms,
             ),
         ),
+    )
+
+
+def step_attempts(execution_id: str, step_id: str, attempts: list[dict[str, Any]]) -> Commit:
+    """A failed attempt, recorded while the step waits to try again."""
+    return Commit(changes=(StepUpdate(execution_id, step_id, {"attempts": list(attempts)}),))
+
+
+def notification(execution_id: str, step_id: str, message: str, data: Any) -> Commit:
+    return Commit(
+        events=(
+            execution_event(
+                ev.NOTIFICATION, execution_id, step_id=step_id, message=message, data=data
+            ),
+        )
     )
 
 

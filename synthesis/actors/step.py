@@ -1,7 +1,7 @@
 """StepActor: one step of one execution. It lives on the aio loop (a LoopActor: no thread
 of its own), runs the step's capability there as a task, streams its output to the bus,
-enforces the step timeout, and tells its execution how the step ended. It stops as soon
-as the step is over (rule 9)."""
+and tells its execution how the step ended. It stops as soon as the step is over (rule 9).
+Timeouts and retries belong to the execution, which treats every step type alike."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ class StepActor(LoopActor):
         capability: Capability,
         parameters: Mapping[str, Any],
         variables: Mapping[str, Any],
-        timeout: float | None,
     ) -> None:
         super().__init__()
         self.loop = services.aio.loop
@@ -41,7 +40,6 @@ class StepActor(LoopActor):
         self._capability = capability
         self._parameters = parameters
         self._variables = variables
-        self._timeout = timeout
         self._started_at = clock.now()
         self._interrupted = False
         self._task: asyncio.Task[None] | None = None
@@ -78,13 +76,9 @@ class StepActor(LoopActor):
             kill_grace=settings.kill_grace_seconds,
         )
         try:
-            result = await asyncio.wait_for(
-                self._capability.run(self._parameters, ctx), self._timeout
-            )
+            result = await self._capability.run(self._parameters, ctx)
         except asyncio.CancelledError:
             result = StepResult("cancelled", None, "cancelled")
-        except TimeoutError:
-            result = StepResult("failed", None, f"step timed out after {self._timeout:g} seconds")
         except Exception as exc:  # a bug in a capability must not leave the step running
             result = StepResult("failed", None, f"{type(exc).__name__}: {exc}")
         with contextlib.suppress(pykka.ActorDeadError):  # a crashed execution hears nothing

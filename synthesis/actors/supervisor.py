@@ -9,29 +9,33 @@ unfinished, so nothing accepted is lost.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 import pykka
 
 from synthesis.actors import recording
-from synthesis.actors.bridge import Reply
+from synthesis.actors.bridge import Reply, no_reply
 from synthesis.actors.execution import ExecutionActor, ExecutionSeed
 from synthesis.actors.messages import (
+    ChildFinished,
+    ChildStarted,
     Commit,
     Control,
     CreateExecution,
-    Drained,
     ExecutionCrashed,
     ExecutionEnded,
     Ping,
     Shutdown,
+    StartChild,
 )
 from synthesis.actors.services import Services
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError, not_found
-from synthesis.engine.plan import validate_plan
+from synthesis.engine.plan import MAX_CHILD_DEPTH, Plan, validate_plan
 from synthesis.engine.transitions import (
     CANCELLED,
     CREATED,
@@ -58,6 +62,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._queue: deque[ExecutionSeed] = deque()
         self._accepting = True
         self._shutdown_reply: Reply | None = None
+        self._parents: dict[str, tuple[str, str]] = {}  # child: (parent, its plan step)
 
     # ---- supervisor thread ----------------------------------------------------------
 
@@ -73,12 +78,15 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                     self._control(eid, action, reply)
                 except ApiError as exc:
                     reply(exc)
-            case ExecutionEnded(execution_id=eid):
+            case ExecutionEnded(execution_id=eid, status=status, variables=variables, error=error):
                 self._retire(eid)
-            case Drained(execution_id=eid):
-                self._retire(eid)
+                if status is not None:
+                    self._tell_parent(eid, status, variables or {}, error)
+            case StartChild():
+                self._start_child(message)
             case ExecutionCrashed(execution_id=eid, reason=reason):
                 self._crashed(eid, reason)
+                self._tell_parent(eid, FAILED, {}, reason)
             case Shutdown(grace=grace, reply=reply):
                 self._accepting = False
                 self._shutdown_reply = reply
@@ -95,29 +103,98 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         if not self._accepting and message.start:
             message.reply(ApiError("unavailable", "the server is shutting down"))
             return
+        self._create_execution(
+            message.execution_id,
+            message.plan,
+            message.variables,
+            message.metadata,
+            message.start,
+            message.reply,
+            message.plan_id,
+        )
+
+    def _create_execution(
+        self,
+        eid: str,
+        plan: Plan,
+        variables: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        start: bool,
+        reply: Reply,
+        plan_id: str | None,
+        parent: tuple[str, str] | None = None,
+        depth: int = 0,
+    ) -> None:
         created_at = clock.now()
-        eid, plan = message.execution_id, message.plan
         commit = recording.created(
-            eid, plan, message.variables, message.metadata, created_at, message.plan_id
+            eid, plan, variables, metadata, created_at, plan_id, parent, depth
         )
         value: dict[str, Any] = {"status": CREATED, "created_at": created_at}
-        if message.start:
-            start = recording.started(eid, plan.name, created_at, message.plan_id)
-            commit = Commit(commit.changes + start.changes, commit.events + start.events)
+        if start:
+            begin = recording.started(eid, plan.name, created_at, plan_id)
+            commit = Commit(commit.changes + begin.changes, commit.events + begin.events)
             value = {"status": RUNNING, "created_at": created_at, "started_at": created_at}
-        self._commit(recording.with_reply(commit, message.reply, value))
-        if message.start:
+        self._commit(recording.with_reply(commit, reply, value))
+        if start:
             self._launch(
                 ExecutionSeed(
                     eid,
                     plan,
-                    {**plan.variables, **message.variables},
+                    {**plan.variables, **variables},
                     RUNNING,
                     created_at,
                     {},
-                    message.plan_id,
+                    plan_id,
+                    depth,
                 )
             )
+
+    def _start_child(self, message: StartChild) -> None:
+        """A plan step runs a stored plan as a child execution of its own."""
+        parent = self._live.get(message.parent_id)
+
+        def refuse(reason: str) -> None:
+            if parent is not None:
+                parent.tell(ChildFinished(message.step_id, None, FAILED, {}, reason))
+
+        if message.depth > MAX_CHILD_DEPTH:
+            return refuse(f"child plans nest deeper than {MAX_CHILD_DEPTH} levels")
+        if not self._accepting:
+            return refuse("the server is shutting down")
+        row = self._services.store.get_plan(message.plan_id)
+        if row is None:
+            return refuse(f"unknown plan {message.plan_id!r}")
+        try:
+            plan = validate_plan(row["document"], STEP_SCHEMAS, field="")
+        except ApiError as exc:
+            return refuse(f"plan {message.plan_id!r} is not valid: {exc.message}")
+        child_id = str(uuid.uuid4())
+        self._parents[child_id] = (message.parent_id, message.step_id)
+        metadata = {**row["meta"], "parent_execution_id": message.parent_id}
+        self._create_execution(
+            child_id,
+            plan,
+            message.variables,
+            metadata,
+            True,
+            no_reply,
+            message.plan_id,
+            (message.parent_id, message.step_id),
+            message.depth,
+        )
+        if parent is not None:
+            parent.tell(ChildStarted(message.step_id, child_id))
+        return None
+
+    def _tell_parent(
+        self, eid: str, status: str, variables: Mapping[str, Any], error: str | None
+    ) -> None:
+        link = self._parents.pop(eid, None)
+        if link is None:
+            return
+        parent = self._live.get(link[0])
+        if parent is not None:
+            parent.tell(ChildFinished(link[1], eid, status, variables, error))
 
     def _control(self, eid: str, action: str, reply: Reply) -> None:
         live = self._live.get(eid)
@@ -165,7 +242,10 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         row = self._services.store.get_execution(eid)
         if row is None:
             raise not_found("execution", eid)
-        statuses = {s["step_id"]: s["status"] for s in self._services.store.list_steps(eid)}
+        store = self._services.store
+        statuses = {s["step_id"]: s["status"] for s in store.list_steps(eid)}
+        if row["parent_execution_id"]:
+            self._parents[eid] = (row["parent_execution_id"], row["parent_step_id"])
         return ExecutionSeed(
             eid,
             validate_plan(row["plan"], STEP_SCHEMAS),
@@ -174,6 +254,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             row["started_at"] or clock.now(),
             {k: PENDING if v == RUNNING else v for k, v in statuses.items()},
             row["plan_id"],
+            row["depth"],
+            store.next_position(eid),
         )
 
     def _launch(self, seed: ExecutionSeed) -> None:

@@ -1,22 +1,81 @@
 """Plan validation: a raw JSON document in, a checked `Plan` out, or every problem at once.
 
 Validation happens when a plan is accepted, so a plan that is accepted can run: step ids,
-types, parameters, dependencies and cycles are all checked here.
+types, parameters, expressions, loop bounds, dependencies and cycles, at every depth.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.engine.errors import ApiError, FieldError, validation_error
-from synthesis.engine.schema import Schema, check_parameters
+from synthesis.engine.expressions import Expression, ExpressionError, parse
+from synthesis.engine.schema import Param, Schema, check_parameters
+from synthesis.engine.substitution import is_whole_reference
 
 STEP_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 PLAN_FIELDS = {"name", "description", "steps", "variables", "metadata"}
-STEP_FIELDS = {"id", "type", "parameters", "depends_on", "timeout", "continue_on_failure"}
+STEP_FIELDS = {
+    "id",
+    "type",
+    "parameters",
+    "depends_on",
+    "timeout",
+    "retry",
+    "condition",
+    "continue_on_failure",
+}
+RETRY_FIELDS = {"max_attempts", "backoff_seconds", "backoff_multiplier", "jitter"}
+MAX_DEPTH = 8
+MAX_ITERATIONS = 10_000
+MAX_CHILD_DEPTH = 5  # plan steps running plans running plans ...
+VARIABLE_OPERATIONS = ("set", "delete", "increment", "append", "merge")
+
+CONTROL_SCHEMAS: dict[str, Schema] = {
+    "condition": {
+        "if": Param("string", "Expression choosing the branch", required=True),
+        "then": Param("array", "Steps run when the expression is true"),
+        "else": Param("array", "Steps run when the expression is false"),
+    },
+    "loop": {
+        "for": Param("any", "A list, or the name of a variable holding one"),
+        "count": Param("integer", "Run the body this many times", minimum=0),
+        "while": Param("string", "Expression checked before each iteration"),
+        "steps": Param("array", "The body", required=True),
+        "max_iterations": Param("integer", "Upper bound, always enforced", default=100, minimum=1),
+        "parallel": Param("boolean", "Run iterations concurrently", default=False),
+        "max_concurrency": Param("integer", "Iterations at once when parallel", minimum=1),
+    },
+    "variable": {
+        "operation": Param("string", "set, delete, increment, append or merge", required=True),
+        "name": Param("string", "The variable", required=True),
+        "value": Param("any", "The value (set, append, merge) or step (increment)"),
+    },
+    "notify": {
+        "message": Param("string", "The notification's message", required=True),
+        "data": Param("any", "Any JSON data to send with it"),
+    },
+    "plan": {
+        "plan_id": Param("string", "The stored plan to run as a child execution", required=True),
+        "variables": Param("object", "Variables for the child execution"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Retry:
+    max_attempts: int = 1
+    backoff_seconds: float = 1.0
+    backoff_multiplier: float = 2.0
+    jitter: float = 0.0  # a fraction: each delay moves by up to +/- this much
+
+    def delay(self, failed_attempt: int, random: float) -> float:
+        """Seconds before the next attempt; `random` is uniform in [0, 1)."""
+        base = self.backoff_seconds * self.backoff_multiplier ** (failed_attempt - 1)
+        return max(0.0, base * (1 + self.jitter * (2 * random - 1)))
 
 
 @dataclass(frozen=True)
@@ -27,6 +86,10 @@ class Step:
     depends_on: tuple[str, ...]
     timeout: float | None = None
     continue_on_failure: bool = False
+    condition: Expression | None = None
+    retry: Retry | None = None
+    expression: Expression | None = None  # a condition step's `if`, a loop's `while`
+    branches: Mapping[str, tuple[Step, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -40,6 +103,14 @@ class Plan:
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
+
+
+def walk(steps: tuple[Step, ...]) -> Iterator[Step]:
+    """Every step at every depth."""
+    for step in steps:
+        yield step
+        for branch in step.branches.values():
+            yield from walk(branch)
 
 
 def check_metadata(metadata: Any, field: str) -> list[FieldError]:
@@ -59,57 +130,12 @@ def check_metadata(metadata: Any, field: str) -> list[FieldError]:
     return errors
 
 
-def _check_step(
-    raw: Any, where: str, step_types: Mapping[str, Schema]
-) -> tuple[list[FieldError], str | None]:
-    if not isinstance(raw, dict):
-        return [FieldError(where, "must be an object")], None
-    errors = [
-        FieldError(f"{where}.{k}", f"unknown field {k!r}") for k in raw if k not in STEP_FIELDS
-    ]
-    step_id = raw.get("id")
-    if not isinstance(step_id, str) or not STEP_ID.match(step_id):
-        errors.append(FieldError(f"{where}.id", "is required: 1-128 letters, digits, '_' or '-'"))
-        step_id = None
-    step_type = raw.get("type")
-    if step_type not in step_types:
-        known = ", ".join(sorted(step_types))
-        errors.append(
-            FieldError(f"{where}.type", f"unknown step type {step_type!r}; one of: {known}")
-        )
-    else:
-        errors.extend(
-            check_parameters(
-                raw.get("parameters", {}), step_types[step_type], f"{where}.parameters"
-            )
-        )
-    depends_on = raw.get("depends_on")
-    if depends_on is not None and (
-        not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on)
-    ):
-        errors.append(FieldError(f"{where}.depends_on", "must be a list of step ids"))
-    timeout = raw.get("timeout")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        errors.append(FieldError(f"{where}.timeout", "must be a positive number of seconds"))
-    if not isinstance(raw.get("continue_on_failure", False), bool):
-        errors.append(FieldError(f"{where}.continue_on_failure", "must be a boolean"))
-    return errors, step_id
-
-
-def _resolve_dependencies(raw_steps: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
-    """A step without `depends_on` depends on the step listed before it."""
-    resolved: dict[str, tuple[str, ...]] = {}
-    previous: str | None = None
-    for raw in raw_steps:
-        given = raw.get("depends_on")
-        if given is None:
-            resolved[raw["id"]] = (previous,) if previous else ()
-        else:
-            resolved[raw["id"]] = tuple(dict.fromkeys(given))
-        previous = raw["id"]
-    return resolved
+def require_object(value: Any, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise validation_error([FieldError(field, "must be an object")])
+    return value
 
 
 def find_cycle(dependencies: Mapping[str, tuple[str, ...]]) -> list[str] | None:
@@ -135,69 +161,219 @@ def find_cycle(dependencies: Mapping[str, tuple[str, ...]]) -> list[str] | None:
     return None
 
 
+class _Checker:
+    """Walks a plan document once, collecting every problem with its field path."""
+
+    def __init__(self, step_types: Mapping[str, Schema]) -> None:
+        self.schemas = {**step_types, **CONTROL_SCHEMAS}
+        self.errors: list[FieldError] = []
+        self.ids: set[str] = set()
+
+    def error(self, where: str, message: str) -> None:
+        self.errors.append(FieldError(where, message))
+
+    def expression(self, source: Any, where: str) -> Expression | None:
+        try:
+            return parse(source)
+        except ExpressionError as exc:
+            self.error(where, f"invalid expression: {exc}")
+            return None
+
+    def steps(self, raw_steps: Any, where: str, depth: int) -> tuple[Step, ...]:
+        if depth > MAX_DEPTH:
+            self.error(where, f"steps nest deeper than {MAX_DEPTH} levels")
+            return ()
+        if not isinstance(raw_steps, list) or (depth == 0 and not raw_steps):
+            self.error(where, "At least one step is required" if depth == 0 else "must be a list")
+            return ()
+        before = len(self.errors)
+        parsed = [self.step(raw, f"{where}[{i}]", depth) for i, raw in enumerate(raw_steps)]
+        if len(self.errors) > before or any(p is None for p in parsed):
+            return ()
+        steps = [p for p in parsed if p is not None]
+        dependencies = _resolve_dependencies(raw_steps)
+        local = {s.id for s in steps}
+        for index, step in enumerate(steps):
+            for dep in dependencies[step.id]:
+                if dep == step.id:
+                    self.error(f"{where}[{index}].depends_on", "a step cannot depend on itself")
+                elif dep not in local:
+                    self.error(f"{where}[{index}].depends_on", f"unknown step id {dep!r}")
+        if len(self.errors) == before and (cycle := find_cycle(dependencies)):
+            self.error(where, "dependency cycle: " + " -> ".join(cycle))
+        return tuple(Step(**{**s.__dict__, "depends_on": dependencies[s.id]}) for s in steps)
+
+    def step(self, raw: Any, where: str, depth: int) -> Step | None:
+        if not isinstance(raw, dict):
+            self.error(where, "must be an object")
+            return None
+        before = len(self.errors)
+        for key in raw:
+            if key not in STEP_FIELDS:
+                self.error(f"{where}.{key}", f"unknown field {key!r}")
+        step_id = raw.get("id")
+        if not isinstance(step_id, str) or not STEP_ID.match(step_id):
+            self.error(f"{where}.id", "is required: 1-128 letters, digits, '_' or '-'")
+        elif step_id in self.ids:
+            self.error(f"{where}.id", f"duplicate step id {step_id!r}")
+        else:
+            self.ids.add(step_id)
+        step_type = raw.get("type")
+        params = raw.get("parameters", {})
+        if step_type not in self.schemas:
+            known = ", ".join(sorted(self.schemas))
+            self.error(f"{where}.type", f"unknown step type {step_type!r}; one of: {known}")
+        else:
+            self.errors.extend(
+                check_parameters(params, self.schemas[step_type], f"{where}.parameters")
+            )
+        depends_on = raw.get("depends_on")
+        if depends_on is not None and (
+            not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on)
+        ):
+            self.error(f"{where}.depends_on", "must be a list of step ids")
+        timeout = raw.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            self.error(f"{where}.timeout", "must be a positive number of seconds")
+        if not isinstance(raw.get("continue_on_failure", False), bool):
+            self.error(f"{where}.continue_on_failure", "must be a boolean")
+        condition = None
+        if "condition" in raw:
+            condition = self.expression(raw["condition"], f"{where}.condition")
+        retry = self.retry(raw.get("retry"), f"{where}.retry")
+        if len(self.errors) > before:
+            return None
+        expression, branches = self.control(step_type, params, f"{where}.parameters", depth)
+        return Step(
+            id=step_id,
+            type=step_type,
+            parameters=params,
+            depends_on=(),
+            timeout=timeout,
+            continue_on_failure=raw.get("continue_on_failure", False),
+            condition=condition,
+            retry=retry,
+            expression=expression,
+            branches=branches,
+        )
+
+    def retry(self, raw: Any, where: str) -> Retry | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.error(where, "must be an object")
+            return None
+        for key in raw:
+            if key not in RETRY_FIELDS:
+                self.error(f"{where}.{key}", f"unknown field {key!r}")
+        attempts = raw.get("max_attempts", 3)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
+            self.error(f"{where}.max_attempts", "must be an integer from 1 to 100")
+        numbers = {"backoff_seconds": 1.0, "backoff_multiplier": 2.0, "jitter": 0.0}
+        values = {}
+        for name, default in numbers.items():
+            value = raw.get(name, default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                self.error(f"{where}.{name}", "must be a number >= 0")
+            values[name] = value
+        if isinstance(values["jitter"], int | float) and values["jitter"] > 1:
+            self.error(f"{where}.jitter", "must be a fraction from 0 to 1")
+        if any(e.field.startswith(where) for e in self.errors):
+            return None
+        return Retry(
+            attempts,
+            float(values["backoff_seconds"]),
+            float(values["backoff_multiplier"]),
+            float(values["jitter"]),
+        )
+
+    def control(
+        self, step_type: str, params: dict[str, Any], where: str, depth: int
+    ) -> tuple[Expression | None, dict[str, tuple[Step, ...]]]:
+        """The parts of control steps that a schema cannot check."""
+        if step_type == "condition":
+            expression = self.expression(params["if"], f"{where}.if")
+            branches = {
+                name: self.steps(params[name], f"{where}.{name}", depth + 1)
+                for name in ("then", "else")
+                if params.get(name)
+            }
+            return expression, branches
+        if step_type == "loop":
+            return self.loop(params, where), {
+                "steps": self.steps(params["steps"], f"{where}.steps", depth + 1)
+            }
+        if step_type == "variable" and params["operation"] not in VARIABLE_OPERATIONS:
+            self.error(f"{where}.operation", f"must be one of: {', '.join(VARIABLE_OPERATIONS)}")
+        return None, {}
+
+    def loop(self, params: dict[str, Any], where: str) -> Expression | None:
+        kinds = [k for k in ("for", "count", "while") if params.get(k) is not None]
+        if len(kinds) != 1:
+            self.error(where, "a loop needs exactly one of: for, count, while")
+            return None
+        bound = params.get("max_iterations", 100)
+        if isinstance(bound, int) and bound > MAX_ITERATIONS:
+            self.error(f"{where}.max_iterations", f"must be at most {MAX_ITERATIONS}")
+        if not params["steps"]:
+            self.error(f"{where}.steps", "a loop needs at least one step")
+        items = params.get("for")
+        if items is not None:
+            if isinstance(items, list):
+                if isinstance(bound, int) and len(items) > bound:
+                    self.error(f"{where}.for", f"has {len(items)} items, over max_iterations")
+            elif not isinstance(items, str) or not (
+                is_whole_reference(items) or STEP_ID.match(items)
+            ):
+                self.error(f"{where}.for", "must be a list or the name of a list variable")
+        count = params.get("count")
+        if isinstance(count, int) and isinstance(bound, int) and count > bound:
+            self.error(f"{where}.count", "is over max_iterations")
+        if params.get("max_concurrency") is not None and not params.get("parallel"):
+            self.error(f"{where}.max_concurrency", "applies to parallel loops only")
+        if "while" in kinds:
+            return self.expression(params["while"], f"{where}.while")
+        return None
+
+
+def _resolve_dependencies(raw_steps: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """A step without `depends_on` depends on the step listed before it."""
+    resolved: dict[str, tuple[str, ...]] = {}
+    previous: str | None = None
+    for raw in raw_steps:
+        given = raw.get("depends_on")
+        if given is None:
+            resolved[raw["id"]] = (previous,) if previous else ()
+        else:
+            resolved[raw["id"]] = tuple(dict.fromkeys(given))
+        previous = raw["id"]
+    return resolved
+
+
 def validate_plan(doc: Any, step_types: Mapping[str, Schema], field: str = "plan") -> Plan:
     """Check a plan document; raise one validation_error listing every problem."""
     if not isinstance(doc, dict):
         raise validation_error([FieldError(field, "must be an object")])
-    errors = [
-        FieldError(f"{field}.{k}", f"unknown field {k!r}") for k in doc if k not in PLAN_FIELDS
-    ]
+    checker = _Checker(step_types)
+    for key in doc:
+        if key not in PLAN_FIELDS:
+            checker.error(f"{field}.{key}" if field else key, f"unknown field {key!r}")
+    prefix = f"{field}." if field else ""
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip():
-        errors.append(FieldError(f"{field}.name", "is required and must be a non-empty string"))
+        checker.error(f"{prefix}name", "is required and must be a non-empty string")
     description = doc.get("description")
     if description is not None and not isinstance(description, str):
-        errors.append(FieldError(f"{field}.description", "must be a string"))
+        checker.error(f"{prefix}description", "must be a string")
     variables = doc.get("variables", {})
     if not isinstance(variables, dict):
-        errors.append(FieldError(f"{field}.variables", "must be an object"))
-    errors.extend(check_metadata(doc.get("metadata"), f"{field}.metadata"))
-    raw_steps = doc.get("steps")
-    if not isinstance(raw_steps, list) or not raw_steps:
-        errors.append(FieldError(f"{field}.steps", "At least one step is required"))
-        raise validation_error(errors)
-
-    ids: set[str] = set()
-    for index, raw in enumerate(raw_steps):
-        where = f"{field}.steps[{index}]"
-        step_errors, step_id = _check_step(raw, where, step_types)
-        errors.extend(step_errors)
-        if step_id in ids:
-            errors.append(FieldError(f"{where}.id", f"duplicate step id {step_id!r}"))
-        elif step_id:
-            ids.add(step_id)
-    if errors:
-        raise validation_error(errors)
-
-    dependencies = _resolve_dependencies(raw_steps)
-    for index, raw in enumerate(raw_steps):
-        for dep in dependencies[raw["id"]]:
-            if dep not in ids:
-                errors.append(
-                    FieldError(f"{field}.steps[{index}].depends_on", f"unknown step id {dep!r}")
-                )
-            elif dep == raw["id"]:
-                errors.append(
-                    FieldError(
-                        f"{field}.steps[{index}].depends_on", "a step cannot depend on itself"
-                    )
-                )
-    if not errors and (cycle := find_cycle(dependencies)):
-        errors.append(FieldError(f"{field}.steps", "dependency cycle: " + " -> ".join(cycle)))
-    if errors:
-        raise validation_error(errors)
-
-    steps = tuple(
-        Step(
-            id=raw["id"],
-            type=raw["type"],
-            parameters=raw.get("parameters", {}),
-            depends_on=dependencies[raw["id"]],
-            timeout=raw.get("timeout"),
-            continue_on_failure=raw.get("continue_on_failure", False),
-        )
-        for raw in raw_steps
-    )
+        checker.error(f"{prefix}variables", "must be an object")
+    checker.errors.extend(check_metadata(doc.get("metadata"), f"{prefix}metadata"))
+    steps = checker.steps(doc.get("steps"), f"{prefix}steps", 0)
+    if checker.errors:
+        raise validation_error(checker.errors)
     return Plan(
         name=name,
         description=description,
@@ -208,12 +384,13 @@ def validate_plan(doc: Any, step_types: Mapping[str, Schema], field: str = "plan
     )
 
 
-def require_object(value: Any, field: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise validation_error([FieldError(field, "must be an object")])
-    return value
-
-
-__all__ = ["ApiError", "Plan", "Step", "check_metadata", "find_cycle", "validate_plan"]
+__all__ = [
+    "ApiError",
+    "Plan",
+    "Retry",
+    "Step",
+    "check_metadata",
+    "find_cycle",
+    "validate_plan",
+    "walk",
+]

@@ -1,7 +1,7 @@
 """Integrations and the step types that run their capabilities."""
 
 from synthesis.engine.schema import Schema
-from synthesis.integrations import cli
+from synthesis.integrations import cli, control
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 
 INTEGRATIONS: tuple[Integration, ...] = (cli.INTEGRATION,)
@@ -10,6 +10,7 @@ INTEGRATIONS: tuple[Integration, ...] = (cli.INTEGRATION,)
 STEP_CAPABILITIES: dict[str, Capability] = {
     "command": cli.EXECUTE_COMMAND,
     "script": cli.EXECUTE_SCRIPT,
+    "wait": control.WAIT,
 }
 
 STEP_SCHEMAS: dict[str, Schema] = {name: cap.parameters for name, cap in STEP_CAPABILITIES.items()}

@@ -4,11 +4,14 @@ from synthesis.store.changes import (
     Change,
     ExecutionUpdate,
     NewExecution,
+    NewSteps,
+    PlanDeleted,
+    PlanSaved,
     StepsMarked,
     StepUpdate,
     steps_reset,
 )
-from synthesis.store.database import Batch, ExecutionFilter, Store
+from synthesis.store.database import Batch, ExecutionFilter, PlanFilter, Store
 
 __all__ = [
     "Batch",
@@ -16,6 +19,10 @@ __all__ = [
     "ExecutionFilter",
     "ExecutionUpdate",
     "NewExecution",
+    "NewSteps",
+    "PlanDeleted",
+    "PlanFilter",
+    "PlanSaved",
     "StepUpdate",
     "StepsMarked",
     "Store",

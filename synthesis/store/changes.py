@@ -16,6 +16,28 @@ class NewExecution:
 
 
 @dataclass(frozen=True)
+class NewSteps:
+    """Rows for nested steps (a branch, a loop iteration), replacing any of the same id
+    that an interrupted earlier run left behind."""
+
+    rows: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class PlanSaved:
+    """A stored plan, new (`created=True`) or replaced whole; its tags replaced too."""
+
+    row: Mapping[str, Any]
+    tags: tuple[str, ...]
+    created: bool
+
+
+@dataclass(frozen=True)
+class PlanDeleted:
+    plan_id: str
+
+
+@dataclass(frozen=True)
 class ExecutionUpdate:
     execution_id: str
     fields: Mapping[str, Any]
@@ -53,4 +75,6 @@ def steps_reset(execution_id: str) -> StepsMarked:
     return StepsMarked(execution_id, ("running",), RESET_FIELDS)
 
 
-Change = NewExecution | ExecutionUpdate | StepUpdate | StepsMarked
+Change = (
+    NewExecution | NewSteps | ExecutionUpdate | StepUpdate | StepsMarked | PlanSaved | PlanDeleted
+)

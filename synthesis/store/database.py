@@ -7,7 +7,7 @@ from the web layer's read pool and from actors starting up. Every method is thre
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,14 @@ from sqlmodel import SQLModel
 
 from synthesis.engine.events import Event
 from synthesis.store.changes import Change
-from synthesis.store.models import events, execution_tags, executions, steps
+from synthesis.store.models import (
+    events,
+    execution_tags,
+    executions,
+    plan_tags,
+    plans,
+    steps,
+)
 from synthesis.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,16 @@ SUMMARY_COLUMNS = (
 @dataclass(frozen=True)
 class ExecutionFilter:
     status: str | None = None
+    tag: str | None = None
+    created_by: str | None = None
+    from_date: str | None = None
+    to_date: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class PlanFilter:
     tag: str | None = None
     created_by: str | None = None
     from_date: str | None = None
@@ -217,34 +234,72 @@ class Store:
         conditions = []
         if flt.status:
             conditions.append(executions.c.status == flt.status)
+        return self._page(
+            executions,
+            execution_tags.c.execution_id,
+            execution_tags.c.tag,
+            flt,
+            conditions,
+            SUMMARY_COLUMNS,
+        )
+
+    def list_plans(self, flt: PlanFilter) -> tuple[int, list[dict[str, Any]]]:
+        """Newest first, whole rows."""
+        return self._page(
+            plans, plan_tags.c.plan_id, plan_tags.c.tag, flt, [], tuple(plans.c.keys())
+        )
+
+    def _page(
+        self,
+        table: Any,
+        tag_owner: Any,
+        tag_column: Any,
+        flt: ExecutionFilter | PlanFilter,
+        conditions: list[Any],
+        columns: tuple[str, ...],
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of `table` with the filters executions and plans share, and the total."""
         if flt.created_by:
-            conditions.append(executions.c.created_by == flt.created_by)
+            conditions.append(table.c.created_by == flt.created_by)
         if flt.from_date:
-            conditions.append(executions.c.created_at >= flt.from_date)
+            conditions.append(table.c.created_at >= flt.from_date)
         if flt.to_date:
-            conditions.append(executions.c.created_at <= flt.to_date)
+            conditions.append(table.c.created_at <= flt.to_date)
         if flt.tag:
-            conditions.append(
-                exists().where(
-                    and_(
-                        execution_tags.c.execution_id == executions.c.id,
-                        execution_tags.c.tag == flt.tag,
-                    )
-                )
-            )
+            conditions.append(exists().where(and_(tag_owner == table.c.id, tag_column == flt.tag)))
         where = and_(True, *conditions)
         with self.engine.connect() as conn:
-            total = conn.execute(
-                select(func.count()).select_from(executions).where(where)
-            ).scalar_one()
+            total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
             rows = conn.execute(
-                select(*(executions.c[name] for name in SUMMARY_COLUMNS))
+                select(*(table.c[name] for name in columns))
                 .where(where)
-                .order_by(executions.c.created_at.desc(), executions.c.id.desc())
+                .order_by(table.c.created_at.desc(), table.c.id.desc())
                 .limit(flt.limit)
                 .offset(flt.offset)
             )
             return total, [dict(r._mapping) for r in rows]
+
+    def get_plan(self, plan_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(plans).where(plans.c.id == plan_id)).first()
+            return dict(row._mapping) if row else None
+
+    def plan_documents(self, plan_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The stored documents of those of `plan_ids` that exist."""
+        if not plan_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(plans.c.id, plans.c.document).where(plans.c.id.in_(list(plan_ids)))
+            )
+            return {r.id: r.document for r in rows}
+
+    def next_position(self, execution_id: str) -> int:
+        with self.engine.connect() as conn:
+            top = conn.execute(
+                select(func.max(steps.c.position)).where(steps.c.execution_id == execution_id)
+            ).scalar_one_or_none()
+            return 0 if top is None else top + 1
 
     def execution_ids_in(self, *statuses: str) -> list[str]:
         with self.engine.connect() as conn:
@@ -269,5 +324,5 @@ class Store:
     def delete_everything(self) -> None:
         """Tests only: empty every table."""
         with self.engine.begin() as conn:
-            for table in (events, steps, execution_tags, executions):
+            for table in (events, steps, execution_tags, executions, plan_tags, plans):
                 conn.execute(delete(table))

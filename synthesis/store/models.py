@@ -26,6 +26,9 @@ class ExecutionRow(SQLModel, table=True):
     paused_at: str | None = Field(default=None, max_length=24)
     completed_at: str | None = Field(default=None, max_length=24)
     error: str | None = Field(default=None, sa_column=Column(Text))
+    parent_execution_id: str | None = Field(default=None, max_length=36, index=True)
+    parent_step_id: str | None = None
+    depth: int = 0
 
 
 class ExecutionTagRow(SQLModel, table=True):
@@ -50,6 +53,28 @@ class StepRow(SQLModel, table=True):
     started_at: str | None = Field(default=None, max_length=24)
     completed_at: str | None = Field(default=None, max_length=24)
     duration_ms: int | None = None
+    attempts: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class PlanRow(SQLModel, table=True):
+    __tablename__ = "plans"
+    __table_args__ = (Index("ix_plans_created", "created_at", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    meta: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_by: str | None = Field(default=None, index=True)
+    created_at: str = Field(max_length=24)
+    updated_at: str | None = Field(default=None, max_length=24)
+
+
+class PlanTagRow(SQLModel, table=True):
+    __tablename__ = "plan_tags"
+
+    plan_id: str = Field(primary_key=True, max_length=36)
+    tag: str = Field(primary_key=True, index=True)
 
 
 class EventRow(SQLModel, table=True):
@@ -73,3 +98,5 @@ executions = ExecutionRow.__table__
 execution_tags = ExecutionTagRow.__table__
 steps = StepRow.__table__
 events = EventRow.__table__
+plans = PlanRow.__table__
+plan_tags = PlanTagRow.__table__

@@ -12,10 +12,19 @@ import functools
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, insert, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, update
 
-from synthesis.store.changes import Change, ExecutionUpdate, NewExecution, StepsMarked, StepUpdate
-from synthesis.store.models import execution_tags, executions, steps
+from synthesis.store.changes import (
+    Change,
+    ExecutionUpdate,
+    NewExecution,
+    NewSteps,
+    PlanDeleted,
+    PlanSaved,
+    StepsMarked,
+    StepUpdate,
+)
+from synthesis.store.models import execution_tags, executions, plan_tags, plans, steps
 
 _KEYS: dict[str, tuple[str, ...]] = {
     "executions": ("id",),
@@ -45,6 +54,35 @@ class BatchWriter:
                     {"execution_id": row["id"], "tag": tag} for tag in dict.fromkeys(tags)
                 )
                 self._inserts[steps].extend(dict(s) for s in step_rows)
+            case NewSteps(rows=rows):
+                self.flush()
+                for row in rows:
+                    self._conn.execute(
+                        delete(steps).where(
+                            and_(
+                                steps.c.execution_id == row["execution_id"],
+                                steps.c.step_id == row["step_id"],
+                            )
+                        )
+                    )
+                self._inserts[steps].extend(dict(r) for r in rows)
+            case PlanSaved(row=row, tags=tags, created=created):
+                self.flush()
+                if created:
+                    self._conn.execute(insert(plans), [dict(row)])
+                else:
+                    fields = {k: v for k, v in row.items() if k not in ("id", "created_at")}
+                    self._conn.execute(update(plans).where(plans.c.id == row["id"]).values(fields))
+                    self._conn.execute(delete(plan_tags).where(plan_tags.c.plan_id == row["id"]))
+                if tags:
+                    self._conn.execute(
+                        insert(plan_tags),
+                        [{"plan_id": row["id"], "tag": tag} for tag in dict.fromkeys(tags)],
+                    )
+            case PlanDeleted(plan_id=plan_id):
+                self.flush()
+                self._conn.execute(delete(plan_tags).where(plan_tags.c.plan_id == plan_id))
+                self._conn.execute(delete(plans).where(plans.c.id == plan_id))
             case ExecutionUpdate(execution_id=eid, fields=fields):
                 self._update("executions", (eid,), fields)
             case StepUpdate(execution_id=eid, step_id=sid, fields=fields):

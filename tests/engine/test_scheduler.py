@@ -10,7 +10,7 @@ from synthesis.integrations import STEP_SCHEMAS
 
 
 def schedule(*steps: dict[str, object]) -> Schedule:
-    return Schedule(validate_plan({"name": "p", "steps": list(steps)}, STEP_SCHEMAS))
+    return Schedule(validate_plan({"name": "p", "steps": list(steps)}, STEP_SCHEMAS).steps)
 
 
 def step(step_id: str, **options: object) -> dict[str, object]:
@@ -61,7 +61,7 @@ def test_tolerated_failure_satisfies_dependents() -> None:
 
 def test_recovered_statuses_are_kept() -> None:
     plan = validate_plan({"name": "p", "steps": [step("a"), step("b")]}, STEP_SCHEMAS)
-    s = Schedule(plan, {"a": "completed", "b": "pending", "zz": "completed"})
+    s = Schedule(plan.steps, {"a": "completed", "b": "pending", "zz": "completed"})
     assert s.ready() == ["b"]
 
 
@@ -88,3 +88,13 @@ def test_every_other_transition_is_invalid_state() -> None:
                 transition(status, action)
             assert caught.value.code == "invalid_state"
             assert caught.value.http_status == 409
+
+
+def test_a_step_passed_over_by_its_condition_lets_dependents_run() -> None:
+    s = schedule(step("a"), step("b"), step("c"))
+    s.mark("a", "completed")
+    s.pass_over("b")
+    assert s.ready() == ["c"]
+    assert not s.halted
+    s.mark("c", "completed")
+    assert s.finished and s.outcome() == "completed"
