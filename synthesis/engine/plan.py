@@ -394,3 +394,20 @@ __all__ = [
     "validate_plan",
     "walk",
 ]
+
+
+def child_plan_ids(document_steps: Any) -> set[str]:
+    """The plan ids that `plan` steps name, at any depth of a raw (stored) step list.
+    Ids given as `${...}` are only known at run time and are left out."""
+    found: set[str] = set()
+    for raw in document_steps if isinstance(document_steps, list) else ():
+        if not isinstance(raw, dict):
+            continue
+        params = raw.get("parameters") or {}
+        if raw.get("type") == "plan":
+            plan_id = params.get("plan_id")
+            if isinstance(plan_id, str) and not is_whole_reference(plan_id) and "${" not in plan_id:
+                found.add(plan_id)
+        for key in ("then", "else", "steps"):
+            found |= child_plan_ids(params.get(key))
+    return found

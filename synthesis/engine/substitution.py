@@ -1,6 +1,7 @@
 """`${name}` substitution in step parameters, at any depth.
 
-`$${` is a literal `${`. A string that is exactly `${name}` becomes the variable's value
+`$${` is a literal `${`. `${a.b.0}` reads a path into a variable's value (object keys and
+list indexes). A string that is exactly `${name}` becomes the variable's value
 with its own type (a list stays a list); inside a longer string a value is written as
 text (strings as they are, anything else as JSON). An unknown name is an error that
 names it, never a silent empty string.
@@ -36,9 +37,21 @@ def as_text(value: Any) -> str:
 
 
 def _lookup(name: str, variables: Mapping[str, Any]) -> Any:
-    if name not in variables:
+    """`name`, or a path into a variable's value: `fetch_output.body.items.0.id`."""
+    if name in variables:
+        return variables[name]
+    head, *path = name.split(".")
+    if head not in variables or not path:
         raise UnknownVariable(name)
-    return variables[name]
+    value = variables[head]
+    for part in path:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise UnknownVariable(name)
+    return value
 
 
 def substitute(value: Any, variables: Mapping[str, Any]) -> Any:

@@ -13,6 +13,7 @@ from synthesis.engine.transitions import EXECUTION_STATUSES
 from synthesis.integrations import STEP_SCHEMAS
 from synthesis.store import ExecutionFilter
 from synthesis.web.base import ApiHandler, date_params, page_params
+from synthesis.web.plans import check_child_plans
 
 
 def step_view(row: dict[str, Any], with_parameters: bool = False) -> dict[str, Any]:
@@ -27,6 +28,8 @@ def step_view(row: dict[str, Any], with_parameters: bool = False) -> dict[str, A
     if with_parameters:
         view["parameters"] = row["parameters"]
     view.update(output=row["output"], error=row["error"], exit_code=row["exit_code"])
+    if row["attempts"] is not None:
+        view["attempts"] = row["attempts"]
     return view
 
 
@@ -96,6 +99,7 @@ class ExecutionsHandler(ApiHandler):
         if errors:
             raise validation_error(errors)
         plan = validate_plan(body["plan"], STEP_SCHEMAS)
+        await check_child_plans(self, plan, field="plan.steps")
         variables = require_object(body.get("variables"), "variables")
         metadata = {**plan.metadata, **require_object(body.get("metadata"), "metadata")}
         if "created_by" not in metadata and self.principal.subject:

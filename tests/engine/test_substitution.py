@@ -31,3 +31,12 @@ def test_unknown_variable_names_it_at_any_depth() -> None:
         substitute({"x": ["fine ${name}", "${missing}"]}, VARIABLES)
     assert caught.value.name == "missing"
     assert "missing" in str(caught.value)
+
+
+def test_paths_reach_into_objects_and_lists() -> None:
+    variables = {"fetch_output": {"body": {"items": [{"id": 7}]}, "status": 200}}
+    assert substitute("${fetch_output.body.items.0.id}", variables) == 7
+    assert substitute("status ${fetch_output.status}", variables) == "status 200"
+    for missing in ("${fetch_output.body.nope}", "${fetch_output.body.items.5}", "${nope.x}"):
+        with pytest.raises(UnknownVariable):
+            substitute(missing, variables)

@@ -1,0 +1,192 @@
+"""/api/plans: create, list, get, replace, delete, execute; and the check, shared with
+inline plans, that every `plan` step names a stored plan without recursion."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from synthesis.actors.messages import Commit, CreateExecution
+from synthesis.engine import clock
+from synthesis.engine import events as ev
+from synthesis.engine.errors import FieldError, not_found, validation_error
+from synthesis.engine.events import Event
+from synthesis.engine.plan import (
+    MAX_CHILD_DEPTH,
+    PLAN_FIELDS,
+    Plan,
+    check_metadata,
+    child_plan_ids,
+    require_object,
+    validate_plan,
+)
+from synthesis.integrations import STEP_SCHEMAS
+from synthesis.store import PlanDeleted, PlanFilter, PlanSaved
+from synthesis.web.base import ApiHandler, date_params, page_params
+
+
+async def check_child_plans(
+    handler: ApiHandler, plan: Plan, own_id: str | None = None, field: str = "steps"
+) -> None:
+    """Every plan a `plan` step names must exist, and following them must neither come
+    back to `own_id` nor nest deeper than MAX_CHILD_DEPTH."""
+    store = handler.runtime.store
+    frontier = child_plan_ids(plan.document.get("steps"))
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    depth = 1
+    while frontier and not errors:
+        if own_id in frontier:
+            errors.append(
+                FieldError(field, "a plan cannot run itself, directly or through its child plans")
+            )
+            break
+        if depth > MAX_CHILD_DEPTH:
+            errors.append(FieldError(field, f"child plans nest deeper than {MAX_CHILD_DEPTH}"))
+            break
+        documents = await handler.read(store.plan_documents, frontier)
+        if depth == 1:
+            errors.extend(
+                FieldError(field, f"unknown child plan {missing!r}")
+                for missing in sorted(frontier - documents.keys())
+            )
+        seen |= frontier
+        frontier = set().union(*(child_plan_ids(d.get("steps")) for d in documents.values()))
+        if own_id is None:
+            frontier -= seen  # without an id of its own, a new plan only meets old loops
+        depth += 1
+    if errors:
+        raise validation_error(errors)
+
+
+def plan_view(row: dict[str, Any]) -> dict[str, Any]:
+    document = row["document"]
+    return {
+        "plan_id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "steps": document["steps"],
+        "variables": document.get("variables", {}),
+        "metadata": row["meta"],
+    }
+
+
+class PlanWriter(ApiHandler):
+    """What create and replace share: validate the body, record it through the bus."""
+
+    async def checked_plan(self, own_id: str | None = None) -> Plan:
+        body = self.json_body(PLAN_FIELDS)
+        plan = validate_plan(body, STEP_SCHEMAS, field="")
+        await check_child_plans(self, plan, own_id)
+        return plan
+
+    def plan_row(self, plan_id: str, plan: Plan, created_at: str) -> dict[str, Any]:
+        metadata = dict(plan.metadata)
+        if "created_by" not in metadata and self.principal.subject:
+            metadata["created_by"] = self.principal.subject
+        return {
+            "id": plan_id,
+            "name": plan.name,
+            "description": plan.description,
+            "document": dict(plan.document),
+            "meta": metadata,
+            "created_by": metadata.get("created_by"),
+            "created_at": created_at,
+        }
+
+    async def record(self, change: Any, kind: str, plan_id: str, name: str) -> None:
+        event = Event(kind, {"plan_id": plan_id, "name": name})
+        await self.runtime.bridge.ask(
+            self.runtime.bus,
+            lambda reply: Commit(changes=(change,), events=(event,), on_stored=reply),
+        )
+
+
+class PlansHandler(PlanWriter):
+    async def get(self) -> None:
+        query = self.query(("tag", "created_by", "from_date", "to_date", "limit", "offset"))
+        limit, offset = page_params(query)
+        from_date, to_date = date_params(query)
+        flt = PlanFilter(
+            query.get("tag"), query.get("created_by"), from_date, to_date, limit, offset
+        )
+        total, rows = await self.read(self.runtime.store.list_plans, flt)
+        plans = [
+            {
+                "plan_id": r["id"],
+                "name": r["name"],
+                "description": r["description"],
+                "created_at": r["created_at"],
+                "updated_at": r["updated_at"],
+                "created_by": r["created_by"],
+                "tags": r["meta"].get("tags", []),
+            }
+            for r in rows
+        ]
+        self.send({"total": total, "offset": offset, "limit": limit, "plans": plans})
+
+    async def post(self) -> None:
+        plan = await self.checked_plan()
+        row = self.plan_row(str(uuid.uuid4()), plan, clock.now())
+        tags = tuple(row["meta"].get("tags") or ())
+        await self.record(PlanSaved(row, tags, created=True), ev.PLAN_CREATED, row["id"], plan.name)
+        self.send(plan_view({**row, "updated_at": None}), 201)
+
+
+class PlanHandler(PlanWriter):
+    async def get(self, plan_id: str) -> None:
+        self.query(())
+        row = await self.read(self.runtime.store.get_plan, plan_id)
+        if row is None:
+            raise not_found("plan", plan_id)
+        self.send(plan_view(row))
+
+    async def put(self, plan_id: str) -> None:
+        existing = await self.read(self.runtime.store.get_plan, plan_id)
+        if existing is None:
+            raise not_found("plan", plan_id)
+        plan = await self.checked_plan(own_id=plan_id)
+        row = {**self.plan_row(plan_id, plan, existing["created_at"]), "updated_at": clock.now()}
+        tags = tuple(row["meta"].get("tags") or ())
+        await self.record(PlanSaved(row, tags, created=False), ev.PLAN_UPDATED, plan_id, plan.name)
+        self.send(plan_view(row))
+
+    async def delete(self, plan_id: str) -> None:
+        existing = await self.read(self.runtime.store.get_plan, plan_id)
+        if existing is None:
+            raise not_found("plan", plan_id)
+        await self.record(PlanDeleted(plan_id), ev.PLAN_DELETED, plan_id, existing["name"])
+        self.send({"success": True, "message": "Plan deleted successfully"})
+
+
+class PlanExecuteHandler(ApiHandler):
+    async def post(self, plan_id: str) -> None:
+        body = self.json_body(("variables", "metadata"))
+        variables = require_object(body.get("variables"), "variables")
+        errors = check_metadata(body.get("metadata"), "metadata")
+        if errors:
+            raise validation_error(errors)
+        row = await self.read(self.runtime.store.get_plan, plan_id)
+        if row is None:
+            raise not_found("plan", plan_id)
+        plan = validate_plan(row["document"], STEP_SCHEMAS, field="")
+        metadata = {**row["meta"], **require_object(body.get("metadata"), "metadata")}
+        if "created_by" not in (body.get("metadata") or {}) and self.principal.subject:
+            metadata["created_by"] = self.principal.subject
+        execution_id = str(uuid.uuid4())
+        result = await self.runtime.ask_supervisor(
+            lambda reply: CreateExecution(
+                execution_id, plan, variables, metadata, True, reply, plan_id
+            )
+        )
+        self.send({"execution_id": execution_id, **result, "plan_id": plan_id}, 201)
+
+
+_ID = r"([^/]+)"
+default_handlers = [
+    (r"/api/plans", PlansHandler),
+    (rf"/api/plans/{_ID}", PlanHandler),
+    (rf"/api/plans/{_ID}/execute", PlanExecuteHandler),
+]
