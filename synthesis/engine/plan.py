@@ -333,6 +333,8 @@ class _Checker:
             self.error(f"{where}.count", "is over max_iterations")
         if params.get("max_concurrency") is not None and not params.get("parallel"):
             self.error(f"{where}.max_concurrency", "applies to parallel loops only")
+        if params.get("parallel") and "while" in kinds:
+            self.error(f"{where}.parallel", "a while loop runs one iteration at a time")
         if "while" in kinds:
             return self.expression(params["while"], f"{where}.while")
         return None
