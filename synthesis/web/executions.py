@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -14,6 +15,24 @@ from synthesis.integrations import STEP_SCHEMAS
 from synthesis.store import ExecutionFilter
 from synthesis.web.base import ApiHandler, date_params, page_params
 from synthesis.web.plans import check_child_plans
+
+_NESTED = re.compile(r"^(.*)(?:\.(?:then|else)|\[\d+\])\.[A-Za-z0-9_-]+$")
+
+
+def in_tree_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps as the plan reads: each control step followed by the steps it ran
+    (`each`, `each[0].build`, `each[1].build`, then the step after the loop)."""
+    position = {row["step_id"]: row["position"] for row in rows}
+    keys: dict[str, tuple[int, ...]] = {}
+
+    def key(step_id: str) -> tuple[int, ...]:
+        if step_id not in keys:
+            nested = _NESTED.match(step_id)
+            parent = nested.group(1) if nested and nested.group(1) in position else None
+            keys[step_id] = (key(parent) if parent else ()) + (position[step_id],)
+        return keys[step_id]
+
+    return sorted(rows, key=lambda row: key(row["step_id"]))
 
 
 def step_view(row: dict[str, Any], with_parameters: bool = False) -> dict[str, Any]:
@@ -58,7 +77,7 @@ def execution_detail(row: dict[str, Any], steps: list[dict[str, Any]]) -> dict[s
         "duration_ms": clock.duration_ms(row["started_at"], row["completed_at"]),
         "error": row["error"],
         "plan": row["plan"],
-        "steps": [step_view(s) for s in steps],
+        "steps": [step_view(s) for s in in_tree_order(steps)],
         "variables": row["variables"],
         "metadata": row["meta"],
     }
@@ -142,7 +161,9 @@ class ExecutionStepsHandler(ApiHandler):
         )
         if row is None:
             raise not_found("execution", execution_id)
-        self.send({"execution_id": execution_id, "steps": [step_view(s) for s in steps]})
+        self.send(
+            {"execution_id": execution_id, "steps": [step_view(s) for s in in_tree_order(steps)]}
+        )
 
 
 class ExecutionStepHandler(ApiHandler):

@@ -441,3 +441,26 @@ def test_events_in_order_for_nested_steps(server: ServerThread, client: Client) 
     started = [p["step_id"] for t, p in rows if t == "step_started"]
     assert started == ["each", "each[0].a", "each[1].a"]
     assert rows[-1][0] == "execution_completed"
+
+
+def test_steps_are_listed_in_tree_order(client: Client) -> None:
+    done = run(
+        client,
+        [
+            step("each", "loop", count=2, steps=[command("a", "true"), command("b", "true")]),
+            step("check", "condition", **{"if": "true", "then": [command("t", "true")]}),
+            command("last", "true"),
+        ],
+    )
+    assert [s["id"] for s in done["steps"]] == [
+        "each",
+        "each[0].a",
+        "each[0].b",
+        "each[1].a",
+        "each[1].b",
+        "check",
+        "check.then.t",
+        "last",
+    ]
+    listed = client.get(f"/api/executions/{done['execution_id']}/steps").json["steps"]
+    assert [s["id"] for s in listed] == [s["id"] for s in done["steps"]]
