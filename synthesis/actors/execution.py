@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +51,7 @@ from synthesis.engine.expressions import ExpressionError, truthy
 from synthesis.engine.plan import CONTROL_SCHEMAS, Plan, Step
 from synthesis.engine.scheduler import Schedule
 from synthesis.engine.schema import check_parameters, with_defaults
-from synthesis.engine.substitution import UnknownVariable, is_whole_reference, substitute
+from synthesis.engine.substitution import UnknownVariable, is_whole_reference, lookup, substitute
 from synthesis.engine.transitions import (
     CANCELLED,
     COMPLETED,
@@ -63,6 +65,8 @@ from synthesis.engine.transitions import (
 from synthesis.engine.variables import VariableError, apply_operation
 from synthesis.integrations import STEP_CAPABILITIES
 from synthesis.integrations.base import StepResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,12 @@ class ExecutionActor(LoopActor):
     # ---- messages (aio loop thread) -------------------------------------------------
 
     def on_start(self) -> None:
-        self._advance()
+        try:
+            self._advance()
+        except Exception:  # Pykka calls no on_failure for on_start: supervise it here
+            log.exception("execution %s failed to start", self._id)
+            self.on_failure(*sys.exc_info())
+            self.stop()
 
     def on_receive(self, message: object) -> None:
         match message:
@@ -314,21 +323,26 @@ class ExecutionActor(LoopActor):
             )
         variables = self._variables_for(block)
         try:
+            parameters = _resolve(step, variables)
+            self._started(full, step, parameters)
             match step.type:
                 case "condition":
                     self._run_condition(full, entry, variables)
                 case "loop":
-                    self._run_loop(full, entry, variables)
+                    self._run_loop(full, entry, parameters, variables)
                 case "variable":
-                    self._run_variable(full, entry, variables)
+                    self._run_variable(full, parameters)
                 case "notify":
-                    self._run_notify(full, entry, variables)
+                    self._run_notify(full, parameters)
                 case "plan":
-                    self._run_child(full, entry, variables)
+                    self._run_child(full, parameters)
                 case _:
-                    self._run_capability(full, entry, variables)
+                    self._run_capability(full, entry, parameters, variables)
         except (UnknownVariable, ExpressionError, VariableError) as exc:
             self._end_step(full, StepResult(FAILED, None, str(exc)))
+        except Exception as exc:  # a bug fails its step; it never hangs the run
+            log.exception("step %s of execution %s failed to start", full, self._id)
+            self._end_step(full, StepResult(FAILED, None, f"internal error: {exc}"))
 
     def _started(self, full: str, step: Step, parameters: Mapping[str, Any]) -> None:
         entry = self._active[full]
@@ -337,21 +351,20 @@ class ExecutionActor(LoopActor):
                 recording.step_started(self._id, full, step.type, entry.started_at, parameters)
             )
 
-    def _run_capability(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
-        capability = STEP_CAPABILITIES[entry.step.type]
-        parameters = substitute(dict(entry.step.parameters), variables)
-        self._started(full, entry.step, parameters)
-        problems = check_parameters(parameters, capability.parameters, resolved=True)
-        if problems:
-            detail = "; ".join(f"{p.field} {p.message}" for p in problems)
-            self._end_step(full, StepResult(FAILED, None, f"invalid parameters: {detail}"))
-            return
+    def _run_capability(
+        self, full: str, entry: Active, parameters: dict[str, Any], variables: dict[str, Any]
+    ) -> None:
         entry.actor = StepActor.start(
-            self._services, self.actor_ref, self._id, full, capability, parameters, variables
+            self._services,
+            self.actor_ref,
+            self._id,
+            full,
+            STEP_CAPABILITIES[entry.step.type],
+            parameters,
+            variables,
         )
 
     def _run_condition(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
-        self._started(full, entry.step, entry.step.parameters)
         assert entry.step.expression is not None
         taken = truthy(entry.step.expression, variables, self._steps_for(entry.block))
         entry.branch = "then" if taken else "else"
@@ -364,23 +377,23 @@ class ExecutionActor(LoopActor):
             return
         self._open_block(f"{full}.{entry.branch}.", steps, {}, entry.block, full)
 
-    def _run_loop(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
-        self._started(full, entry.step, entry.step.parameters)
-        params = with_defaults(entry.step.parameters, CONTROL_SCHEMAS["loop"])
+    def _run_loop(
+        self, full: str, entry: Active, parameters: dict[str, Any], variables: dict[str, Any]
+    ) -> None:
+        params = with_defaults(parameters, CONTROL_SCHEMAS["loop"])
         limit = params["max_iterations"]
         items: list[Any] | None = None
         if "for" in params:
             items = params["for"]
-            if isinstance(items, str):
-                name = items[2:-1] if is_whole_reference(items) else items
-                if name not in variables:
-                    raise UnknownVariable(name)
-                items = variables[name]
-                if not isinstance(items, list):
-                    raise VariableError(f"loop over {name!r}: it is not a list")
+            if not is_whole_reference(entry.step.parameters["for"]) and isinstance(items, str):
+                items = lookup(items, variables)  # the name of a list variable
+            if not isinstance(items, list):
+                raise VariableError(f"loop over {parameters['for']!r}: it is not a list")
             if len(items) > limit:
                 raise VariableError(f"{len(items)} items is over max_iterations ({limit})")
         elif "count" in params:
+            if params["count"] > limit:
+                raise VariableError(f"count {params['count']} is over max_iterations ({limit})")
             items = list(range(params["count"]))
         width = (params.get("max_concurrency") or limit) if params["parallel"] else 1
         self._loops[full] = LoopRun(items, limit, width)
@@ -444,26 +457,20 @@ class ExecutionActor(LoopActor):
             return False
         return go
 
-    def _run_variable(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
-        params = substitute(dict(entry.step.parameters), variables)
-        self._started(full, entry.step, params)
+    def _run_variable(self, full: str, params: dict[str, Any]) -> None:
         value = apply_operation(
             self._variables, params["operation"], params["name"], params.get("value")
         )
         self._variables_changed = True
         self._end_step(full, StepResult(COMPLETED, value, variables={"output": value}))
 
-    def _run_notify(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
-        params = substitute(dict(entry.step.parameters), variables)
-        self._started(full, entry.step, params)
+    def _run_notify(self, full: str, params: dict[str, Any]) -> None:
         self._commit(recording.notification(self._id, full, params["message"], params.get("data")))
         self._end_step(
             full, StepResult(COMPLETED, params["message"], variables={"output": params["message"]})
         )
 
-    def _run_child(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
-        params = substitute(dict(entry.step.parameters), variables)
-        self._started(full, entry.step, params)
+    def _run_child(self, full: str, params: dict[str, Any]) -> None:
         self._supervisor.tell(
             StartChild(
                 self._id, full, params["plan_id"], params.get("variables") or {}, self._depth + 1
@@ -635,7 +642,10 @@ class ExecutionActor(LoopActor):
         attempts: list[dict[str, Any]] | None = None,
     ) -> None:
         full = block.prefix + step_id
-        for name, value in result.variables.items():
+        outputs = dict(result.variables)
+        if result.status in (COMPLETED, FAILED):  # every step that ran has an output
+            outputs.setdefault("output", result.output)
+        for name, value in outputs.items():
             block.scope[f"{step_id}_{name}"] = value
         block.schedule.mark(step_id, result.status)
         self._results[full] = {
@@ -644,7 +654,7 @@ class ExecutionActor(LoopActor):
             "error": result.error,
             "exit_code": result.exit_code,
         }
-        changed = (block is self._top and bool(result.variables)) or self._variables_changed
+        changed = (block is self._top and bool(outputs)) or self._variables_changed
         self._variables_changed = False
         duration = clock.duration_ms(started, ended) if started else None
         self._commit(
@@ -713,6 +723,33 @@ class ExecutionActor(LoopActor):
         self._ended = True
         supervisor = self._supervisor
         self._commit(Commit(on_stored=lambda _stored: supervisor.tell(notice)))
+
+
+# Parameters that are not substituted when a step starts: nested step lists (each nested
+# step is substituted when it starts) and expressions (evaluated by the safe evaluator).
+_NOT_SUBSTITUTED = ("then", "else", "steps", "if", "while")
+
+
+class InvalidParameters(VariableError):
+    pass
+
+
+def _resolve(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's parameters with variables substituted, checked again against its schema
+    now that `${...}` values have their real types."""
+    capability = STEP_CAPABILITIES.get(step.type)
+    schema = capability.parameters if capability else CONTROL_SCHEMAS[step.type]
+    kept = {k: v for k, v in step.parameters.items() if k not in _NOT_SUBSTITUTED}
+    parameters = substitute(kept, variables)
+    problems = check_parameters(
+        parameters,
+        {k: v for k, v in schema.items() if k not in _NOT_SUBSTITUTED},
+        resolved=True,
+    )
+    if problems:
+        detail = "; ".join(f"{p.field} {p.message}" for p in problems)
+        raise InvalidParameters(f"invalid parameters: {detail}")
+    return {**parameters, **{k: v for k, v in step.parameters.items() if k in _NOT_SUBSTITUTED}}
 
 
 def _mark_all(schedule: Schedule, current: str, new: str) -> list[str]:

@@ -70,6 +70,20 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._recover()
 
     def on_receive(self, message: object) -> None:
+        """A bad message fails its own request; it never takes the supervisor down."""
+        try:
+            self._handle(message)
+        except Exception as exc:
+            log.exception("the supervisor could not handle %r", message)
+            reply = getattr(message, "reply", None)
+            if callable(reply):
+                reply(ApiError("internal_error", "internal server error"))
+            if isinstance(message, StartChild) and (parent := self._live.get(message.parent_id)):
+                parent.tell(
+                    ChildFinished(message.step_id, None, FAILED, {}, f"internal error: {exc}")
+                )
+
+    def _handle(self, message: object) -> None:
         match message:
             case CreateExecution():
                 self._create(message)

@@ -17,10 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from synthesis.engine.substitution import UnknownVariable, lookup
+
 MAX_LENGTH = 2000
 MAX_SEQUENCE = 100_000  # no `"x" * 10**9`
 
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
+_REFERENCE = re.compile(r"\$\{([A-Za-z0-9_][A-Za-z0-9_.\-]*)\}")
 _CONSTANTS = {
     "true": True,
     "false": False,
@@ -232,8 +234,11 @@ class _Evaluator:
                 }
             case ast.Call(func=ast.Name(id=name), args=args):
                 arguments = [self.visit(a) for a in args]
-                if name == "var":
-                    return self._lookup(_text(arguments[0]))
+                if name == "var":  # `${name}`, which may be a path: `${cfg.items.0}`
+                    try:
+                        return lookup(_text(arguments[0]), self.variables)
+                    except UnknownVariable as exc:
+                        raise ExpressionError(str(exc)) from None
                 if name == "defined":
                     return _text(arguments[0]) in self.variables
                 return _bounded(FUNCTIONS[name](*arguments))

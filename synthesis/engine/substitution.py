@@ -15,8 +15,9 @@ from typing import Any
 
 import orjson
 
-_TOKEN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
-_WHOLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
+_NAME = r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)"  # step ids may start with a digit
+_TOKEN = re.compile(r"\$\$\{|\$\{" + _NAME + r"\}")
+_WHOLE = re.compile(r"\$\{" + _NAME + r"\}")
 
 
 class UnknownVariable(KeyError):
@@ -36,7 +37,7 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _lookup(name: str, variables: Mapping[str, Any]) -> Any:
+def lookup(name: str, variables: Mapping[str, Any]) -> Any:
     """`name`, or a path into a variable's value: `fetch_output.body.items.0.id`."""
     if name in variables:
         return variables[name]
@@ -59,14 +60,14 @@ def substitute(value: Any, variables: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         whole = _WHOLE.fullmatch(value)
         if whole:
-            return _lookup(whole.group(1), variables)
+            return lookup(whole.group(1), variables)
         if "$" not in value:
             return value
 
         def replace(match: re.Match[str]) -> str:
             if match.group(0) == "$${":
                 return "${"
-            return as_text(_lookup(match.group(1), variables))
+            return as_text(lookup(match.group(1), variables))
 
         return _TOKEN.sub(replace, value)
     if isinstance(value, dict):

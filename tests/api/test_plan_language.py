@@ -464,3 +464,60 @@ def test_steps_are_listed_in_tree_order(client: Client) -> None:
     ]
     listed = client.get(f"/api/executions/{done['execution_id']}/steps").json["steps"]
     assert [s["id"] for s in listed] == [s["id"] for s in done["steps"]]
+
+
+@pytest.mark.parametrize(
+    ("steps", "variables", "message"),
+    [
+        (
+            [step("l", "loop", count="${n}", steps=[command("a", "true")])],
+            {"n": "three"},
+            "count must be of type integer",
+        ),
+        (
+            [step("l", "loop", count="${n}", max_iterations="${m}", steps=[command("a", "true")])],
+            {"n": 5, "m": 2},
+            "over max_iterations (2)",
+        ),
+        (
+            [step("p", "plan", plan_id="${v}")],
+            {"v": ["not", "an", "id"]},
+            "plan_id must be of type string",
+        ),
+        (
+            [step("p", "plan", plan_id="${v}", variables="${w}")],
+            {"v": "x", "w": "text"},
+            "variables must be of type object",
+        ),
+        ([step("w", "wait", seconds="${s}")], {"s": "soon"}, "seconds must be of type number"),
+    ],
+)
+def test_parameters_given_as_variables_are_checked_when_the_step_starts(
+    client: Client, steps: list[dict[str, Any]], variables: dict[str, Any], message: str
+) -> None:
+    done = run(client, steps, variables=variables)
+    assert done["status"] == "failed"
+    assert message in done["steps"][0]["error"]
+    # The engine is unharmed: the next execution runs.
+    assert run(client, [command("ok", "echo fine")])["status"] == "completed"
+
+
+def test_loop_parameters_take_variables_and_paths(client: Client) -> None:
+    done = run(
+        client,
+        [
+            step("a", "loop", **{"for": "${cfg.names}", "steps": [command("x", "echo ${item}")]}),
+            step("b", "loop", count="${n}", steps=[command("y", "true")]),
+            step("c", "loop", **{"for": ["${first}", 2], "steps": [command("z", "echo ${item}")]}),
+            {**command("1st", "echo one"), "depends_on": []},
+            command("check", "echo ${1st_output}", condition="${cfg.names.0} == 'ann'"),
+            step("w", "wait", seconds=0),
+        ],
+        variables={"cfg": {"names": ["ann", "bob"]}, "n": 2, "first": "f"},
+    )
+    assert done["status"] == "completed", done
+    assert done["variables"]["a_output"] == ["ann\n", "bob\n"]
+    assert len(done["variables"]["b_output"]) == 2
+    assert done["variables"]["c_output"] == ["f\n", "2\n"]
+    assert outputs(done)["check"] == "one\n"
+    assert "w_output" in done["variables"]
