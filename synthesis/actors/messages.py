@@ -9,7 +9,7 @@ from typing import Any
 from synthesis.actors.bridge import Reply, no_reply
 from synthesis.engine.events import Event
 from synthesis.engine.plan import Plan
-from synthesis.integrations.base import StepResult
+from synthesis.integrations.base import Capability, StepResult
 from synthesis.store import Batch, Change
 
 # ---- to the event bus -----------------------------------------------------------
@@ -66,6 +66,20 @@ class Control:
 
     execution_id: str
     action: str
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Invoke:
+    """Run one capability outside any execution; the reply comes once it is stored as
+    running (`wait=False`) or once it has ended (`wait=True`)."""
+
+    invocation_id: str
+    integration_id: str
+    capability: Capability
+    parameters: Mapping[str, Any]
+    created_by: str | None
+    wait: bool
     reply: Reply
 
 

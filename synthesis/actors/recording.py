@@ -9,13 +9,21 @@ from typing import Any
 
 from synthesis.actors.bridge import Reply, no_reply
 from synthesis.actors.messages import Commit
+from synthesis.engine import clock
 from synthesis.engine import events as ev
-from synthesis.engine.events import execution_event
+from synthesis.engine.events import Event, execution_event
 from synthesis.engine.plan import Plan, Step
 from synthesis.engine.substitution import as_text
 from synthesis.engine.transitions import CANCELLED, PAUSED, PENDING, RUNNING
 from synthesis.integrations.base import StepResult
-from synthesis.store import ExecutionUpdate, NewExecution, NewSteps, StepUpdate
+from synthesis.store import (
+    ExecutionUpdate,
+    InvocationUpdate,
+    NewExecution,
+    NewInvocation,
+    NewSteps,
+    StepUpdate,
+)
 
 
 def answer(reply: Reply, value: Any) -> Any:
@@ -225,6 +233,53 @@ def step_reset(execution_id: str, step_id: str) -> Commit:
                 {"status": PENDING, "started_at": None, "completed_at": None},
             ),
         ),
+    )
+
+
+def invocation_view(row: Mapping[str, Any], with_parameters: bool = True) -> dict[str, Any]:
+    view = {
+        "invocation_id": row["id"],
+        "integration_id": row["integration_id"],
+        "capability_id": row["capability_id"],
+        "status": row["status"],
+        "started_at": row["started_at"],
+        "completed_at": row.get("completed_at"),
+        "duration_ms": row.get("duration_ms"),
+    }
+    if with_parameters:
+        view["parameters"] = row["parameters"]
+    view.update(output=row.get("output"), error=row.get("error"))
+    return view
+
+
+def invocation_started(row: Mapping[str, Any]) -> Commit:
+    return Commit(changes=(NewInvocation(row),))
+
+
+def invocation_finished(
+    row: Mapping[str, Any], result: StepResult, completed_at: str
+) -> tuple[Commit, dict[str, Any]]:
+    """The commit that ends an invocation, and the invocation as it now stands."""
+    fields = {
+        "status": result.status,
+        "output": result.output,
+        "error": result.error,
+        "completed_at": completed_at,
+        "duration_ms": clock.duration_ms(row["started_at"], completed_at),
+    }
+    event = Event(
+        ev.INVOCATION_COMPLETED,
+        {
+            "invocation_id": row["id"],
+            "integration_id": row["integration_id"],
+            "capability_id": row["capability_id"],
+            "status": result.status,
+            "duration_ms": fields["duration_ms"],
+        },
+    )
+    return (
+        Commit(changes=(InvocationUpdate(row["id"], fields),), events=(event,)),
+        {**row, **fields},
     )
 
 

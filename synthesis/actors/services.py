@@ -18,3 +18,4 @@ class Services:
     store: Store
     bus: pykka.ActorRef[Any]
     aio: AsyncioRunner
+    connections: Any = None  # MCP connections, on the aio loop (integrations/mcp.py)

@@ -25,7 +25,7 @@ class StepActor(LoopActor):
         self,
         services: Services,
         parent: pykka.ActorRef[Any],
-        execution_id: str,
+        execution_id: str | None,  # None for a direct invocation
         step_id: str,
         capability: Capability,
         parameters: Mapping[str, Any],
@@ -74,6 +74,7 @@ class StepActor(LoopActor):
             on_output=self._on_output,
             output_limit=settings.output_limit_bytes,
             kill_grace=settings.kill_grace_seconds,
+            connections=self._services.connections,
         )
         try:
             result = await self._capability.run(self._parameters, ctx)

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pykka
@@ -21,6 +21,7 @@ from synthesis.actors import recording
 from synthesis.actors.bridge import Reply, no_reply
 from synthesis.actors.execution import ExecutionActor, ExecutionSeed
 from synthesis.actors.messages import (
+    CancelStep,
     ChildFinished,
     ChildStarted,
     Commit,
@@ -28,11 +29,14 @@ from synthesis.actors.messages import (
     CreateExecution,
     ExecutionCrashed,
     ExecutionEnded,
+    Invoke,
     Ping,
     Shutdown,
     StartChild,
+    StepFinished,
 )
 from synthesis.actors.services import Services
+from synthesis.actors.step import StepActor
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError, not_found
 from synthesis.engine.plan import MAX_CHILD_DEPTH, Plan, validate_plan
@@ -46,9 +50,17 @@ from synthesis.engine.transitions import (
     transition,
 )
 from synthesis.integrations import STEP_SCHEMAS
-from synthesis.store import StepsMarked, steps_reset
+from synthesis.integrations.base import StepResult
+from synthesis.store import InvocationUpdate, StepsMarked, steps_reset
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Invocation:
+    row: dict[str, Any]
+    actor: pykka.ActorRef[Any]
+    reply: Reply | None  # set when the caller waits for the end
 
 
 class ExecutionSupervisor(pykka.ThreadingActor):
@@ -63,6 +75,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._accepting = True
         self._shutdown_reply: Reply | None = None
         self._parents: dict[str, tuple[str, str]] = {}  # child: (parent, its plan step)
+        self._invocations: dict[str, _Invocation] = {}
 
     # ---- supervisor thread ----------------------------------------------------------
 
@@ -98,6 +111,10 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                     self._tell_parent(eid, status, variables or {}, error)
             case StartChild():
                 self._start_child(message)
+            case Invoke():
+                self._invoke(message)
+            case StepFinished(step_id=iid, result=result):
+                self._invocation_finished(iid, result)
             case ExecutionCrashed(execution_id=eid, reason=reason):
                 self._crashed(eid, reason)
                 self._tell_parent(eid, FAILED, {}, reason)
@@ -106,6 +123,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                 self._shutdown_reply = reply
                 for actor in self._live.values():
                     actor.tell(Shutdown(grace))
+                for invocation in self._invocations.values():  # no run to resume them in
+                    invocation.actor.tell(CancelStep())
                 self._maybe_drained()
             case Ping(reply=reply):
                 reply("pong")
@@ -200,6 +219,52 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             parent.tell(ChildStarted(message.step_id, child_id))
         return None
 
+    def _invoke(self, message: Invoke) -> None:
+        """A direct invocation runs as a StepActor too: one code path with plan steps."""
+        if not self._accepting:
+            raise ApiError("unavailable", "the server is shutting down")
+        row = {
+            "id": message.invocation_id,
+            "integration_id": message.integration_id,
+            "capability_id": message.capability.id,
+            "status": RUNNING,
+            "parameters": dict(message.parameters),
+            "created_by": message.created_by,
+            "started_at": clock.now(),
+        }
+        commit = recording.invocation_started(row)
+        if not message.wait:  # asynchronous: answer once it is stored as running
+            commit = recording.with_reply(commit, message.reply, recording.invocation_view(row))
+        self._commit(commit)
+        actor = StepActor.start(
+            self._services,
+            self.actor_ref,
+            None,
+            message.invocation_id,
+            message.capability,
+            message.parameters,
+            {},
+        )
+        self._invocations[message.invocation_id] = _Invocation(
+            row, actor, message.reply if message.wait else None
+        )
+
+    def _invocation_finished(self, invocation_id: str, result: StepResult) -> None:
+        run = self._invocations.pop(invocation_id, None)
+        if run is None:
+            return
+        commit, row = recording.invocation_finished(run.row, result, clock.now())
+        if run.reply is not None:
+            answer: object = recording.invocation_view(row)
+            if result.far_side_failed:
+                answer = ApiError(
+                    "integration_error",
+                    f"{result.error} (invocation {invocation_id})",
+                )
+            commit = recording.with_reply(commit, run.reply, answer)
+        self._commit(commit)
+        self._maybe_drained()
+
     def _tell_parent(
         self, eid: str, status: str, variables: Mapping[str, Any], error: str | None
     ) -> None:
@@ -289,7 +354,12 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._maybe_drained()
 
     def _maybe_drained(self) -> None:
-        if not self._accepting and not self._live and self._shutdown_reply is not None:
+        if (
+            not self._accepting
+            and not self._live
+            and not self._invocations
+            and self._shutdown_reply is not None
+        ):
             self._shutdown_reply(None)
             self._shutdown_reply = None
 
@@ -304,8 +374,25 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._retire(eid)
 
     def _recover(self) -> None:
-        """Runs a previous process left running go on; steps it was running run again."""
+        """Runs a previous process left running go on; steps it was running run again.
+        An invocation has no run to go on in: it failed."""
         store = self._services.store
+        now = clock.now()
+        for iid in store.invocation_ids_in(RUNNING):
+            self._commit(
+                Commit(
+                    changes=(
+                        InvocationUpdate(
+                            iid,
+                            {
+                                "status": FAILED,
+                                "error": "interrupted by a server restart",
+                                "completed_at": now,
+                            },
+                        ),
+                    )
+                )
+            )
         for eid in store.execution_ids_in(PAUSED):
             self._commit(Commit(changes=(steps_reset(eid),)))
         for eid in store.execution_ids_in(RUNNING):

@@ -20,6 +20,7 @@ class StepResult:
     error: str | None = None
     exit_code: int | None = None
     variables: Mapping[str, Any] = field(default_factory=dict)  # <step_id>_<name>: value
+    far_side_failed: bool = False  # the target refused, timed out or broke (an HTTP 5xx, ...)
 
 
 def _ignore_output(_stream: str, _text: str) -> None:
@@ -34,6 +35,7 @@ class RunContext:
     on_output: Callable[[str, str], None] = _ignore_output  # (stream, text)
     output_limit: int = 1024 * 1024
     kill_grace: float = 5.0
+    connections: Any = None  # the runtime's MCP connections (integrations/mcp.py)
 
 
 Runner = Callable[[Mapping[str, Any], RunContext], Awaitable[StepResult]]

@@ -33,6 +33,17 @@ class PlanSaved:
 
 
 @dataclass(frozen=True)
+class NewInvocation:
+    row: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class InvocationUpdate:
+    invocation_id: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class PlanDeleted:
     plan_id: str
 
@@ -76,5 +87,13 @@ def steps_reset(execution_id: str) -> StepsMarked:
 
 
 Change = (
-    NewExecution | NewSteps | ExecutionUpdate | StepUpdate | StepsMarked | PlanSaved | PlanDeleted
+    NewExecution
+    | NewSteps
+    | ExecutionUpdate
+    | StepUpdate
+    | StepsMarked
+    | PlanSaved
+    | PlanDeleted
+    | NewInvocation
+    | InvocationUpdate
 )

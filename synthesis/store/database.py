@@ -34,6 +34,7 @@ from synthesis.store.models import (
     events,
     execution_tags,
     executions,
+    invocations,
     plan_tags,
     plans,
     steps,
@@ -294,6 +295,19 @@ class Store:
             )
             return {r.id: r.document for r in rows}
 
+    def get_invocation(self, invocation_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(invocations).where(invocations.c.id == invocation_id)).first()
+            return dict(row._mapping) if row else None
+
+    def invocation_ids_in(self, *statuses: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(invocations.c.id).where(invocations.c.status.in_(statuses))
+                ).scalars()
+            )
+
     def next_position(self, execution_id: str) -> int:
         with self.engine.connect() as conn:
             top = conn.execute(
@@ -324,5 +338,5 @@ class Store:
     def delete_everything(self) -> None:
         """Tests only: empty every table."""
         with self.engine.begin() as conn:
-            for table in (events, steps, execution_tags, executions, plan_tags, plans):
+            for table in (events, steps, execution_tags, executions, plan_tags, plans, invocations):
                 conn.execute(delete(table))

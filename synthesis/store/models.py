@@ -77,6 +77,22 @@ class PlanTagRow(SQLModel, table=True):
     tag: str = Field(primary_key=True, index=True)
 
 
+class InvocationRow(SQLModel, table=True):
+    __tablename__ = "invocations"
+
+    id: str = Field(primary_key=True, max_length=36)
+    integration_id: str = Field(max_length=64)
+    capability_id: str = Field(max_length=64)
+    status: str = Field(max_length=16, index=True)
+    parameters: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    output: Any = Field(default=None, sa_column=Column(JSON))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_by: str | None = None
+    started_at: str = Field(max_length=24)
+    completed_at: str | None = Field(default=None, max_length=24)
+    duration_ms: int | None = None
+
+
 class EventRow(SQLModel, table=True):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_execution_seq", "execution_id", "seq"),)
@@ -99,4 +115,5 @@ execution_tags = ExecutionTagRow.__table__
 steps = StepRow.__table__
 events = EventRow.__table__
 plans = PlanRow.__table__
+invocations = InvocationRow.__table__
 plan_tags = PlanTagRow.__table__

@@ -17,20 +17,30 @@ from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, updat
 from synthesis.store.changes import (
     Change,
     ExecutionUpdate,
+    InvocationUpdate,
     NewExecution,
+    NewInvocation,
     NewSteps,
     PlanDeleted,
     PlanSaved,
     StepsMarked,
     StepUpdate,
 )
-from synthesis.store.models import execution_tags, executions, plan_tags, plans, steps
+from synthesis.store.models import (
+    execution_tags,
+    executions,
+    invocations,
+    plan_tags,
+    plans,
+    steps,
+)
 
 _KEYS: dict[str, tuple[str, ...]] = {
     "executions": ("id",),
     "steps": ("execution_id", "step_id"),
+    "invocations": ("id",),
 }
-_TABLES: dict[str, Table] = {"executions": executions, "steps": steps}
+_TABLES: dict[str, Table] = {"executions": executions, "steps": steps, "invocations": invocations}
 
 
 @functools.cache
@@ -83,6 +93,10 @@ class BatchWriter:
                 self.flush()
                 self._conn.execute(delete(plan_tags).where(plan_tags.c.plan_id == plan_id))
                 self._conn.execute(delete(plans).where(plans.c.id == plan_id))
+            case NewInvocation(row=row):
+                self._inserts[invocations].append(dict(row))
+            case InvocationUpdate(invocation_id=iid, fields=fields):
+                self._update("invocations", (iid,), fields)
             case ExecutionUpdate(execution_id=eid, fields=fields):
                 self._update("executions", (eid,), fields)
             case StepUpdate(execution_id=eid, step_id=sid, fields=fields):
@@ -102,7 +116,7 @@ class BatchWriter:
 
     def flush(self) -> None:
         # Parents before children: executions, then their tags and steps.
-        for table in (executions, execution_tags, steps):
+        for table in (executions, execution_tags, steps, invocations):
             if rows := self._inserts.pop(table, None):
                 self._conn.execute(insert(table), rows)
         groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)

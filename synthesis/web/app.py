@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
-from synthesis.web import executions, plans, system
+from synthesis.web import executions, integrations, plans, system
 from synthesis.web.base import NotFoundHandler
 
 if TYPE_CHECKING:
     from synthesis.runtime import Runtime
 
-MODULES = (executions, plans, system)
+MODULES = (executions, plans, integrations, system)
 
 
 def handlers(runtime: Runtime, prefix: str = "") -> list[Any]:
