@@ -28,6 +28,7 @@ from synthesis.actors.services import Services
 from synthesis.actors.supervisor import ExecutionSupervisor
 from synthesis.auth import Authenticator
 from synthesis.config import Settings
+from synthesis.integrations.mcp import McpConnections
 from synthesis.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Runtime:
         self.auth = Authenticator(settings.tokens, settings.jwt_secret)
         self.store = Store(settings.database)
         self.aio = AsyncioRunner()
+        self.connections = McpConnections()  # used on the aio loop only
         self.started_monotonic = time.monotonic()
         self._read_pool = ThreadPoolExecutor(4, thread_name_prefix="synthesis-read")
         self.bus: pykka.ActorRef[Any]
@@ -52,7 +54,7 @@ class Runtime:
         await self.read(self.store.create_tables)
         self.aio.start()
         self.bus = EventBus.start(self.store)
-        services = Services(self.settings, self.store, self.bus, self.aio)
+        services = Services(self.settings, self.store, self.bus, self.aio, self.connections)
         self.supervisor = ExecutionSupervisor.start(services)
         log.info("synthesis runtime started on %s", self.store.dialect)
 
@@ -66,6 +68,11 @@ class Runtime:
         except Exception:
             log.exception("executions did not drain in time")
         loop = asyncio.get_running_loop()
+        closing = asyncio.run_coroutine_threadsafe(self.connections.close_all(), self.aio.loop)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(closing), 10)
+        except Exception:
+            log.exception("MCP connections did not close in time")
         for actor in (self.supervisor, self.bus):  # the bus stores what it holds, then stops
             await loop.run_in_executor(None, actor.stop)
         await loop.run_in_executor(None, self.aio.stop)

@@ -2,15 +2,18 @@
 a capability inside an execution, so both go through the same `Capability.run`."""
 
 from synthesis.engine.schema import Schema
-from synthesis.integrations import cli, control, http
+from synthesis.integrations import cli, control, http, mcp
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 
-INTEGRATIONS: dict[str, Integration] = {i.id: i for i in (cli.INTEGRATION, http.INTEGRATION)}
+INTEGRATIONS: dict[str, Integration] = {
+    i.id: i for i in (cli.INTEGRATION, http.INTEGRATION, mcp.MCP_INTEGRATION)
+}
 
 STEP_CAPABILITIES: dict[str, Capability] = {
     "command": cli.EXECUTE_COMMAND,
     "script": cli.EXECUTE_SCRIPT,
     "http": http.HTTP_STEP,
+    "mcp": mcp.CALL_TOOL,
     "wait": control.WAIT,
 }
 

@@ -10,6 +10,7 @@ import psutil
 
 from synthesis.integrations.base import RunContext
 from synthesis.integrations.cli import CappedText, execute_command, execute_script
+from tests.support import wait_until
 
 
 def run(coro):
@@ -36,7 +37,7 @@ def test_background_children_do_not_outlive_the_step() -> None:
         except psutil.NoSuchProcess:
             return False
 
-    assert not alive()
+    wait_until(lambda: not alive(), timeout=5)  # killed with the group; gone once reaped
 
 
 def test_cancel_stops_the_group_with_term_then_kill() -> None:
