@@ -57,8 +57,9 @@ SUMMARY_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class ExecutionFilter:
-    status: str | None = None
+class PlanFilter:
+    """The filters lists of plans and executions share."""
+
     tag: str | None = None
     created_by: str | None = None
     from_date: str | None = None
@@ -68,13 +69,8 @@ class ExecutionFilter:
 
 
 @dataclass(frozen=True)
-class PlanFilter:
-    tag: str | None = None
-    created_by: str | None = None
-    from_date: str | None = None
-    to_date: str | None = None
-    limit: int = 50
-    offset: int = 0
+class ExecutionFilter(PlanFilter):
+    status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +251,7 @@ class Store:
         table: Any,
         tag_owner: Any,
         tag_column: Any,
-        flt: ExecutionFilter | PlanFilter,
+        flt: PlanFilter,
         conditions: list[Any],
         columns: tuple[str, ...],
     ) -> tuple[int, list[dict[str, Any]]]:

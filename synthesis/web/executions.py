@@ -96,7 +96,7 @@ class ExecutionsHandler(ApiHandler):
                 [FieldError("status", f"must be one of: {', '.join(EXECUTION_STATUSES)}")]
             )
         flt = ExecutionFilter(
-            status, query.get("tag"), query.get("created_by"), from_date, to_date, limit, offset
+            query.get("tag"), query.get("created_by"), from_date, to_date, limit, offset, status
         )
         total, rows = await self.read(self.runtime.store.list_executions, flt)
         self.send(

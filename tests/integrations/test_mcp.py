@@ -26,6 +26,7 @@ from synthesis.integrations.mcp import (
     receive_response,
     send_command,
 )
+from tests.support import wait_until
 
 SERVER_SCRIPT = str(Path(__file__).with_name("mcp_server.py"))
 STDIO = {"command": sys.executable, "args": [SERVER_SCRIPT, "stdio"]}
@@ -37,13 +38,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def accepts(port: int) -> bool:
