@@ -9,15 +9,19 @@ from synthesis.store.changes import (
     NewSteps,
     PlanDeleted,
     PlanSaved,
+    RowsDeleted,
+    RowsInserted,
+    RowUpdated,
     StepsMarked,
     StepUpdate,
     steps_reset,
 )
-from synthesis.store.database import Batch, ExecutionFilter, PlanFilter, Store
+from synthesis.store.database import Batch, EventFilter, ExecutionFilter, PlanFilter, Store
 
 __all__ = [
     "Batch",
     "Change",
+    "EventFilter",
     "ExecutionFilter",
     "ExecutionUpdate",
     "InvocationUpdate",
@@ -27,6 +31,9 @@ __all__ = [
     "PlanDeleted",
     "PlanFilter",
     "PlanSaved",
+    "RowUpdated",
+    "RowsDeleted",
+    "RowsInserted",
     "StepUpdate",
     "StepsMarked",
     "Store",

@@ -49,6 +49,29 @@ class PlanDeleted:
 
 
 @dataclass(frozen=True)
+class RowsInserted:
+    """Generic: new rows for any table (by name) that has no change type of its own."""
+
+    table: str
+    rows: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class RowUpdated:
+    """Generic: set `fields` on the rows of `table` that match every item of `where`."""
+
+    table: str
+    where: Mapping[str, Any]
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RowsDeleted:
+    table: str
+    where: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class ExecutionUpdate:
     execution_id: str
     fields: Mapping[str, Any]
@@ -96,4 +119,7 @@ Change = (
     | PlanDeleted
     | NewInvocation
     | InvocationUpdate
+    | RowsInserted
+    | RowUpdated
+    | RowsDeleted
 )

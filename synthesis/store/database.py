@@ -74,6 +74,20 @@ class ExecutionFilter(PlanFilter):
 
 
 @dataclass(frozen=True)
+class EventFilter:
+    type: str | None = None
+    execution_id: str | None = None
+    from_date: str | None = None
+    to_date: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def _event(row: Any) -> Event:
+    return Event(row.type, row.payload, row.execution_id, row.event_id, row.timestamp, row.seq)
+
+
+@dataclass(frozen=True)
 class Batch:
     """What one commit message carries: changes and the events they caused."""
 
@@ -321,15 +335,68 @@ class Store:
                 ).scalars()
             )
 
+    def events_after(
+        self,
+        after_seq: int = 0,
+        *,
+        types: Collection[str] | None = None,
+        execution_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[Event]:
+        """Stored events with `seq` above `after_seq`, oldest first: for replays."""
+        query = select(events).where(events.c.seq > after_seq)
+        if types:
+            query = query.where(events.c.type.in_(list(types)))
+        if execution_id:
+            query = query.where(events.c.execution_id == execution_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(events.c.seq).limit(limit))
+            return [_event(r) for r in rows]
+
+    def event_seq(self, event_id: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(events.c.seq).where(events.c.event_id == event_id)
+            ).scalar_one_or_none()
+
+    def last_event_seq(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(events.c.seq))).scalar_one_or_none() or 0
+
+    def get_event(self, event_id: str) -> Event | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(events).where(events.c.event_id == event_id)).first()
+            return _event(row) if row else None
+
+    def list_events(self, flt: EventFilter) -> tuple[int, list[Event]]:
+        """Newest first, with the total that matches."""
+        conditions = []
+        if flt.type:
+            conditions.append(events.c.type == flt.type)
+        if flt.execution_id:
+            conditions.append(events.c.execution_id == flt.execution_id)
+        if flt.from_date:
+            conditions.append(events.c.timestamp >= flt.from_date)
+        if flt.to_date:
+            conditions.append(events.c.timestamp <= flt.to_date)
+        where = and_(True, *conditions)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(events).where(where)).scalar_one()
+            rows = conn.execute(
+                select(events)
+                .where(where)
+                .order_by(events.c.seq.desc())
+                .limit(flt.limit)
+                .offset(flt.offset)
+            )
+            return total, [_event(r) for r in rows]
+
     def events_for(self, execution_id: str) -> list[Event]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(events).where(events.c.execution_id == execution_id).order_by(events.c.seq)
             )
-            return [
-                Event(r.type, r.payload, r.execution_id, r.event_id, r.timestamp, r.seq)
-                for r in rows
-            ]
+            return [_event(r) for r in rows]
 
     def delete_everything(self) -> None:
         """Tests only: empty every table."""

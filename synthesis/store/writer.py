@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, update
+from sqlmodel import SQLModel
 
 from synthesis.store.changes import (
     Change,
@@ -23,6 +24,9 @@ from synthesis.store.changes import (
     NewSteps,
     PlanDeleted,
     PlanSaved,
+    RowsDeleted,
+    RowsInserted,
+    RowUpdated,
     StepsMarked,
     StepUpdate,
 )
@@ -41,6 +45,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "invocations": ("id",),
 }
 _TABLES: dict[str, Table] = {"executions": executions, "steps": steps, "invocations": invocations}
+
+
+def _table(name: str) -> Table:
+    return SQLModel.metadata.tables[name]
 
 
 @functools.cache
@@ -97,6 +105,23 @@ class BatchWriter:
                 self._inserts[invocations].append(dict(row))
             case InvocationUpdate(invocation_id=iid, fields=fields):
                 self._update("invocations", (iid,), fields)
+            case RowsInserted(table=name, rows=rows):
+                self.flush()
+                self._conn.execute(insert(_table(name)), [dict(r) for r in rows])
+            case RowUpdated(table=name, where=where, fields=fields):
+                self.flush()
+                table = _table(name)
+                self._conn.execute(
+                    update(table)
+                    .where(*(table.c[k] == v for k, v in where.items()))
+                    .values(dict(fields))
+                )
+            case RowsDeleted(table=name, where=where):
+                self.flush()
+                table = _table(name)
+                self._conn.execute(
+                    delete(table).where(*(table.c[k] == v for k, v in where.items()))
+                )
             case ExecutionUpdate(execution_id=eid, fields=fields):
                 self._update("executions", (eid,), fields)
             case StepUpdate(execution_id=eid, step_id=sid, fields=fields):
