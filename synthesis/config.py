@@ -27,6 +27,12 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     max_concurrent_executions: int = 1024
     actor_timeout_seconds: float = 10.0
+    websocket_ping_seconds: float = 20.0
+    websocket_buffer_messages: int = 1000  # unsent messages a socket may hold, then 1013
+    webhook_max_attempts: int = 6
+    webhook_backoff_seconds: float = 0.5  # doubling after each failed attempt
+    webhook_max_backoff_seconds: float = 60.0
+    webhook_request_timeout_seconds: float = 10.0
 
     @property
     def database(self) -> str:

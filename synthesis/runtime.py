@@ -23,13 +23,15 @@ import pykka
 from synthesis.actors.aio import AsyncioRunner
 from synthesis.actors.bridge import Bridge, Reply
 from synthesis.actors.bus import EventBus
-from synthesis.actors.messages import Shutdown
+from synthesis.actors.messages import Listen, Shutdown
 from synthesis.actors.services import Services
+from synthesis.actors.subscriptions import SubscriptionSupervisor
 from synthesis.actors.supervisor import ExecutionSupervisor
 from synthesis.auth import Authenticator
 from synthesis.config import Settings
 from synthesis.integrations.mcp import McpConnections
 from synthesis.store import Store
+from synthesis.web.hub import EventHub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,6 +48,7 @@ class Runtime:
         self._read_pool = ThreadPoolExecutor(4, thread_name_prefix="synthesis-read")
         self.bus: pykka.ActorRef[Any]
         self.supervisor: pykka.ActorRef[Any]
+        self.subscriptions: pykka.ActorRef[Any]  # webhook subscriptions
         self.bridge: Bridge
 
     async def start(self) -> None:
@@ -54,7 +57,10 @@ class Runtime:
         await self.read(self.store.create_tables)
         self.aio.start()
         self.bus = EventBus.start(self.store)
+        self.hub = EventHub(asyncio.get_running_loop())
+        self.bus.tell(Listen(self.hub.bus_listener()))
         services = Services(self.settings, self.store, self.bus, self.aio, self.connections)
+        self.subscriptions = SubscriptionSupervisor.start(services)
         self.supervisor = ExecutionSupervisor.start(services)
         log.info("synthesis runtime started on %s", self.store.dialect)
 
@@ -73,7 +79,8 @@ class Runtime:
             await asyncio.wait_for(asyncio.wrap_future(closing), 10)
         except Exception:
             log.exception("MCP connections did not close in time")
-        for actor in (self.supervisor, self.bus):  # the bus stores what it holds, then stops
+        # the bus stores what it holds (deliveries recorded at the last moment too), then stops
+        for actor in (self.supervisor, self.subscriptions, self.bus):
             await loop.run_in_executor(None, actor.stop)
         await loop.run_in_executor(None, self.aio.stop)
         self._read_pool.shutdown(wait=True)

@@ -7,11 +7,43 @@ import asyncio
 import os
 import sys
 import threading
+from typing import Any
+
+
+class _LoopBoundPidfdWatcher(asyncio.PidfdChildWatcher):
+    """A pidfd child watcher for our loop's children only.
+
+    Python 3.11 re-attaches the process-wide watcher to any loop the main thread sets
+    (`asyncio.run` does), and detaching drops the children being watched: an embedding
+    application, or a test, would leave our steps waiting forever. This one ignores
+    re-attachment, and hands children started on other threads' loops to a thread-based
+    watcher, which works for any loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        super().attach_loop(loop)
+        self._thread = threading.get_ident()
+        self._others = asyncio.ThreadedChildWatcher()
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        pass
+
+    def is_active(self) -> bool:
+        return True
+
+    def add_child_handler(self, pid: int, callback: Any, *args: Any) -> None:
+        if threading.get_ident() == self._thread:
+            super().add_child_handler(pid, callback, *args)
+        else:
+            self._others.add_child_handler(pid, callback, *args)
+
+    def remove_child_handler(self, pid: int) -> bool:
+        return super().remove_child_handler(pid) or self._others.remove_child_handler(pid)
 
 
 def _use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
     """On Python 3.11, asyncio waits for each child on a thread of its own; a pidfd
-    watcher attached to our loop is cheaper and faster. Python 3.12+ uses pidfds itself.
+    watcher bound to our loop is cheaper and faster. Python 3.12+ uses pidfds itself.
     Runs on the loop's thread."""
     if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
         return
@@ -19,9 +51,16 @@ def _use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
         os.close(os.pidfd_open(os.getpid()))
     except OSError:
         return
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(loop)
-    asyncio.set_child_watcher(watcher)
+    asyncio.set_child_watcher(_LoopBoundPidfdWatcher(loop))
+
+
+def _release_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
+    """Our loop is closing: if the process-wide watcher is ours, let asyncio make a new one."""
+    if sys.version_info >= (3, 12):
+        return
+    watcher = getattr(asyncio.get_event_loop_policy(), "_watcher", None)
+    if isinstance(watcher, _LoopBoundPidfdWatcher) and watcher._loop is loop:
+        asyncio.set_child_watcher(None)
 
 
 class AsyncioRunner:
@@ -55,4 +94,5 @@ class AsyncioRunner:
         asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
+        _release_child_watcher(self.loop)
         self.loop.close()

@@ -19,6 +19,8 @@ from synthesis.engine import clock
 from synthesis.engine.events import STEP_OUTPUT, execution_event
 from synthesis.integrations.base import Capability, RunContext, StepResult
 
+OUTPUT_INTERVAL = 0.05  # seconds
+
 
 class StepActor(LoopActor):
     def __init__(
@@ -43,6 +45,8 @@ class StepActor(LoopActor):
         self._started_at = clock.now()
         self._interrupted = False
         self._task: asyncio.Task[None] | None = None
+        self._unsent_output: dict[str, list[str]] = {}
+        self._output_timer: asyncio.TimerHandle | None = None
 
     def on_start(self) -> None:
         """aio loop thread."""
@@ -60,11 +64,30 @@ class StepActor(LoopActor):
         self._parent.tell(StepFinished(self._step_id, result, self._started_at, clock.now()))
 
     def _on_output(self, stream: str, text: str) -> None:
+        """aio loop thread. Output is coalesced: at most one `step_output` event per
+        stream every OUTPUT_INTERVAL, so a chatty command cannot flood the sockets."""
+        self._unsent_output.setdefault(stream, []).append(text)
+        if self._output_timer is None:
+            self._output_timer = self.loop.call_later(OUTPUT_INTERVAL, self._flush_output)
+
+    def _flush_output(self) -> None:
         """aio loop thread."""
-        event = execution_event(
-            STEP_OUTPUT, self._execution_id, step_id=self._step_id, output=text, stream=stream
+        if self._output_timer is not None:
+            self._output_timer.cancel()
+            self._output_timer = None
+        pending, self._unsent_output = self._unsent_output, {}
+        events = tuple(
+            execution_event(
+                STEP_OUTPUT,
+                self._execution_id,
+                step_id=self._step_id,
+                output="".join(chunks),
+                stream=stream,
+            )
+            for stream, chunks in pending.items()
         )
-        self._services.bus.tell(Commit(events=(event,)))
+        if events:
+            self._services.bus.tell(Commit(events=events))
 
     async def _run(self) -> None:
         """aio loop thread: run the capability and always report back."""
@@ -82,6 +105,7 @@ class StepActor(LoopActor):
             result = StepResult("cancelled", None, "cancelled")
         except Exception as exc:  # a bug in a capability must not leave the step running
             result = StepResult("failed", None, f"{type(exc).__name__}: {exc}")
+        self._flush_output()  # the last output is stored before the step's end
         with contextlib.suppress(pykka.ActorDeadError):  # a crashed execution hears nothing
             self._parent.tell(
                 StepFinished(

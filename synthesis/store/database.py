@@ -124,6 +124,7 @@ def create_db_engine(url: str) -> Engine:
             json_deserializer=orjson.loads,
             pool_size=8,
             max_overflow=8,
+            hide_parameters=True,  # errors and logs never show values (secrets, outputs)
         )
 
         @event.listens_for(engine, "connect")
@@ -142,6 +143,7 @@ def create_db_engine(url: str) -> Engine:
         pool_size=8,
         max_overflow=8,
         pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 

@@ -117,3 +117,6 @@ events = EventRow.__table__
 plans = PlanRow.__table__
 invocations = InvocationRow.__table__
 plan_tags = PlanTagRow.__table__
+
+# Tables defined in modules of their own join SQLModel.metadata here.
+from synthesis.store import subscription_models  # noqa: E402, F401

@@ -7,13 +7,22 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
-from synthesis.web import executions, integrations, plans, system
+from synthesis.web import (
+    events,
+    executions,
+    integrations,
+    metrics,
+    plans,
+    sockets,
+    subscriptions,
+    system,
+)
 from synthesis.web.base import NotFoundHandler
 
 if TYPE_CHECKING:
     from synthesis.runtime import Runtime
 
-MODULES = (executions, plans, integrations, system)
+MODULES = (executions, plans, integrations, subscriptions, events, sockets, system, metrics)
 
 
 def handlers(runtime: Runtime, prefix: str = "") -> list[Any]:

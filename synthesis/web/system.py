@@ -24,7 +24,8 @@ class HealthHandler(BaseHandler):
             return await asyncio.wait_for(runtime.aio.ping(), CHECK_TIMEOUT)
 
         async def events() -> object:
-            return await runtime.bridge.ask(runtime.bus, Ping, CHECK_TIMEOUT)
+            await runtime.bridge.ask(runtime.bus, Ping, CHECK_TIMEOUT)
+            return await runtime.bridge.ask(runtime.subscriptions, Ping, CHECK_TIMEOUT)
 
         names = ("storage", "execution_engine", "event_system")
         results = await asyncio.gather(

@@ -1,0 +1,123 @@
+"""Tables and reads for webhook subscriptions and their deliveries.
+
+Writes go through the event bus like every other write, as the generic `RowsInserted`,
+`RowUpdated` and `RowsDeleted` changes on the tables named here. Reads are plain
+functions over a Store's engine (web read pool, the subscription supervisor's thread,
+the aio loop's executor); they never run on an event loop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON as SA_JSON
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, and_, func, or_, select
+from sqlmodel import Field, SQLModel
+
+if TYPE_CHECKING:
+    from synthesis.store.database import Store
+
+SUBSCRIPTIONS = "subscriptions"
+DELIVERIES = "subscription_deliveries"
+
+# Delivery statuses: `retrying` while attempts go on, then `delivered` or `failed`;
+# `interrupted` for a retrying row a server stop cut short (the event is delivered again,
+# in a row of its own, when the server comes back).
+RETRYING = "retrying"
+DELIVERED = "delivered"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+DELIVERY_STATUSES = (RETRYING, DELIVERED, FAILED, INTERRUPTED)
+
+
+class SubscriptionRow(SQLModel, table=True):
+    __tablename__ = SUBSCRIPTIONS
+    __table_args__ = (Index("ix_subscriptions_created", "created_at", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    types: list[str] = Field(sa_column=Column(SA_JSON, nullable=False))  # empty: every type
+    event_filter: dict[str, Any] = Field(sa_column=Column(SA_JSON, nullable=False))
+    callback_url: str = Field(sa_column=Column(Text, nullable=False))
+    secret: str | None = Field(default=None, sa_column=Column(Text))  # needed for the HMAC
+    created_at: str = Field(max_length=24)
+    expiration: str | None = Field(default=None, max_length=24, index=True)
+    # The seq of the last event handled (delivered or given up on): a restarted server
+    # delivers what comes after it.
+    position: int = Field(
+        default=0, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False)
+    )
+    created_by: str | None = None
+
+
+class DeliveryRow(SQLModel, table=True):
+    __tablename__ = DELIVERIES
+    __table_args__ = (Index("ix_subscription_deliveries_seq", "subscription_id", "seq"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    subscription_id: str = Field(max_length=36)
+    event_id: str = Field(max_length=36)
+    event_type: str = Field(max_length=32)
+    seq: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False))
+    status: str = Field(max_length=16, index=True)
+    attempts: int = 0
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: str = Field(max_length=24)  # the first attempt
+    completed_at: str | None = Field(default=None, max_length=24)
+    next_attempt_at: str | None = Field(default=None, max_length=24)
+
+
+subscriptions = SubscriptionRow.__table__
+deliveries = DeliveryRow.__table__
+
+
+def _live(now: str) -> Any:
+    return or_(subscriptions.c.expiration.is_(None), subscriptions.c.expiration > now)
+
+
+def list_subscriptions(store: Store, now: str) -> list[dict[str, Any]]:
+    """Every subscription not expired at `now`, newest first."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(subscriptions)
+            .where(_live(now))
+            .order_by(subscriptions.c.created_at.desc(), subscriptions.c.id.desc())
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def all_subscriptions(store: Store) -> list[dict[str, Any]]:
+    """Every stored subscription, expired ones too, oldest first."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(subscriptions).order_by(subscriptions.c.created_at))
+        return [dict(r._mapping) for r in rows]
+
+
+def get_subscription(store: Store, subscription_id: str, now: str) -> dict[str, Any] | None:
+    """The subscription, unless it does not exist or has expired at `now`."""
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(subscriptions).where(and_(subscriptions.c.id == subscription_id, _live(now)))
+        ).first()
+        return dict(row._mapping) if row else None
+
+
+def list_deliveries(
+    store: Store, subscription_id: str, status: str | None, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """One subscription's deliveries, newest event first, with the total that matches."""
+    where = deliveries.c.subscription_id == subscription_id
+    if status:
+        where = and_(where, deliveries.c.status == status)
+    with store.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(deliveries).where(where)).scalar_one()
+        rows = conn.execute(
+            select(deliveries)
+            .where(where)
+            .order_by(
+                deliveries.c.seq.desc(), deliveries.c.created_at.desc(), deliveries.c.id.desc()
+            )
+            .limit(limit)
+            .offset(offset)
+        )
+        return total, [dict(r._mapping) for r in rows]

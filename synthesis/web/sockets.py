@@ -1,0 +1,211 @@
+"""The two WebSockets: /ws/executions/{id} (the reference's `{type, timestamp, data}`
+messages of one execution, closed after its end) and /ws/events (event records, with
+`types`, `execution_id` and `since`). Both replay, then stream live; see web/hub.py."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import tornado.websocket
+
+from synthesis.auth import require_scope
+from synthesis.engine.errors import ApiError
+from synthesis.engine.events import EVENT_TYPES, EXECUTION_COMPLETED, Event
+
+if TYPE_CHECKING:
+    from synthesis.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+CLOSE_NOT_FOUND = 4404
+CLOSE_BAD_REQUEST = 4400
+CLOSE_TRY_AGAIN = 1013
+REPLAY_PAGE = 1000
+
+
+class EventSocket(tornado.websocket.WebSocketHandler):
+    """What both sockets share: auth before the upgrade, replay-then-live, and a bounded
+    send buffer (a client that stops reading is closed with 1013, slowing nobody)."""
+
+    runtime: Runtime
+
+    def initialize(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._live = False
+        self._buffer: list[Event] = []
+        self._last_seq = 0
+        self._unsent = 0
+        self._closing = False
+
+    @property
+    def ping_interval(self) -> float:  # heartbeats notice dead peers
+        return self.runtime.settings.websocket_ping_seconds
+
+    @property
+    def ping_timeout(self) -> float:
+        return self.runtime.settings.websocket_ping_seconds
+
+    def check_origin(self, origin: str) -> bool:
+        return True  # a token, not a cookie, authorizes: cross-origin pages need one too
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            principal = self.runtime.auth.authenticate(
+                self.request.headers.get("Authorization"), self.get_query_argument("token", None)
+            )
+            require_scope(principal, "read")
+        except ApiError as exc:
+            self.set_status(exc.http_status)
+            self.set_header("Content-Type", "application/json")
+            if exc.code == "unauthenticated":
+                self.set_header("WWW-Authenticate", "Bearer")
+            self.finish(orjson.dumps(exc.to_json()))
+            return
+        await super().get(*args, **kwargs)
+
+    # ---- subclasses say what they stream ----
+
+    def wants(self, event: Event) -> bool:
+        raise NotImplementedError
+
+    def render(self, event: Event) -> bytes:
+        raise NotImplementedError
+
+    def ends_with(self, event: Event) -> bool:
+        return False
+
+    # ---- replay, then live (IOLoop thread) ----
+
+    async def stream_from(self, after_seq: int, replay: Callable[[int], list[Event]]) -> None:
+        """Register for live events, send what is stored after `after_seq`, then what
+        arrived meanwhile, then go live."""
+        self._last_seq = after_seq
+        self.runtime.hub.add(self)
+        while not self._closing:
+            page = await self.runtime.read(replay, self._last_seq)
+            for event in page:
+                self._send(event)
+            if len(page) < REPLAY_PAGE:
+                break
+        buffered, self._buffer = self._buffer, []
+        for event in buffered:
+            self._send(event)
+        self._live = True
+
+    def deliver(self, event: Event) -> None:
+        if self._closing or not self.wants(event):
+            return
+        if self._live:
+            self._send(event)
+        else:
+            self._buffer.append(event)
+            if len(self._buffer) > self.runtime.settings.websocket_buffer_messages:
+                self._give_up()
+
+    def _send(self, event: Event) -> None:
+        if self._closing or (event.seq is not None and event.seq <= self._last_seq):
+            return
+        self._last_seq = event.seq or self._last_seq
+        if self._unsent >= self.runtime.settings.websocket_buffer_messages:
+            self._give_up()
+            return
+        self._unsent += 1
+        try:
+            written = self.write_message(self.render(event))
+        except tornado.websocket.WebSocketClosedError:
+            self._stop()
+            return
+        written.add_done_callback(self._sent)
+        if self.ends_with(event):
+            self._stop()
+            self.close(1000, "execution completed")
+
+    def _sent(self, future: Any) -> None:
+        self._unsent -= 1
+        if not future.cancelled():
+            future.exception()  # a write to a socket that closed meanwhile: nothing to do
+
+    def _give_up(self) -> None:
+        log.info("closing a WebSocket that does not keep up (%s)", self.request.path)
+        self._stop()
+        self.close(CLOSE_TRY_AGAIN, "client too slow")
+
+    def _stop(self) -> None:
+        self._closing = True
+        self.runtime.hub.remove(self)
+
+    def on_close(self) -> None:
+        self._stop()
+
+    def on_message(self, message: str | bytes) -> None:
+        """Clients have nothing to say; what they send is ignored."""
+
+
+class ExecutionSocket(EventSocket):
+    async def open(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        if await self.runtime.read(self.runtime.store.execution_status, execution_id) is None:
+            self._stop()
+            self.close(CLOSE_NOT_FOUND, "execution not found")
+            return
+        store = self.runtime.store
+        await self.stream_from(
+            0, lambda after: store.events_after(after, execution_id=execution_id, limit=REPLAY_PAGE)
+        )
+
+    def wants(self, event: Event) -> bool:
+        return event.execution_id == self.execution_id
+
+    def render(self, event: Event) -> bytes:
+        return orjson.dumps(event.message())
+
+    def ends_with(self, event: Event) -> bool:
+        return event.type == EXECUTION_COMPLETED
+
+
+class EventsSocket(EventSocket):
+    async def open(self) -> None:
+        types_arg = self.get_query_argument("types", "")
+        self.types = {t for t in types_arg.split(",") if t} or None
+        self.execution_id = self.get_query_argument("execution_id", None)
+        unknown = sorted((self.types or set()) - set(EVENT_TYPES))
+        if unknown:
+            self._stop()
+            self.close(CLOSE_BAD_REQUEST, f"unknown event types: {', '.join(unknown)}")
+            return
+        store = self.runtime.store
+        since = self.get_query_argument("since", None)
+        if since is None:  # live only
+            self.runtime.hub.add(self)
+            self._live = True
+            return
+        after = await self.runtime.read(store.event_seq, since)
+        if after is None:
+            self._stop()
+            self.close(CLOSE_NOT_FOUND, "unknown event id in since")
+            return
+        types, execution_id = self.types, self.execution_id
+        await self.stream_from(
+            after,
+            lambda seq: store.events_after(
+                seq, types=types, execution_id=execution_id, limit=REPLAY_PAGE
+            ),
+        )
+
+    def wants(self, event: Event) -> bool:
+        return (self.types is None or event.type in self.types) and (
+            self.execution_id is None or event.execution_id == self.execution_id
+        )
+
+    def render(self, event: Event) -> bytes:
+        return orjson.dumps(event.record())
+
+
+_ID = r"([^/]+)"
+default_handlers = [
+    (rf"/ws/executions/{_ID}", ExecutionSocket),
+    (r"/ws/events", EventsSocket),
+]

@@ -1,0 +1,206 @@
+"""/api/events/subscriptions: webhook subscriptions (create, list, get, delete) and each
+one's delivery records. The deliveries themselves are the subscription actors' work
+(actors/subscriptions.py)."""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+from typing import Any
+
+from synthesis.actors.subscriptions import Subscribe, Unsubscribe
+from synthesis.engine import clock
+from synthesis.engine.errors import FieldError, not_found, validation_error
+from synthesis.engine.events import EVENT_TYPES
+from synthesis.store.subscription_models import (
+    DELIVERY_STATUSES,
+    get_subscription,
+    list_deliveries,
+    list_subscriptions,
+)
+from synthesis.web.base import ApiHandler, page_params
+
+FIELDS = ("types", "filter", "callback_url", "expiration", "secret")
+MAX_URL_CHARS = 2048
+MAX_SECRET_CHARS = 1024
+
+
+def parse_subscription(body: dict[str, Any], now: str) -> dict[str, Any]:
+    """The row fields a request body asks for; a validation_error naming each bad field."""
+    errors: list[FieldError] = []
+
+    url = body.get("callback_url")
+    if not isinstance(url, str) or not url.strip():
+        errors.append(FieldError("callback_url", "required: an http:// or https:// URL"))
+    else:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host = parts.hostname
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            parts, host = None, None
+        if parts is None or parts.scheme not in ("http", "https") or not host:
+            errors.append(FieldError("callback_url", "must be an http:// or https:// URL"))
+        elif len(url) > MAX_URL_CHARS:
+            errors.append(FieldError("callback_url", f"must be at most {MAX_URL_CHARS} chars"))
+
+    types = body.get("types")
+    if types is None:
+        types = []
+    elif not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        errors.append(FieldError("types", "must be a list of event types"))
+        types = []
+    else:
+        unknown = [t for t in types if t not in EVENT_TYPES]
+        if unknown:
+            errors.append(
+                FieldError(
+                    "types",
+                    f"unknown event types {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}",
+                )
+            )
+        types = list(dict.fromkeys(types))
+
+    event_filter = body.get("filter")
+    if event_filter is None:
+        event_filter = {}
+    elif not isinstance(event_filter, dict):
+        errors.append(FieldError("filter", "must be an object of keys the events must match"))
+        event_filter = {}
+    else:
+        if "" in event_filter:
+            errors.append(FieldError("filter", "keys must not be empty"))
+        wanted = event_filter.get("execution_id")
+        if "execution_id" in event_filter and not (isinstance(wanted, str) and wanted):
+            errors.append(FieldError("filter.execution_id", "must be an execution id"))
+
+    expiration = body.get("expiration")
+    if expiration is not None:
+        if not isinstance(expiration, str):
+            errors.append(FieldError("expiration", "must be an ISO 8601 date-time"))
+            expiration = None
+        else:
+            try:
+                expiration = clock.parse_time(expiration)
+            except ValueError:
+                errors.append(FieldError("expiration", "must be an ISO 8601 date-time"))
+                expiration = None
+            else:
+                if expiration <= now:
+                    errors.append(FieldError("expiration", "must be in the future"))
+
+    secret = body.get("secret")
+    if secret is not None and (
+        not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_CHARS
+    ):
+        errors.append(
+            FieldError("secret", f"must be a non-empty string of at most {MAX_SECRET_CHARS}")
+        )
+
+    if errors:
+        raise validation_error(errors)
+    return {
+        "types": types,
+        "event_filter": event_filter,
+        "callback_url": url,
+        "expiration": expiration,
+        "secret": secret,
+    }
+
+
+def subscription_view(row: dict[str, Any]) -> dict[str, Any]:
+    """The reference's shape; the secret itself is never shown."""
+    return {
+        "subscription_id": row["id"],
+        "types": row["types"],
+        "filter": row["event_filter"],
+        "callback_url": row["callback_url"],
+        "created_at": row["created_at"],
+        "expiration": row["expiration"],
+        "has_secret": row["secret"] is not None,
+    }
+
+
+def delivery_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "delivery_id": row["id"],
+        "subscription_id": row["subscription_id"],
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "status_code": row["status_code"],
+        "error": row["error"],
+        "created_at": row["created_at"],
+        "completed_at": row["completed_at"],
+        "next_attempt_at": row["next_attempt_at"],
+    }
+
+
+class SubscriptionsHandler(ApiHandler):
+    async def get(self) -> None:
+        self.query(())
+        rows = await self.read(list_subscriptions, self.runtime.store, clock.now())
+        self.send({"subscriptions": [subscription_view(r) for r in rows]})
+
+    async def post(self) -> None:
+        now = clock.now()
+        row = {
+            "id": str(uuid.uuid4()),
+            **parse_subscription(self.json_body(FIELDS), now),
+            "created_at": now,
+            "created_by": self.principal.subject,
+        }
+        stored = await self.runtime.bridge.ask(
+            self.runtime.subscriptions, lambda reply: Subscribe(row, reply)
+        )
+        self.send(subscription_view(stored), 201)
+
+
+class SubscriptionHandler(ApiHandler):
+    async def get(self, subscription_id: str) -> None:
+        self.query(())
+        row = await self.read(get_subscription, self.runtime.store, subscription_id, clock.now())
+        if row is None:
+            raise not_found("subscription", subscription_id)
+        self.send(subscription_view(row))
+
+    async def delete(self, subscription_id: str) -> None:
+        await self.runtime.bridge.ask(
+            self.runtime.subscriptions, lambda reply: Unsubscribe(subscription_id, reply)
+        )
+        self.send({"success": True, "message": "Subscription deleted successfully"})
+
+
+class DeliveriesHandler(ApiHandler):
+    async def get(self, subscription_id: str) -> None:
+        query = self.query(("status", "limit", "offset"))
+        limit, offset = page_params(query)
+        status = query.get("status")
+        if status is not None and status not in DELIVERY_STATUSES:
+            raise validation_error(
+                [FieldError("status", f"must be one of: {', '.join(DELIVERY_STATUSES)}")]
+            )
+        store = self.runtime.store
+        if await self.read(get_subscription, store, subscription_id, clock.now()) is None:
+            raise not_found("subscription", subscription_id)
+        total, rows = await self.read(
+            list_deliveries, store, subscription_id, status, limit, offset
+        )
+        self.send(
+            {
+                "subscription_id": subscription_id,
+                "total": total,
+                "offset": offset,
+                "limit": limit,
+                "deliveries": [delivery_view(r) for r in rows],
+            }
+        )
+
+
+_ID = r"([^/]+)"
+default_handlers = [
+    (r"/api/events/subscriptions", SubscriptionsHandler),
+    (rf"/api/events/subscriptions/{_ID}", SubscriptionHandler),
+    (rf"/api/events/subscriptions/{_ID}/deliveries", DeliveriesHandler),
+]

@@ -1,0 +1,319 @@
+"""Subscription actors against a real store, event bus and aio loop, delivering to a real
+loopback receiver: matching, a full queue falling back to the store, and a restart that
+delivers what was not delivered yet."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pykka
+import pytest
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+from sqlalchemy import delete
+
+from synthesis.actors.aio import AsyncioRunner
+from synthesis.actors.bus import EventBus
+from synthesis.actors.messages import Commit
+from synthesis.actors.services import Services
+from synthesis.actors.subscriptions import (
+    DeliveryPolicy,
+    Subscribe,
+    Subscription,
+    SubscriptionSupervisor,
+)
+from synthesis.engine import clock
+from synthesis.engine.events import Event
+from synthesis.store import Store
+from synthesis.store.subscription_models import deliveries, list_deliveries, subscriptions
+from tests.support import make_settings, wait_until
+
+# ---- a loopback webhook receiver (the API tests use it too) ----------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return orjson.loads(self.body)
+
+
+class _Hook(tornado.web.RequestHandler):
+    def initialize(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+
+    async def post(self, name: str) -> None:
+        receiver = self.receiver
+        with receiver.lock:
+            receiver.arrived[name] += 1
+        gate = receiver.gate_for(name)
+        if gate is not None:
+            await gate.wait()
+        with receiver.lock:
+            receiver.attempts[name] += 1
+            if name in receiver.closed:
+                status = 503
+            elif receiver.failures_left.get(name, 0) > 0:
+                receiver.failures_left[name] -= 1
+                status = 500
+            else:
+                headers = {k.lower(): v for k, v in self.request.headers.items()}
+                receiver.received[name].append(Received(headers, self.request.body))
+                status = 200
+        self.set_status(status)
+        self.finish("ok" if status == 200 else "no")
+
+
+class Receiver:
+    """POST /hooks/<name> is recorded under <name> when answered 200. Per name it can
+    answer 503 (`close`), fail the next N requests with 500, or hold every request
+    until released."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received: dict[str, list[Received]] = defaultdict(list)
+        self.arrived: Counter[str] = Counter()  # requests that came in
+        self.attempts: Counter[str] = Counter()  # requests answered
+        self.failures_left: dict[str, int] = {}
+        self.closed: set[str] = set()
+        self._gates: dict[str, asyncio.Event] = {}
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="receiver", daemon=True)
+        self.port = 0
+
+    def start(self) -> Receiver:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/{name}"
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r.event for r in self.received[name]]
+
+    def event_ids(self, name: str) -> list[str]:
+        return [e["event_id"] for e in self.events(name)]
+
+    def close(self, name: str) -> None:
+        with self.lock:
+            self.closed.add(name)
+
+    def open(self, name: str) -> None:
+        with self.lock:
+            self.closed.discard(name)
+
+    def fail_next(self, name: str, count: int) -> None:
+        with self.lock:
+            self.failures_left[name] = count
+
+    def hold(self, name: str) -> None:
+        self._loop.call_soon_threadsafe(self._gates.setdefault, name, asyncio.Event())
+
+    def release(self, name: str) -> None:
+        def release() -> None:
+            gate = self._gates.pop(name, None)
+            if gate is not None:
+                gate.set()
+
+        self._loop.call_soon_threadsafe(release)
+
+    def gate_for(self, name: str) -> asyncio.Event | None:
+        return self._gates.get(name)
+
+    def _main(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        app = tornado.web.Application([(r"/hooks/([^/]+)", _Hook, {"receiver": self})])
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.port = sockets[0].getsockname()[1]
+        self._server = tornado.httpserver.HTTPServer(app)
+        self._server.add_sockets(sockets)
+        self._ready.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        for name in list(self._gates):
+            self.release(name)
+        self._loop.call_soon_threadsafe(self._server.stop)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+# ---- the actors on their own ----------------------------------------------------------
+
+
+def test_matching_by_type_execution_and_payload_keys() -> None:
+    eid = str(uuid.uuid4())
+    started = Event("execution_started", {"execution_id": eid, "name": "n"}, eid)
+    created = Event("plan_created", {"plan_id": "p1", "name": "nightly"})
+
+    def sub(types: tuple[str, ...] = (), **flt: Any) -> Subscription:
+        return Subscription("s", "http://x", frozenset(types), flt, None, 0)
+
+    assert sub().matches(started) and sub().matches(created)
+    assert sub(("execution_started",)).matches(started)
+    assert not sub(("execution_completed",)).matches(started)
+    assert sub(execution_id=eid).matches(started)
+    assert not sub(execution_id=eid).matches(created)
+    assert not sub(execution_id=str(uuid.uuid4())).matches(started)
+    assert sub(name="nightly").matches(created) and not sub(name="nightly").matches(started)
+    assert not sub(plan_id=None).matches(started)  # a missing key is not None
+    assert sub(("plan_created",), plan_id="p1", name="nightly").matches(created)
+    assert "hush" not in repr(Subscription("s", "u", frozenset(), {}, None, 0, "hush"))
+    assert "hush" not in repr(Subscribe({"secret": "hush"}, lambda _value: None))
+    assert DeliveryPolicy(backoff_seconds=0.5, max_backoff_seconds=3).backoff(1) == 0.5
+    assert DeliveryPolicy(backoff_seconds=0.5, max_backoff_seconds=3).backoff(3) == 2.0
+    assert DeliveryPolicy(backoff_seconds=0.5, max_backoff_seconds=3).backoff(9) == 3
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+class Engine:
+    """Store, bus and aio loop as the runtime wires them, and a subscription supervisor
+    that can be stopped and started again over the same store."""
+
+    def __init__(self, store: Store, tmp_path: Any, policy: DeliveryPolicy) -> None:
+        self.store = store
+        self.policy = policy
+        self.settings = make_settings(tmp_path, store.url)
+        self.aio = AsyncioRunner()
+        self.aio.start()
+        self.bus: pykka.ActorRef[Any] = EventBus.start(store)
+        self.supervisor: pykka.ActorRef[Any] | None = None
+        self.made: list[str] = []
+        self.start_supervisor()
+
+    def start_supervisor(self) -> None:
+        services = Services(self.settings, self.store, self.bus, self.aio)
+        self.supervisor = SubscriptionSupervisor.start(services, self.policy)
+
+    def restart(self) -> None:
+        """As a server restart does: supervisor down, bus down (it stores what it
+        holds), then both up again."""
+        assert self.supervisor is not None
+        self.supervisor.stop()
+        self.bus.stop()
+        self.bus = EventBus.start(self.store)
+        self.start_supervisor()
+
+    def subscribe(self, url: str, **fields: Any) -> str:
+        row = {
+            "id": str(uuid.uuid4()),
+            "types": fields.get("types", []),
+            "event_filter": fields.get("event_filter", {}),
+            "callback_url": url,
+            "secret": None,
+            "expiration": None,
+            "created_at": clock.now(),
+            "created_by": None,
+        }
+        answer = threading.Event()
+        assert self.supervisor is not None
+        self.supervisor.tell(Subscribe(row, lambda _value: answer.set()))
+        assert answer.wait(10)
+        self.made.append(row["id"])
+        return row["id"]
+
+    def emit(self, execution_id: str, count: int) -> list[Event]:
+        sent = [Event("notification", {"n": i}, execution_id) for i in range(count)]
+        for event in sent:
+            self.bus.tell(Commit(events=(event,)))
+        return sent
+
+    def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        self.bus.stop()
+        self.aio.stop()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store(database_url)
+    store.create_tables()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def engines(store: Store, tmp_path: Any) -> Iterator[Callable[..., Engine]]:
+    made: list[Engine] = []
+
+    def make(**policy: Any) -> Engine:
+        made.append(Engine(store, tmp_path, DeliveryPolicy(**policy)))
+        return made[-1]
+
+    yield make
+    for engine in made:
+        engine.stop()
+        with store.engine.begin() as conn:  # the PostgreSQL database is shared by the session
+            for sid in engine.made:
+                conn.execute(delete(deliveries).where(deliveries.c.subscription_id == sid))
+                conn.execute(delete(subscriptions).where(subscriptions.c.id == sid))
+
+
+def test_a_full_queue_falls_back_to_the_store_with_no_gap_and_no_duplicate(
+    engines: Callable[..., Engine], receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="synthesis.actors.subscriptions")
+    engine = engines(max_queue=3, replay_page=7)
+    execution_id = str(uuid.uuid4())
+    name = f"queue-{execution_id}"
+    engine.subscribe(receiver.url(name), event_filter={"execution_id": execution_id})
+    receiver.hold(name)
+    sent = engine.emit(execution_id, 1)
+    wait_until(lambda: receiver.arrived[name] == 1)
+    sent += engine.emit(execution_id, 59)  # while the first delivery is held
+    wait_until(lambda: any("replaying from the store" in r.message for r in caplog.records))
+    receiver.release(name)
+    wait_until(lambda: len(receiver.event_ids(name)) >= len(sent))
+    assert receiver.event_ids(name) == [e.event_id for e in sent]
+
+
+def test_a_restarted_supervisor_delivers_what_was_not_delivered_yet(
+    engines: Callable[..., Engine], store: Store, receiver: Receiver
+) -> None:
+    engine = engines(max_attempts=1000, backoff_seconds=0.01, max_backoff_seconds=0.05)
+    execution_id = str(uuid.uuid4())
+    name = f"restart-{execution_id}"
+    sid = engine.subscribe(receiver.url(name), event_filter={"execution_id": execution_id})
+    sent = engine.emit(execution_id, 5)
+    wait_until(lambda: len(receiver.event_ids(name)) == 5)
+    receiver.close(name)
+    sent += engine.emit(execution_id, 5)
+
+    def retrying() -> bool:
+        _total, rows = list_deliveries(store, sid, "retrying", 10, 0)
+        return bool(rows) and rows[0]["attempts"] >= 2
+
+    wait_until(retrying)
+    engine.restart()
+    receiver.open(name)
+    wait_until(lambda: len(receiver.event_ids(name)) >= 10)
+    assert receiver.event_ids(name) == [e.event_id for e in sent]
+
+    def recorded() -> Counter[str]:
+        _total, rows = list_deliveries(store, sid, None, 100, 0)
+        statuses = Counter(r["status"] for r in rows)
+        return statuses if statuses["delivered"] == 10 else Counter()
+
+    assert wait_until(recorded) == Counter(delivered=10, interrupted=1)
