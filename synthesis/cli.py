@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds running steps get to finish on SIGTERM (default 10)",
     )
+    serve.add_argument(
+        "--retention-days",
+        dest="retention_days",
+        type=float,
+        help="prune events and finished executions older than this (default: keep all)",
+    )
+    serve.add_argument(
+        "--retention-events",
+        dest="retention_events",
+        type=int,
+        help="keep at most this many events (default: keep all)",
+    )
     return parser
 
 

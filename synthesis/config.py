@@ -29,6 +29,9 @@ class Settings:
     actor_timeout_seconds: float = 10.0
     websocket_ping_seconds: float = 20.0
     websocket_buffer_messages: int = 1000  # unsent messages a socket may hold, then 1013
+    retention_days: float | None = None  # prune events and finished executions older
+    retention_events: int | None = None  # keep at most this many events (None: all)
+    retention_interval_seconds: float = 30.0
     webhook_max_attempts: int = 6
     webhook_backoff_seconds: float = 0.5  # doubling after each failed attempt
     webhook_max_backoff_seconds: float = 60.0
@@ -54,6 +57,8 @@ class Settings:
             "jwt_secret": ("SYNTHESIS_JWT_SECRET", str),
             "max_concurrent_executions": ("SYNTHESIS_MAX_EXECUTIONS", int),
             "shutdown_grace_seconds": ("SYNTHESIS_SHUTDOWN_GRACE", float),
+            "retention_days": ("SYNTHESIS_RETENTION_DAYS", float),
+            "retention_events": ("SYNTHESIS_RETENTION_EVENTS", int),
         }
         for name, (variable, convert) in from_env.items():
             if env.get(variable):

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pykka
@@ -23,14 +24,15 @@ import pykka
 from synthesis.actors.aio import AsyncioRunner
 from synthesis.actors.bridge import Bridge, Reply
 from synthesis.actors.bus import EventBus
-from synthesis.actors.messages import Listen, Shutdown
+from synthesis.actors.messages import Commit, Listen, Shutdown
 from synthesis.actors.services import Services
 from synthesis.actors.subscriptions import SubscriptionSupervisor
 from synthesis.actors.supervisor import ExecutionSupervisor
 from synthesis.auth import Authenticator
 from synthesis.config import Settings
+from synthesis.engine import clock
 from synthesis.integrations.mcp import McpConnections
-from synthesis.store import Store
+from synthesis.store import Pruned, Store
 from synthesis.web.hub import EventHub
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Runtime:
         self.supervisor: pykka.ActorRef[Any]
         self.subscriptions: pykka.ActorRef[Any]  # webhook subscriptions
         self.bridge: Bridge
+        self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start on the running IOLoop: store, aio loop, bus, supervisor. IOLoop thread."""
@@ -62,12 +65,16 @@ class Runtime:
         services = Services(self.settings, self.store, self.bus, self.aio, self.connections)
         self.subscriptions = SubscriptionSupervisor.start(services)
         self.supervisor = ExecutionSupervisor.start(services)
+        if self.settings.retention_days is not None or self.settings.retention_events is not None:
+            self._retention = asyncio.get_running_loop().create_task(self._prune_forever())
         log.info("synthesis runtime started on %s", self.store.dialect)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting work, let running steps finish for `grace` seconds, stop them,
         store everything, then stop in reverse order. IOLoop thread."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if self._retention is not None:
+            self._retention.cancel()
         limit = grace + self.settings.kill_grace_seconds + 10
         try:
             await self.bridge.ask(self.supervisor, lambda reply: Shutdown(grace, reply), limit)
@@ -86,6 +93,23 @@ class Runtime:
         self._read_pool.shutdown(wait=True)
         self.store.close()
         log.info("synthesis runtime stopped")
+
+    async def _prune_forever(self) -> None:
+        """IOLoop thread: retention, in small steps through the bus, so nothing waits long."""
+        settings = self.settings
+        while True:
+            await asyncio.sleep(settings.retention_interval_seconds)
+            older_than = None
+            if settings.retention_days is not None:
+                cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
+                older_than = clock.format_time(cutoff)
+            prune = Pruned(older_than, settings.retention_events)
+            try:
+                await self.bridge.ask(
+                    self.bus, lambda reply, p=prune: Commit(changes=(p,), on_stored=reply)
+                )
+            except Exception:
+                log.exception("pruning old events failed; trying again later")
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call on the read pool. IOLoop thread."""

@@ -72,6 +72,17 @@ class RowsDeleted:
 
 
 @dataclass(frozen=True)
+class Pruned:
+    """Retention: delete up to `limit` events older than `older_than` or beyond the newest
+    `keep_events`, and up to `limit` finished executions that ended before `older_than`
+    (with their steps, tags and events)."""
+
+    older_than: str | None
+    keep_events: int | None
+    limit: int = 5000
+
+
+@dataclass(frozen=True)
 class ExecutionUpdate:
     execution_id: str
     fields: Mapping[str, Any]
@@ -122,4 +133,5 @@ Change = (
     | RowsInserted
     | RowUpdated
     | RowsDeleted
+    | Pruned
 )

@@ -12,7 +12,7 @@ import functools
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
 from sqlmodel import SQLModel
 
 from synthesis.store.changes import (
@@ -24,6 +24,7 @@ from synthesis.store.changes import (
     NewSteps,
     PlanDeleted,
     PlanSaved,
+    Pruned,
     RowsDeleted,
     RowsInserted,
     RowUpdated,
@@ -31,6 +32,7 @@ from synthesis.store.changes import (
     StepUpdate,
 )
 from synthesis.store.models import (
+    events,
     execution_tags,
     executions,
     invocations,
@@ -122,6 +124,9 @@ class BatchWriter:
                 self._conn.execute(
                     delete(table).where(*(table.c[k] == v for k, v in where.items()))
                 )
+            case Pruned():
+                self.flush()
+                self._prune(change)
             case ExecutionUpdate(execution_id=eid, fields=fields):
                 self._update("executions", (eid,), fields)
             case StepUpdate(execution_id=eid, step_id=sid, fields=fields):
@@ -135,6 +140,42 @@ class BatchWriter:
                 )
             case _:
                 raise TypeError(f"unknown change {change!r}")
+
+    def _prune(self, change: Pruned) -> None:
+        conn, limit = self._conn, change.limit
+        if change.older_than is not None:
+            finished = list(
+                conn.execute(
+                    select(executions.c.id)
+                    .where(
+                        executions.c.status.in_(("completed", "failed", "cancelled")),
+                        executions.c.completed_at < change.older_than,
+                    )
+                    .limit(limit)
+                ).scalars()
+            )
+            if finished:
+                for table, column in (
+                    (steps, steps.c.execution_id),
+                    (execution_tags, execution_tags.c.execution_id),
+                    (events, events.c.execution_id),
+                    (executions, executions.c.id),
+                ):
+                    conn.execute(delete(table).where(column.in_(finished)))
+            old = select(events.c.seq).where(events.c.timestamp < change.older_than)
+            conn.execute(
+                delete(events).where(
+                    events.c.seq.in_(old.order_by(events.c.seq).limit(limit).scalar_subquery())
+                )
+            )
+        if change.keep_events is not None:
+            newest = conn.execute(select(func.max(events.c.seq))).scalar_one_or_none() or 0
+            beyond = select(events.c.seq).where(events.c.seq <= newest - change.keep_events)
+            conn.execute(
+                delete(events).where(
+                    events.c.seq.in_(beyond.order_by(events.c.seq).limit(limit).scalar_subquery())
+                )
+            )
 
     def _update(self, table_name: str, key: tuple[str, ...], fields: Any) -> None:
         self._updates.setdefault((table_name, key), {}).update(fields)
