@@ -261,3 +261,38 @@ def test_a_client_that_stops_reading_is_closed_and_slows_nobody(tmp_path) -> Non
                 pass
     finally:
         server.stop()
+
+
+def test_rest_and_both_sockets_tell_the_same_story(server: ServerThread, client: Client) -> None:
+    execution_id = client.create([command("a", "seq 1 50"), command("b", "echo done")])
+    client.wait_for_status(execution_id)
+    listed = wait_until(
+        lambda: (
+            (
+                page := client.get(f"/api/events?execution_id={execution_id}&limit=1000").json[
+                    "events"
+                ]
+            )
+            and page[0]["type"] == "execution_completed"
+            and page
+        )
+    )
+    in_order = list(reversed(listed))
+
+    async def sockets() -> tuple[list[dict], list[dict]]:
+        late = await websocket_connect(ws_url(server, f"/ws/executions/{execution_id}"))
+        messages = await read_all(late)
+        again = await websocket_connect(
+            ws_url(
+                server, f"/ws/events?since={in_order[0]['event_id']}&execution_id={execution_id}"
+            )
+        )
+        replayed = await read_n(again, len(in_order) - 1)
+        again.close()
+        return messages, replayed
+
+    messages, replayed = asyncio.run(sockets())
+    assert messages == [
+        {"type": e["type"], "timestamp": e["timestamp"], "data": e["payload"]} for e in in_order
+    ]
+    assert replayed == in_order[1:]
