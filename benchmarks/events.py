@@ -2,12 +2,13 @@
 webhook throughput to a loopback receiver, and step-output coalescing.
 
     python benchmarks/events.py [--scenario fanout|webhook|chatty|all] [--clients N]
-        [--rate R] [--seconds S] [--runs K] [--types notification|all]
+        [--rate R] [--seconds S] [--runs K] [--types notification|all] [--client raw|tornado]
         [--events M] [--subscriptions W] [--lines L]
 
 Each run starts a real `synthesis serve` (see run.py) with a fresh data dir and token. Events
 come from executions of `notify` steps in a loop (with a `wait` between them to set the
-rate). Clients run in this process on one asyncio loop; each delivery's latency is its
+rate). Clients run in this process on one asyncio loop (a minimal WebSocket client by
+default: tornado's costs ~50 us per message here); each delivery's latency is its
 receive time minus the event's `timestamp` (the server's clock, ms resolution). Server CPU
 is read with psutil at the edges of each measured window. One JSON line per scenario and
 run goes to stdout, then (with --runs > 1) a summary line of medians; progress to stderr.
@@ -636,7 +637,13 @@ class Context:
     @classmethod
     def start(cls) -> Context:
         server = Server.start(None, None)
-        server.wait_ready()
+        try:
+            server.wait_ready()
+        except RuntimeError as exc:
+            server.stop()
+            tail = " | ".join(server.log_lines()[-3:])
+            server.cleanup()
+            raise RuntimeError(f"{exc}: {tail}") from None
         sampler = Sampler(server.proc.pid)
         sampler.start()
         return cls(server, Api(server.port, server.token), sampler)
@@ -1029,7 +1036,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = []
         for run in range(args.runs):
             log(f"{name}: run {run + 1}/{args.runs}")
-            result = asyncio.run(SCENARIOS[name](args))
+            try:
+                result = asyncio.run(SCENARIOS[name](args))
+            except Exception as exc:  # the server did not start, or the harness broke
+                result = {"scenario": name, "error": repr(exc)}
             print(orjson.dumps(result).decode(), flush=True)
             results.append(result)
             ok = ok and healthy(result)

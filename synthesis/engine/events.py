@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from synthesis.engine import clock
 
@@ -48,6 +51,15 @@ class Event:
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     timestamp: str = field(default_factory=clock.now)
     seq: int | None = None  # its place in the store's total order, once stored
+
+    @functools.cached_property
+    def record_json(self) -> bytes:
+        """`record()` encoded once, however many sockets send it."""
+        return orjson.dumps(self.record())
+
+    @functools.cached_property
+    def message_json(self) -> bytes:
+        return orjson.dumps(self.message())
 
     def record(self) -> dict[str, Any]:
         """The Events API and /ws/events shape."""

@@ -160,7 +160,7 @@ class ExecutionSocket(EventSocket):
         return event.execution_id == self.execution_id
 
     def render(self, event: Event) -> bytes:
-        return orjson.dumps(event.message())
+        return event.message_json
 
     def ends_with(self, event: Event) -> bool:
         return event.type == EXECUTION_COMPLETED
@@ -201,7 +201,7 @@ class EventsSocket(EventSocket):
         )
 
     def render(self, event: Event) -> bytes:
-        return orjson.dumps(event.record())
+        return event.record_json
 
 
 _ID = r"([^/]+)"
