@@ -12,14 +12,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import tornado.httpserver
-from sqlalchemy.exc import OperationalError
-
 from synthesis import __version__
+from synthesis.commands import add_client_commands, report, run_command
 from synthesis.config import Settings
-from synthesis.runtime import Runtime
-from synthesis.store.database import SchemaMismatch
-from synthesis.web.app import make_app
 
 log = logging.getLogger("synthesis")
 
@@ -64,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="keep at most this many events (default: keep all)",
     )
+    add_client_commands(commands)
     return parser
 
 
@@ -84,6 +80,11 @@ def ensure_token(settings: Settings) -> tuple[Settings, str | None]:
 
 
 async def serve(settings: Settings) -> int:
+    import tornado.httpserver  # the server's parts load only for `serve`
+
+    from synthesis.runtime import Runtime
+    from synthesis.web.app import make_app
+
     runtime = Runtime(settings)
     await runtime.start()
     server = tornado.httpserver.HTTPServer(
@@ -110,6 +111,13 @@ async def serve(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        try:
+            return asyncio.run(run_command(args))
+        except KeyboardInterrupt:
+            return 130
+        except Exception as exc:
+            return report(exc)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -124,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://{settings.host}:{settings.port}"
         print(f"Synthesis token: {token}", flush=True)
         print(f"  curl -H 'Authorization: Bearer {token}' {url}/api/executions", flush=True)
+    from sqlalchemy.exc import OperationalError
+
+    from synthesis.store.database import SchemaMismatch
+
     try:
         return asyncio.run(serve(settings))
     except (SchemaMismatch, OperationalError) as exc:
