@@ -212,7 +212,7 @@ class _Checker:
             if key not in STEP_FIELDS:
                 self.error(f"{where}.{key}", f"unknown field {key!r}")
         step_id = raw.get("id")
-        if not isinstance(step_id, str) or not STEP_ID.match(step_id):
+        if not isinstance(step_id, str) or not STEP_ID.fullmatch(step_id):
             self.error(f"{where}.id", "is required: 1-128 letters, digits, '_' or '-'")
         elif step_id in self.ids:
             self.error(f"{where}.id", f"duplicate step id {step_id!r}")
@@ -220,7 +220,7 @@ class _Checker:
             self.ids.add(step_id)
         step_type = raw.get("type")
         params = raw.get("parameters", {})
-        if step_type not in self.schemas:
+        if not isinstance(step_type, str) or step_type not in self.schemas:
             known = ", ".join(sorted(self.schemas))
             self.error(f"{where}.type", f"unknown step type {step_type!r}; one of: {known}")
         else:
@@ -325,7 +325,7 @@ class _Checker:
                 if isinstance(bound, int) and len(items) > bound:
                     self.error(f"{where}.for", f"has {len(items)} items, over max_iterations")
             elif not isinstance(items, str) or not (
-                is_whole_reference(items) or STEP_ID.match(items)
+                is_whole_reference(items) or STEP_ID.fullmatch(items)
             ):
                 self.error(f"{where}.for", "must be a list or the name of a list variable")
         count = params.get("count")

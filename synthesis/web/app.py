@@ -12,6 +12,7 @@ from synthesis.web import (
     executions,
     integrations,
     metrics,
+    openapi,
     plans,
     sockets,
     subscriptions,
@@ -22,7 +23,17 @@ from synthesis.web.base import NotFoundHandler
 if TYPE_CHECKING:
     from synthesis.runtime import Runtime
 
-MODULES = (executions, plans, integrations, subscriptions, events, sockets, system, metrics)
+MODULES = (
+    executions,
+    plans,
+    integrations,
+    subscriptions,
+    events,
+    sockets,
+    system,
+    metrics,
+    openapi,
+)
 
 
 def handlers(runtime: Runtime, prefix: str = "") -> list[Any]:

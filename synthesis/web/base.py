@@ -133,10 +133,13 @@ class ApiHandler(BaseHandler):
         return await self.runtime.read(fn, *args)
 
 
+MAX_OFFSET = 1_000_000_000
+
+
 def page_params(query: dict[str, str]) -> tuple[int, int]:
     errors = []
     limit = _int_param(query, "limit", 50, 1, 1000, errors)
-    offset = _int_param(query, "offset", 0, 0, None, errors)
+    offset = _int_param(query, "offset", 0, 0, MAX_OFFSET, errors)
     if errors:
         raise validation_error(errors)
     return limit, offset

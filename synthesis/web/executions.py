@@ -61,7 +61,7 @@ def execution_summary(row: dict[str, Any]) -> dict[str, Any]:
         "started_at": row["started_at"],
         "completed_at": row["completed_at"],
         "created_by": row["created_by"],
-        "tags": row["meta"].get("tags", []),
+        "tags": row["meta"].get("tags") or [],
     }
 
 

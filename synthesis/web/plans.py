@@ -121,7 +121,7 @@ class PlansHandler(PlanWriter):
                 "created_at": r["created_at"],
                 "updated_at": r["updated_at"],
                 "created_by": r["created_by"],
-                "tags": r["meta"].get("tags", []),
+                "tags": r["meta"].get("tags") or [],
             }
             for r in rows
         ]

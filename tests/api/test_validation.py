@@ -131,3 +131,35 @@ def test_errors_never_leak_stack_traces(client: Client) -> None:
     ):
         assert b"Traceback" not in response.raw
         assert set(response.json) == {"error"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"plan": {"name": "p", "steps": [{"id": "a", "type": {}}]}}, "plan.steps[0].type"),
+        ({"plan": {"name": "p", "steps": [{"id": "a", "type": []}]}}, "plan.steps[0].type"),
+        ({"plan": {"name": "p", "steps": [command("a\n", "true")]}}, "plan.steps[0].id"),
+    ],
+    ids=["type-object", "type-list", "id-with-newline"],
+)
+def test_odd_values_found_by_the_fuzzer_are_validation_errors(
+    client: Client, body: dict[str, Any], field: str
+) -> None:
+    response = client.post("/api/executions", body)
+    assert response.status == 400, response
+    assert field in [d["field"] for d in response.json["error"]["details"]]
+
+
+def test_huge_offsets_are_validation_errors(client: Client) -> None:
+    for path in ("/api/executions", "/api/plans", "/api/events"):
+        response = client.get(f"{path}?offset={2**63}")
+        assert response.status == 400, path
+        assert response.json["error"]["details"][0]["field"] == "offset"
+
+
+def test_null_tags_list_as_empty(client: Client) -> None:
+    execution_id = client.create(
+        [command("a", "true")], start=False, metadata={"tags": None, "created_by": "nulltags"}
+    )
+    listed = client.get("/api/executions?created_by=nulltags").json["executions"]
+    assert [(e["execution_id"], e["tags"]) for e in listed] == [(execution_id, [])]

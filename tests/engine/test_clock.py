@@ -32,3 +32,7 @@ def test_parse_time_rejects(bad: str) -> None:
 def test_duration_ms() -> None:
     assert clock.duration_ms("2025-05-01T10:15:30.000Z", "2025-05-01T10:16:44.500Z") == 74500
     assert clock.duration_ms(None, "2025-05-01T10:16:44.500Z") is None
+
+
+def test_years_before_1000_keep_four_digits() -> None:
+    assert clock.parse_time("0241-09-06T20:18:53Z") == "0241-09-06T20:18:53.000Z"
