@@ -119,8 +119,8 @@ async def run_process(
 ) -> StepResult:
     """Run argv in a process group of its own; any coroutine cancellation stops the group."""
     loop = asyncio.get_running_loop()
-    try:
-        transport, watch = await loop.subprocess_exec(
+    spawning = asyncio.ensure_future(
+        loop.subprocess_exec(
             lambda: _ExitWatch(loop),
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
@@ -130,6 +130,18 @@ async def run_process(
             env=env,
             start_new_session=True,
         )
+    )
+    try:
+        try:
+            transport, watch = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            # Cancelled while starting: asyncio would kill only the leader. Let the start
+            # finish, then stop the whole group as any cancelled run does.
+            with contextlib.suppress(Exception):
+                transport, watch = await spawning
+                await _stop_group(transport.get_pid(), watch.exited, ctx.kill_grace)
+                transport.close()
+            raise
     except FileNotFoundError as exc:
         missing = cwd if cwd and not os.path.isdir(cwd) else exc.filename
         return StepResult("failed", "", f"not found: {missing}")

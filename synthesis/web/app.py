@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
+from tornado.log import access_log
 
 from synthesis.web import (
     events,
@@ -46,9 +47,27 @@ def handlers(runtime: Runtime, prefix: str = "") -> list[Any]:
     ]
 
 
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log, without the query string: `?token=` must never reach a log."""
+    status = handler.get_status()
+    log = access_log.info if status < 400 else access_log.warning
+    if status >= 500:
+        log = access_log.error
+    took = 1000.0 * handler.request.request_time()
+    log(
+        "%d %s %s (%s) %.2fms",
+        status,
+        handler.request.method,
+        handler.request.path,
+        handler.request.remote_ip,
+        took,
+    )
+
+
 def make_app(runtime: Runtime) -> tornado.web.Application:
     return tornado.web.Application(
         handlers(runtime),
+        log_function=log_request,
         default_handler_class=NotFoundHandler,
         default_handler_args={"runtime": runtime},
         compress_response=False,

@@ -101,3 +101,33 @@ def test_capped_text_never_splits_a_utf8_character() -> None:
     sink = CappedText(4)
     sink.feed("aéé".encode())  # 5 bytes
     assert sink.text().startswith("aé\n")
+
+
+def test_cancel_while_the_process_is_starting_still_stops_the_group() -> None:
+    marker = "37.123"  # a sleep length no other process here uses
+
+    def sleepers() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline", "status"]):
+            if marker in (proc.info["cmdline"] or []) and proc.info["status"] != "zombie":
+                found.append(proc)
+        return found
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(
+            execute_command(
+                {"command": f"sleep {marker} & sleep {marker}"}, RunContext(kill_grace=0.5)
+            )
+        )
+        turn = loop.create_future()  # one turn of the loop: the spawn has begun, not ended
+        loop.call_soon(turn.set_result, None)
+        await turn
+        began = time.monotonic()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return time.monotonic() - began
+
+    assert asyncio.run(scenario()) < 5
+    wait_until(lambda: not sleepers(), timeout=5)
