@@ -136,13 +136,24 @@ class ApiHandler(BaseHandler):
 MAX_OFFSET = 1_000_000_000
 
 
-def page_params(query: dict[str, str]) -> tuple[int, int]:
-    errors = []
-    limit = _int_param(query, "limit", 50, 1, 1000, errors)
-    offset = _int_param(query, "offset", 0, 0, MAX_OFFSET, errors)
-    if errors:
-        raise validation_error(errors)
+def page_params(query: dict[str, str], errors: list[FieldError] | None = None) -> tuple[int, int]:
+    """`limit` and `offset`. With an `errors` list, problems are added to it (so one answer
+    names every bad parameter); without, they are raised."""
+    found: list[FieldError] = [] if errors is None else errors
+    limit = _int_param(query, "limit", 50, 1, 1000, found)
+    offset = _int_param(query, "offset", 0, 0, MAX_OFFSET, found)
+    if errors is None and found:
+        raise validation_error(found)
     return limit, offset
+
+
+def choice_param(
+    query: dict[str, str], name: str, choices: Collection[str], errors: list[FieldError]
+) -> str | None:
+    value = query.get(name)
+    if value is not None and value not in choices:
+        errors.append(FieldError(name, f"must be one of: {', '.join(choices)}"))
+    return value
 
 
 def _int_param(
@@ -166,17 +177,20 @@ def _int_param(
     return value
 
 
-def date_params(query: dict[str, str]) -> tuple[str | None, str | None]:
-    errors = []
+def date_params(
+    query: dict[str, str], errors: list[FieldError] | None = None
+) -> tuple[str | None, str | None]:
+    """`from_date` and `to_date`, errors handled as in `page_params`."""
+    found: list[FieldError] = [] if errors is None else errors
     bounds: list[str | None] = []
     for name in ("from_date", "to_date"):
         try:
             bounds.append(clock.parse_time(query[name]) if name in query else None)
         except ValueError:
-            errors.append(FieldError(name, "must be an ISO 8601 date or date-time"))
+            found.append(FieldError(name, "must be an ISO 8601 date or date-time"))
             bounds.append(None)
-    if errors:
-        raise validation_error(errors)
+    if errors is None and found:
+        raise validation_error(found)
     return bounds[0], bounds[1]
 
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 from synthesis.engine.errors import FieldError, not_found, validation_error
 from synthesis.engine.events import EVENT_TYPES
 from synthesis.store import EventFilter
-from synthesis.web.base import ApiHandler, date_params, page_params
+from synthesis.web.base import ApiHandler, choice_param, date_params, page_params
 
 
 class EventsHandler(ApiHandler):
     async def get(self) -> None:
         query = self.query(("type", "execution_id", "from_date", "to_date", "limit", "offset"))
-        limit, offset = page_params(query)
-        from_date, to_date = date_params(query)
-        kind = query.get("type")
-        if kind is not None and kind not in EVENT_TYPES:
-            raise validation_error(
-                [FieldError("type", f"must be one of: {', '.join(EVENT_TYPES)}")]
-            )
+        errors: list[FieldError] = []
+        limit, offset = page_params(query, errors)
+        from_date, to_date = date_params(query, errors)
+        kind = choice_param(query, "type", EVENT_TYPES, errors)
+        if errors:
+            raise validation_error(errors)
         flt = EventFilter(kind, query.get("execution_id"), from_date, to_date, limit, offset)
         total, events = await self.read(self.runtime.store.list_events, flt)
         self.send(

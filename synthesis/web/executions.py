@@ -13,7 +13,7 @@ from synthesis.engine.plan import check_metadata, require_object, validate_plan
 from synthesis.engine.transitions import EXECUTION_STATUSES
 from synthesis.integrations import STEP_SCHEMAS
 from synthesis.store import ExecutionFilter
-from synthesis.web.base import ApiHandler, date_params, page_params
+from synthesis.web.base import ApiHandler, choice_param, date_params, page_params
 from synthesis.web.plans import check_child_plans
 
 _NESTED = re.compile(r"^(.*)(?:\.(?:then|else)|\[\d+\])\.[A-Za-z0-9_-]+$")
@@ -88,13 +88,12 @@ class ExecutionsHandler(ApiHandler):
         query = self.query(
             ("status", "tag", "created_by", "from_date", "to_date", "limit", "offset")
         )
-        limit, offset = page_params(query)
-        from_date, to_date = date_params(query)
-        status = query.get("status")
-        if status is not None and status not in EXECUTION_STATUSES:
-            raise validation_error(
-                [FieldError("status", f"must be one of: {', '.join(EXECUTION_STATUSES)}")]
-            )
+        errors: list[FieldError] = []
+        limit, offset = page_params(query, errors)
+        from_date, to_date = date_params(query, errors)
+        status = choice_param(query, "status", EXECUTION_STATUSES, errors)
+        if errors:
+            raise validation_error(errors)
         flt = ExecutionFilter(
             query.get("tag"), query.get("created_by"), from_date, to_date, limit, offset, status
         )

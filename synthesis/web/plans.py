@@ -107,8 +107,11 @@ class PlanWriter(ApiHandler):
 class PlansHandler(PlanWriter):
     async def get(self) -> None:
         query = self.query(("tag", "created_by", "from_date", "to_date", "limit", "offset"))
-        limit, offset = page_params(query)
-        from_date, to_date = date_params(query)
+        errors: list[FieldError] = []
+        limit, offset = page_params(query, errors)
+        from_date, to_date = date_params(query, errors)
+        if errors:
+            raise validation_error(errors)
         flt = PlanFilter(
             query.get("tag"), query.get("created_by"), from_date, to_date, limit, offset
         )

@@ -296,3 +296,23 @@ def test_rest_and_both_sockets_tell_the_same_story(server: ServerThread, client:
         {"type": e["type"], "timestamp": e["timestamp"], "data": e["payload"]} for e in in_order
     ]
     assert replayed == in_order[1:]
+
+
+def test_tokens_in_urls_never_reach_the_access_log(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="tornado.access")
+
+    async def scenario() -> None:
+        with contextlib.suppress(Exception):
+            await websocket_connect(ws_url(server, "/ws/events", "secret-looking-token"))
+
+    asyncio.run(scenario())
+    client = server.client(token=None)
+    client.get("/api/executions?token=another-secret-token")
+
+    def logged() -> str:
+        return " ".join(r.getMessage() for r in caplog.records if r.name == "tornado.access")
+
+    wait_until(lambda: "/ws/events" in logged() and "/api/executions" in logged())
+    assert "secret" not in logged()

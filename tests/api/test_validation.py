@@ -163,3 +163,10 @@ def test_null_tags_list_as_empty(client: Client) -> None:
     )
     listed = client.get("/api/executions?created_by=nulltags").json["executions"]
     assert [(e["execution_id"], e["tags"]) for e in listed] == [(execution_id, [])]
+
+
+def test_every_bad_query_parameter_is_named_at_once(client: Client) -> None:
+    response = client.get("/api/executions?limit=0&status=bogus&from_date=never&offset=-1")
+    assert response.status == 400
+    fields = sorted(d["field"] for d in response.json["error"]["details"])
+    assert fields == ["from_date", "limit", "offset", "status"]
