@@ -92,6 +92,23 @@ def _time(value: str | datetime) -> str:
     return value
 
 
+def _list_query(
+    from_date: str | datetime | None,
+    to_date: str | datetime | None,
+    limit: int | None,
+    offset: int | None,
+    **filters: Any,
+) -> dict[str, Any]:
+    """The query of a list endpoint: its filters, the date window and the page."""
+    return {
+        **filters,
+        "from_date": None if from_date is None else _time(from_date),
+        "to_date": None if to_date is None else _time(to_date),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
 def _segment(value: str) -> str:
     return urllib.parse.quote(str(value), safe="")
 
@@ -278,15 +295,9 @@ class SynthesisClient:
         offset: int | None = None,
     ) -> dict[str, Any]:
         """GET /api/executions: `{total, offset, limit, executions}`, newest first."""
-        query = {
-            "status": status,
-            "tag": tag,
-            "created_by": created_by,
-            "from_date": None if from_date is None else _time(from_date),
-            "to_date": None if to_date is None else _time(to_date),
-            "limit": limit,
-            "offset": offset,
-        }
+        query = _list_query(
+            from_date, to_date, limit, offset, status=status, tag=tag, created_by=created_by
+        )
         return await self._json("GET", "/api/executions", query=query)
 
     async def get_execution(self, execution_id: str) -> dict[str, Any]:
@@ -341,14 +352,7 @@ class SynthesisClient:
         offset: int | None = None,
     ) -> dict[str, Any]:
         """GET /api/plans: `{total, offset, limit, plans}`, newest first."""
-        query = {
-            "tag": tag,
-            "created_by": created_by,
-            "from_date": None if from_date is None else _time(from_date),
-            "to_date": None if to_date is None else _time(to_date),
-            "limit": limit,
-            "offset": offset,
-        }
+        query = _list_query(from_date, to_date, limit, offset, tag=tag, created_by=created_by)
         return await self._json("GET", "/api/plans", query=query)
 
     async def get_plan(self, plan_id: str) -> dict[str, Any]:
@@ -425,14 +429,7 @@ class SynthesisClient:
         offset: int | None = None,
     ) -> dict[str, Any]:
         """GET /api/events: `{total, offset, limit, events}`, newest first."""
-        query = {
-            "type": type,
-            "execution_id": execution_id,
-            "from_date": None if from_date is None else _time(from_date),
-            "to_date": None if to_date is None else _time(to_date),
-            "limit": limit,
-            "offset": offset,
-        }
+        query = _list_query(from_date, to_date, limit, offset, type=type, execution_id=execution_id)
         return await self._json("GET", "/api/events", query=query)
 
     async def get_event(self, event_id: str) -> dict[str, Any]:
