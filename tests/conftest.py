@@ -36,9 +36,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="module")
+def server_overrides() -> dict[str, object]:
+    """Settings a test module wants changed for its server: override this fixture."""
+    return {}
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    server_overrides: dict[str, object],
 ) -> Iterator[ServerThread]:
     """One real server per test module and store; tests keep to their own executions."""
     data_dir = tmp_path_factory.mktemp("server")
@@ -46,7 +54,7 @@ def server(
         url = f"sqlite:///{data_dir / 'synthesis.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    running = ServerThread(make_settings(data_dir, url)).start()
+    running = ServerThread(make_settings(data_dir, url, **server_overrides)).start()
     yield running
     running.stop()
 

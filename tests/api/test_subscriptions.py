@@ -28,15 +28,17 @@ SUBSCRIPTIONS = "/api/events/subscriptions"
 EXECUTION_TYPES = ["execution_started", "step_started", "step_completed", "execution_completed"]
 
 
+TINY_WEBHOOKS: dict[str, Any] = {
+    "webhook_max_attempts": 3,
+    "webhook_backoff_seconds": 0.02,
+    "webhook_max_backoff_seconds": 0.1,
+    "webhook_request_timeout_seconds": 15.0,  # a held request must not time out
+}
+
+
 def webhook_settings(data_dir: Path, url: str, **policy: Any) -> Settings:
     """Settings with the webhook delivery policy made tiny."""
-    tiny: dict[str, Any] = {
-        "webhook_max_attempts": 3,
-        "webhook_backoff_seconds": 0.02,
-        "webhook_max_backoff_seconds": 0.1,
-        "webhook_request_timeout_seconds": 15.0,  # a held request must not time out
-    }
-    return make_settings(data_dir, url, **{**tiny, **policy})
+    return make_settings(data_dir, url, **{**TINY_WEBHOOKS, **policy})
 
 
 def delete_all_subscriptions(client: Client) -> None:
@@ -45,19 +47,16 @@ def delete_all_subscriptions(client: Client) -> None:
         client.request("DELETE", f"{SUBSCRIPTIONS}/{sub['subscription_id']}")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerThread]:
-    data_dir = tmp_path_factory.mktemp("server")
-    if request.param == "sqlite":
-        url = f"sqlite:///{data_dir / 'synthesis.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    running = ServerThread(webhook_settings(data_dir, url)).start()
-    yield running
-    delete_all_subscriptions(running.client())
-    running.stop()
+@pytest.fixture(scope="module")
+def server_overrides() -> dict[str, Any]:
+    """The shared server (tests/conftest.py) with the webhook policy made tiny."""
+    return dict(TINY_WEBHOOKS)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_subscription_left(server: ServerThread) -> Iterator[None]:
+    yield
+    delete_all_subscriptions(server.client())
 
 
 @pytest.fixture(scope="module")
