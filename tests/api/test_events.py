@@ -129,18 +129,22 @@ def test_unknown_execution_closes_with_4404(server: ServerThread) -> None:
 
 def test_events_socket_filters_live_events(server: ServerThread, client: Client) -> None:
     async def scenario() -> tuple[str, list[dict], list[dict]]:
+        listening = len(server.runtime.hub)
         everything = await websocket_connect(ws_url(server, "/ws/events"))
         started = await websocket_connect(
             ws_url(server, "/ws/events?types=step_started,execution_completed")
         )
-        await asyncio.sleep(0)  # both registered before the execution exists
+        # Both registered with the hub before the execution exists.
+        wait_until(lambda: len(server.runtime.hub) >= listening + 2)
         execution_id = client.create([command("a", "true"), command("b", "true")])
-        n = 0
-        while n == 0 or stored(server, execution_id)[-1].type != "execution_completed":
-            await asyncio.sleep(0.01)
-            n = len(stored(server, execution_id))
-        mine = [e for e in stored(server, execution_id)]
-        all_messages = [m for m in await read_n(everything, len(mine))]
+        mine = wait_until(
+            lambda: (
+                (events := stored(server, execution_id))
+                and events[-1].type == "execution_completed"
+                and events
+            )
+        )
+        all_messages = await read_n(everything, len(mine))
         some = await read_n(started, 3)
         return execution_id, all_messages, some
 
