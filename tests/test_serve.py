@@ -165,6 +165,78 @@ def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
         restarted.stop()
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's parent may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
+
+
+def recorded_groups(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM step_processes").fetchone()[0]
+    except sqlite3.OperationalError:  # not there yet
+        return 0
+
+
+def test_a_crash_leaves_no_orphan_beside_the_rerun(tmp_path: Path) -> None:
+    """kill -9 mid-step: on restart the old process groups are stopped before the steps run
+    again (one whose leader waits, one whose leader died writing to the dead server's pipe,
+    and a direct invocation's), and each step completes once."""
+    dirs = [tmp_path / name for name in ("waits", "chatty", "invoked")]
+    for d in dirs:
+        d.mkdir()
+    # The rerun says whether any process of the first run is still alive beside it.
+    check = (
+        'for p in $(cat {d}/pids); do s=$(cut -d" " -f3 /proc/$p/stat 2>/dev/null); '
+        '[ -n "$s" ] && [ "$s" != Z ] && echo "old $p alive"; done; echo again'
+    )
+    first = "sleep 60 & echo $! $$ > {d}/pids.new; mv {d}/pids.new {d}/pids; "
+
+    def step(d: Path, rest: str) -> str:
+        body = first.format(d=d) + rest
+        return (
+            f"echo run >> {d}/runs; if [ -e {d}/pids ]; then {check.format(d=d)}; else {body}; fi"
+        )
+
+    server = ServeProcess(tmp_path, "--token", "t")
+    client = server.client("t")
+    waits = client.create([command("s", step(dirs[0], "wait"))])
+    chatty = client.create([command("s", step(dirs[1], "while :; do echo tick; sleep 0.1; done"))])
+    invoked = client.post(
+        "/api/integrations/cli/capabilities/execute_command",
+        {"parameters": {"command": first.format(d=dirs[2]) + "wait"}, "async": True},
+    ).json["invocation_id"]
+    wait_until(lambda: all((d / "pids").exists() for d in dirs))
+    wait_until(lambda: recorded_groups(tmp_path / "synthesis.db") == 3)
+    old = [int(pid) for d in dirs for pid in (d / "pids").read_text().split()]
+    server.stop(signal.SIGKILL)
+    try:
+        assert all(running(pid) for pid in old[0::2])  # orphans now: every `sleep 60`
+
+        restarted = ServeProcess(tmp_path, "--token", "t")
+        client = restarted.client("t")
+        try:
+            for execution_id in (waits, chatty):
+                done = client.wait_for_status(execution_id)
+                assert done["status"] == "completed"
+                assert done["steps"][0]["output"] == "again\n"  # nothing old alive beside it
+            assert not any(running(pid) for pid in old)
+            assert [(d / "runs").read_text() for d in dirs[:2]] == ["run\nrun\n"] * 2
+            invocation = client.get(f"/api/integrations/invocations/{invoked}").json
+            assert invocation["status"] == "failed"
+            assert recorded_groups(tmp_path / "synthesis.db") == 0
+        finally:
+            restarted.stop()
+    finally:  # without the fix the orphans are still there
+        for pid in old:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
     """`synthesis serve` that is expected to refuse to start."""
     return subprocess.run(
