@@ -4,12 +4,16 @@ accepted lost across a stop, a crash and a restart."""
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -272,3 +276,83 @@ def test_an_unreachable_database_is_refused_clearly() -> None:
     assert "cannot use the database" in result.stderr
     assert "secret-pw" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+STEP_USER = "synthesis-test-step"
+
+
+@pytest.fixture(scope="module")
+def step_user() -> str:
+    """An unprivileged user for --run-as, made if this machine lacks it."""
+    if os.geteuid() != 0:
+        pytest.skip("--run-as needs the tests to run as root")
+    try:
+        pwd.getpwnam(STEP_USER)
+    except KeyError:
+        if shutil.which("useradd") is None and not os.environ.get("CI"):
+            pytest.skip("useradd not found")
+        subprocess.run(["useradd", "--system", "--no-create-home", STEP_USER], check=True)
+    return STEP_USER
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory anyone may enter (pytest's own tmp dirs are private)."""
+    path = Path(tempfile.mkdtemp(prefix="synthesis-run-as-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_steps_run_as_the_step_user_who_cannot_read_the_data_dir(
+    step_user: str, open_dir: Path
+) -> None:
+    entry = pwd.getpwnam(step_user)
+    (open_dir / "public").write_text("public\n")
+    (open_dir / "public").chmod(0o644)
+    data = open_dir / "data"
+    server = ServeProcess(data, env={"SYNTHESIS_RUN_AS": step_user})
+    client = server.client((data / "token").read_text().strip())
+    probe = (
+        f"id -u; id -g; echo $HOME; pwd; cat {open_dir}/public; "
+        f"for f in token synthesis.db; do cat {data}/$f >/dev/null 2>&1 && echo read $f; done; "
+        f"ls {data} >/dev/null 2>&1 && echo listed; true"
+    )
+    try:
+        execution_id = client.create(
+            [
+                command("cmd", probe),
+                {"id": "script", "type": "script", "parameters": {"script": probe}},
+            ]
+        )
+        done = client.wait_for_status(execution_id)
+    finally:
+        assert server.stop() == 0
+    assert done["status"] == "completed", done
+    expected = f"{entry.pw_uid}\n{entry.pw_gid}\n{entry.pw_dir}\n/tmp\npublic\n"
+    assert [s["output"] for s in done["steps"]] == [expected, expected]
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for path in data.iterdir():  # the token, the database and its WAL files
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_run_as_refuses_an_unknown_user_or_a_server_that_is_not_root(step_user: str) -> None:
+    unknown = serve_once("--run-as", "no-such-user-synthesis")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().endswith("--run-as no-such-user-synthesis: no such user")
+    assert len(unknown.stderr.strip().splitlines()) == 1
+
+    # A server that is not root: this one drops root itself once its modules are loaded
+    # (the interpreter may live where the step user cannot read).
+    entry = pwd.getpwnam(step_user)
+    code = (
+        "import os, sys; from synthesis import cli; import synthesis.integrations.run_as; "
+        f"os.setgid({entry.pw_gid}); os.setuid({entry.pw_uid}); "
+        f"sys.exit(cli.main(['serve', '--run-as', '{step_user}', '--token', 't']))"
+    )
+    not_root = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/"
+    )
+    assert not_root.returncode == 1
+    assert not_root.stderr.strip().endswith("the server must run as root to switch users")
+    assert "Traceback" not in not_root.stderr
