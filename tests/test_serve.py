@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import signal
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -276,32 +273,6 @@ def test_an_unreachable_database_is_refused_clearly() -> None:
     assert "cannot use the database" in result.stderr
     assert "secret-pw" not in result.stderr
     assert "Traceback" not in result.stderr
-
-
-STEP_USER = "synthesis-test-step"
-
-
-@pytest.fixture(scope="module")
-def step_user() -> str:
-    """An unprivileged user for --run-as, made if this machine lacks it."""
-    if os.geteuid() != 0:
-        pytest.skip("--run-as needs the tests to run as root")
-    try:
-        pwd.getpwnam(STEP_USER)
-    except KeyError:
-        if shutil.which("useradd") is None and not os.environ.get("CI"):
-            pytest.skip("useradd not found")
-        subprocess.run(["useradd", "--system", "--no-create-home", STEP_USER], check=True)
-    return STEP_USER
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A directory anyone may enter (pytest's own tmp dirs are private)."""
-    path = Path(tempfile.mkdtemp(prefix="synthesis-run-as-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path)
 
 
 def test_steps_run_as_the_step_user_who_cannot_read_the_data_dir(

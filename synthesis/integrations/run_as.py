@@ -9,8 +9,22 @@ from __future__ import annotations
 
 import os
 import pwd
+import sys
 from dataclasses import dataclass
 from typing import Any
+
+# For spawners that cannot switch users themselves (the MCP SDK's): the interpreter starts
+# as the server's user, drops to the step user, then becomes argv (same pid).
+_LAUNCHER = """import os, sys
+uid, gid, groups, *argv = sys.argv[1:]
+os.setgroups([int(g) for g in groups.split(",") if g])
+os.setgid(int(gid))
+os.setuid(int(uid))
+try:
+    os.execvp(argv[0], argv)
+except OSError as exc:
+    sys.exit(f"cannot run {argv[0]!r}: {exc.strerror}")
+"""
 
 
 class StepUserError(ValueError):
@@ -49,3 +63,9 @@ class StepUser:
     def spawn_options(self) -> dict[str, Any]:
         """Keyword arguments for `subprocess.Popen` (and asyncio's subprocess_exec)."""
         return {"user": self.uid, "group": self.gid, "extra_groups": list(self.groups)}
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """argv, started through a launcher that first becomes this user."""
+        groups = ",".join(str(g) for g in self.groups)
+        launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER]
+        return [*launcher, str(self.uid), str(self.gid), groups, *argv]
