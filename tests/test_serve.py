@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Client, command, wait_until
+from tests.support import Client, command, process_running, wait_until
 
 
 def free_port() -> int:
@@ -166,15 +166,6 @@ def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
         restarted.stop()
 
 
-def running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's parent may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
-
-
 def recorded_groups(db: Path) -> int:
     try:
         with sqlite3.connect(db) as conn:
@@ -216,7 +207,7 @@ def test_a_crash_leaves_no_orphan_beside_the_rerun(tmp_path: Path) -> None:
     old = [int(pid) for d in dirs for pid in (d / "pids").read_text().split()]
     server.stop(signal.SIGKILL)
     try:
-        assert all(running(pid) for pid in old[0::2])  # orphans now: every `sleep 60`
+        assert all(process_running(pid) for pid in old[0::2])  # orphans now: every `sleep 60`
 
         restarted = ServeProcess(tmp_path, "--token", "t")
         client = restarted.client("t")
@@ -225,7 +216,7 @@ def test_a_crash_leaves_no_orphan_beside_the_rerun(tmp_path: Path) -> None:
                 done = client.wait_for_status(execution_id)
                 assert done["status"] == "completed"
                 assert done["steps"][0]["output"] == "again\n"  # nothing old alive beside it
-            assert not any(running(pid) for pid in old)
+            assert not any(process_running(pid) for pid in old)
             assert [(d / "runs").read_text() for d in dirs[:2]] == ["run\nrun\n"] * 2
             invocation = client.get(f"/api/integrations/invocations/{invoked}").json
             assert invocation["status"] == "failed"
@@ -234,7 +225,7 @@ def test_a_crash_leaves_no_orphan_beside_the_rerun(tmp_path: Path) -> None:
             restarted.stop()
     finally:  # without the fix the orphans are still there
         for pid in old:
-            if running(pid):
+            if process_running(pid):
                 os.kill(pid, signal.SIGKILL)
 
 

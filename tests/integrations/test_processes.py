@@ -8,7 +8,6 @@ import os
 import subprocess
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -16,16 +15,7 @@ from synthesis.integrations import processes
 from synthesis.integrations.base import RunContext
 from synthesis.integrations.cli import execute_command
 from synthesis.integrations.processes import MARKER, ProcessGroup
-from tests.support import wait_until
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
+from tests.support import process_running, wait_until
 
 
 def start_group(command: str) -> tuple[subprocess.Popen[bytes], ProcessGroup]:
@@ -58,7 +48,7 @@ def test_a_group_whose_leader_has_another_start_time_is_never_signalled(groups) 
     reused = replace(group, start_time=str(int(group.start_time) - 1))  # the same PID, reused
 
     assert processes.stop_groups([reused], grace=0.2) == []
-    assert proc.poll() is None and running(proc.pid)
+    assert proc.poll() is None and process_running(proc.pid)
 
 
 def test_a_recorded_group_gets_term_then_kill(groups) -> None:
@@ -76,14 +66,14 @@ def test_a_group_whose_leader_is_gone_is_found_by_its_marker(groups) -> None:
     assert proc.stdout is not None
     grandchild = int(proc.stdout.readline())
     assert proc.wait(5) == 0  # the leader is gone; its child is still in the group
-    assert running(grandchild)
+    assert process_running(grandchild)
 
     stranger = replace(group, id=str(uuid.uuid4()))  # a record this group does not carry
     assert processes.stop_groups([stranger], grace=0.2) == []
-    assert running(grandchild)
+    assert process_running(grandchild)
 
     assert processes.stop_groups([group], grace=0.2) == [group]
-    assert not running(grandchild)
+    assert not process_running(grandchild)
 
 
 def test_only_groups_of_this_host_whose_server_is_gone_are_orphans() -> None:
@@ -109,4 +99,4 @@ def test_a_step_reports_its_group_while_it_runs_then_clears_it() -> None:
     assert result.output == f"{group.id} {group.pgid}\n"
     assert group.host == processes.host_name() and group.boot_id == processes.boot_id()
     assert (group.owner_pid, group.owner_start) == (os.getpid(), processes.start_time(os.getpid()))
-    wait_until(lambda: not running(group.pgid))
+    wait_until(lambda: not process_running(group.pgid))
