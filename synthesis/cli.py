@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="keep at most this many events (default: keep all)",
     )
+    serve.add_argument(
+        "--run-as",
+        dest="run_as",
+        metavar="USER",
+        help="run step processes as this unprivileged user (the server must run as root)",
+    )
     add_client_commands(commands)
     return parser
 
@@ -71,7 +77,7 @@ def ensure_token(settings: Settings) -> tuple[Settings, str | None]:
     if path.exists():
         token = path.read_text().strip()
     else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         token = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -127,7 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     flags = {k: v for k, v in vars(args).items() if k != "command"}
     if flags.get("data_dir"):
         flags["data_dir"] = Path(flags["data_dir"])
-    settings, token = ensure_token(Settings.from_sources(flags))
+    settings = Settings.from_sources(flags)
+    if settings.run_as:
+        from synthesis.integrations.run_as import StepUser, StepUserError
+
+        try:
+            StepUser.lookup(settings.run_as)
+        except StepUserError as exc:
+            log.error("%s", exc)
+            return 1
+    settings, token = ensure_token(settings)
     if token:
         url = f"http://{settings.host}:{settings.port}"
         print(f"Synthesis token: {token}", flush=True)

@@ -36,6 +36,7 @@ class Settings:
     webhook_backoff_seconds: float = 0.5  # doubling after each failed attempt
     webhook_max_backoff_seconds: float = 60.0
     webhook_request_timeout_seconds: float = 10.0
+    run_as: str | None = None  # the unprivileged user step processes run as (needs root)
 
     @property
     def database(self) -> str:
@@ -59,6 +60,7 @@ class Settings:
             "shutdown_grace_seconds": ("SYNTHESIS_SHUTDOWN_GRACE", float),
             "retention_days": ("SYNTHESIS_RETENTION_DAYS", float),
             "retention_events": ("SYNTHESIS_RETENTION_EVENTS", int),
+            "run_as": ("SYNTHESIS_RUN_AS", str),
         }
         for name, (variable, convert) in from_env.items():
             if env.get(variable):

@@ -32,6 +32,7 @@ from synthesis.auth import Authenticator
 from synthesis.config import Settings
 from synthesis.engine import clock
 from synthesis.integrations.mcp import McpConnections
+from synthesis.integrations.run_as import StepUser
 from synthesis.store import Pruned, Store
 from synthesis.web.hub import EventHub
 
@@ -43,6 +44,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.auth = Authenticator(settings.tokens, settings.jwt_secret)
+        self.step_user = StepUser.lookup(settings.run_as) if settings.run_as else None
         self.store = Store(settings.database)
         self.aio = AsyncioRunner()
         self.connections = McpConnections()  # used on the aio loop only
@@ -62,7 +64,9 @@ class Runtime:
         self.bus = EventBus.start(self.store)
         self.hub = EventHub(asyncio.get_running_loop())
         self.bus.tell(Listen(self.hub.bus_listener()))
-        services = Services(self.settings, self.store, self.bus, self.aio, self.connections)
+        services = Services(
+            self.settings, self.store, self.bus, self.aio, self.connections, self.step_user
+        )
         self.subscriptions = SubscriptionSupervisor.start(services)
         self.supervisor = ExecutionSupervisor.start(services)
         if self.settings.retention_days is not None or self.settings.retention_events is not None:

@@ -5,6 +5,10 @@ PostgreSQL is never skipped: a test run that cannot reach it fails."""
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,3 +66,29 @@ def server(
 @pytest.fixture
 def client(server: ServerThread) -> Client:
     return server.client()
+
+
+STEP_USER = "synthesis-test-step"
+
+
+@pytest.fixture(scope="session")
+def step_user() -> str:
+    """An unprivileged user for --run-as, made if this machine lacks it."""
+    if os.geteuid() != 0:
+        pytest.skip("--run-as needs the tests to run as root")
+    try:
+        pwd.getpwnam(STEP_USER)
+    except KeyError:
+        if shutil.which("useradd") is None and not os.environ.get("CI"):
+            pytest.skip("useradd not found")
+        subprocess.run(["useradd", "--system", "--no-create-home", STEP_USER], check=True)
+    return STEP_USER
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory anyone may enter (pytest's own tmp dirs are private)."""
+    path = Path(tempfile.mkdtemp(prefix="synthesis-run-as-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)

@@ -36,6 +36,15 @@ def wait_until(probe: Callable[[], T], timeout: float = 10.0, interval: float = 
     return value
 
 
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's new parent may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
+
+
 class Response:
     def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.status = status

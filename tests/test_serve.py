@@ -4,6 +4,7 @@ accepted lost across a stop, a crash and a restart."""
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import sqlite3
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Client, command, wait_until
+from tests.support import Client, command, process_running, wait_until
 
 
 def free_port() -> int:
@@ -165,6 +166,69 @@ def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
         restarted.stop()
 
 
+def recorded_groups(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM step_processes").fetchone()[0]
+    except sqlite3.OperationalError:  # not there yet
+        return 0
+
+
+def test_a_crash_leaves_no_orphan_beside_the_rerun(tmp_path: Path) -> None:
+    """kill -9 mid-step: on restart the old process groups are stopped before the steps run
+    again (one whose leader waits, one whose leader died writing to the dead server's pipe,
+    and a direct invocation's), and each step completes once."""
+    dirs = [tmp_path / name for name in ("waits", "chatty", "invoked")]
+    for d in dirs:
+        d.mkdir()
+    # The rerun says whether any process of the first run is still alive beside it.
+    check = (
+        'for p in $(cat {d}/pids); do s=$(cut -d" " -f3 /proc/$p/stat 2>/dev/null); '
+        '[ -n "$s" ] && [ "$s" != Z ] && echo "old $p alive"; done; echo again'
+    )
+    first = "sleep 60 & echo $! $$ > {d}/pids.new; mv {d}/pids.new {d}/pids; "
+
+    def step(d: Path, rest: str) -> str:
+        body = first.format(d=d) + rest
+        return (
+            f"echo run >> {d}/runs; if [ -e {d}/pids ]; then {check.format(d=d)}; else {body}; fi"
+        )
+
+    server = ServeProcess(tmp_path, "--token", "t")
+    client = server.client("t")
+    waits = client.create([command("s", step(dirs[0], "wait"))])
+    chatty = client.create([command("s", step(dirs[1], "while :; do echo tick; sleep 0.1; done"))])
+    invoked = client.post(
+        "/api/integrations/cli/capabilities/execute_command",
+        {"parameters": {"command": first.format(d=dirs[2]) + "wait"}, "async": True},
+    ).json["invocation_id"]
+    wait_until(lambda: all((d / "pids").exists() for d in dirs))
+    wait_until(lambda: recorded_groups(tmp_path / "synthesis.db") == 3)
+    old = [int(pid) for d in dirs for pid in (d / "pids").read_text().split()]
+    server.stop(signal.SIGKILL)
+    try:
+        assert all(process_running(pid) for pid in old[0::2])  # orphans now: every `sleep 60`
+
+        restarted = ServeProcess(tmp_path, "--token", "t")
+        client = restarted.client("t")
+        try:
+            for execution_id in (waits, chatty):
+                done = client.wait_for_status(execution_id)
+                assert done["status"] == "completed"
+                assert done["steps"][0]["output"] == "again\n"  # nothing old alive beside it
+            assert not any(process_running(pid) for pid in old)
+            assert [(d / "runs").read_text() for d in dirs[:2]] == ["run\nrun\n"] * 2
+            invocation = client.get(f"/api/integrations/invocations/{invoked}").json
+            assert invocation["status"] == "failed"
+            assert recorded_groups(tmp_path / "synthesis.db") == 0
+        finally:
+            restarted.stop()
+    finally:  # without the fix the orphans are still there
+        for pid in old:
+            if process_running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
     """`synthesis serve` that is expected to refuse to start."""
     return subprocess.run(
@@ -200,3 +264,57 @@ def test_an_unreachable_database_is_refused_clearly() -> None:
     assert "cannot use the database" in result.stderr
     assert "secret-pw" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_steps_run_as_the_step_user_who_cannot_read_the_data_dir(
+    step_user: str, open_dir: Path
+) -> None:
+    entry = pwd.getpwnam(step_user)
+    (open_dir / "public").write_text("public\n")
+    (open_dir / "public").chmod(0o644)
+    data = open_dir / "data"
+    server = ServeProcess(data, env={"SYNTHESIS_RUN_AS": step_user})
+    client = server.client((data / "token").read_text().strip())
+    probe = (
+        f"id -u; id -g; echo $HOME; pwd; cat {open_dir}/public; "
+        f"for f in token synthesis.db; do cat {data}/$f >/dev/null 2>&1 && echo read $f; done; "
+        f"ls {data} >/dev/null 2>&1 && echo listed; true"
+    )
+    try:
+        execution_id = client.create(
+            [
+                command("cmd", probe),
+                {"id": "script", "type": "script", "parameters": {"script": probe}},
+            ]
+        )
+        done = client.wait_for_status(execution_id)
+    finally:
+        assert server.stop() == 0
+    assert done["status"] == "completed", done
+    expected = f"{entry.pw_uid}\n{entry.pw_gid}\n{entry.pw_dir}\n/tmp\npublic\n"
+    assert [s["output"] for s in done["steps"]] == [expected, expected]
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for path in data.iterdir():  # the token, the database and its WAL files
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_run_as_refuses_an_unknown_user_or_a_server_that_is_not_root(step_user: str) -> None:
+    unknown = serve_once("--run-as", "no-such-user-synthesis")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().endswith("--run-as no-such-user-synthesis: no such user")
+    assert len(unknown.stderr.strip().splitlines()) == 1
+
+    # A server that is not root: this one drops root itself once its modules are loaded
+    # (the interpreter may live where the step user cannot read).
+    entry = pwd.getpwnam(step_user)
+    code = (
+        "import os, sys; from synthesis import cli; import synthesis.integrations.run_as; "
+        f"os.setgid({entry.pw_gid}); os.setuid({entry.pw_uid}); "
+        f"sys.exit(cli.main(['serve', '--run-as', '{step_user}', '--token', 't']))"
+    )
+    not_root = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/"
+    )
+    assert not_root.returncode == 1
+    assert not_root.stderr.strip().endswith("the server must run as root to switch users")
+    assert "Traceback" not in not_root.stderr

@@ -16,12 +16,15 @@ from synthesis.engine.plan import Plan, Step
 from synthesis.engine.substitution import as_text
 from synthesis.engine.transitions import CANCELLED, PAUSED, PENDING, RUNNING
 from synthesis.integrations.base import StepResult
+from synthesis.integrations.processes import ProcessGroup
 from synthesis.store import (
     ExecutionUpdate,
     InvocationUpdate,
     NewExecution,
     NewInvocation,
     NewSteps,
+    RowsDeleted,
+    RowsInserted,
     StepUpdate,
 )
 
@@ -234,6 +237,17 @@ def step_reset(execution_id: str, step_id: str) -> Commit:
             ),
         ),
     )
+
+
+def process_started(execution_id: str | None, step_id: str, group: ProcessGroup) -> Commit:
+    """A step's (or, without an execution, an invocation's) process group, on record
+    while it runs."""
+    row = {**group.row(), "execution_id": execution_id, "step_id": step_id}
+    return Commit(changes=(RowsInserted("step_processes", ({**row, "started_at": clock.now()},)),))
+
+
+def process_ended(group_id: str) -> Commit:
+    return Commit(changes=(RowsDeleted("step_processes", {"id": group_id}),))
 
 
 def invocation_view(row: Mapping[str, Any], with_parameters: bool = True) -> dict[str, Any]:

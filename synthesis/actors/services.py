@@ -9,6 +9,7 @@ import pykka
 
 from synthesis.actors.aio import AsyncioRunner
 from synthesis.config import Settings
+from synthesis.integrations.run_as import StepUser
 from synthesis.store import Store
 
 
@@ -19,3 +20,4 @@ class Services:
     bus: pykka.ActorRef[Any]
     aio: AsyncioRunner
     connections: Any = None  # MCP connections, on the aio loop (integrations/mcp.py)
+    step_user: StepUser | None = None  # --run-as

@@ -12,12 +12,15 @@ from typing import Any
 
 import pykka
 
+from synthesis.actors import recording
 from synthesis.actors.loop_actor import LoopActor
 from synthesis.actors.messages import CancelStep, Commit, StepFinished
 from synthesis.actors.services import Services
 from synthesis.engine import clock
 from synthesis.engine.events import STEP_OUTPUT, execution_event
+from synthesis.engine.output import LiveOutput, pieces, truncation_marker
 from synthesis.integrations.base import Capability, RunContext, StepResult
+from synthesis.integrations.processes import ProcessGroup
 
 OUTPUT_INTERVAL = 0.05  # seconds
 
@@ -45,8 +48,11 @@ class StepActor(LoopActor):
         self._started_at = clock.now()
         self._interrupted = False
         self._task: asyncio.Task[None] | None = None
+        self._live_output: dict[str, LiveOutput] = {}  # per stream
         self._unsent_output: dict[str, list[str]] = {}
+        self._unsent_markers: set[str] = set()  # streams whose live output just ran out
         self._output_timer: asyncio.TimerHandle | None = None
+        self._process: ProcessGroup | None = None
 
     def on_start(self) -> None:
         """aio loop thread."""
@@ -65,9 +71,15 @@ class StepActor(LoopActor):
 
     def _on_output(self, stream: str, text: str) -> None:
         """aio loop thread. Output is coalesced: at most one `step_output` event per
-        stream every OUTPUT_INTERVAL, so a chatty command cannot flood the sockets."""
-        self._unsent_output.setdefault(stream, []).append(text)
-        if self._output_timer is None:
+        stream every OUTPUT_INTERVAL (more only to keep each within 64 KiB), so a chatty
+        command cannot flood the sockets; past the output limit, one marker, then none."""
+        limit = self._services.settings.output_limit_bytes
+        kept, ran_out = self._live_output.setdefault(stream, LiveOutput(limit)).admit(text)
+        if kept:
+            self._unsent_output.setdefault(stream, []).append(kept)
+        if ran_out:
+            self._unsent_markers.add(stream)
+        if (kept or ran_out) and self._output_timer is None:
             self._output_timer = self.loop.call_later(OUTPUT_INTERVAL, self._flush_output)
 
     def _flush_output(self) -> None:
@@ -76,18 +88,39 @@ class StepActor(LoopActor):
             self._output_timer.cancel()
             self._output_timer = None
         pending, self._unsent_output = self._unsent_output, {}
+        markers, self._unsent_markers = self._unsent_markers, set()
+        limit = self._services.settings.output_limit_bytes
+        outputs = [
+            (stream, piece, False)
+            for stream, chunks in pending.items()
+            for piece in pieces("".join(chunks))
+        ]
+        outputs += [(stream, truncation_marker(stream, limit), True) for stream in sorted(markers)]
         events = tuple(
             execution_event(
                 STEP_OUTPUT,
                 self._execution_id,
                 step_id=self._step_id,
-                output="".join(chunks),
+                output=text,
                 stream=stream,
+                **({"truncated": True} if marker else {}),
             )
-            for stream, chunks in pending.items()
+            for stream, text, marker in outputs
         )
         if events:
             self._services.bus.tell(Commit(events=events))
+
+    def _on_process(self, group: ProcessGroup | None) -> None:
+        """aio loop thread: the step's process group is on record while it runs, so a
+        server that dies cannot leave it running unseen (integrations/processes.py)."""
+        if group is not None:
+            commit = recording.process_started(self._execution_id, self._step_id, group)
+        elif self._process is not None:
+            commit = recording.process_ended(self._process.id)
+        else:
+            return
+        self._process = group
+        self._services.bus.tell(commit)
 
     async def _run(self) -> None:
         """aio loop thread: run the capability and always report back."""
@@ -98,6 +131,8 @@ class StepActor(LoopActor):
             output_limit=settings.output_limit_bytes,
             kill_grace=settings.kill_grace_seconds,
             connections=self._services.connections,
+            on_process=self._on_process,
+            run_as=self._services.step_user,
         )
         try:
             result = await self._capability.run(self._parameters, ctx)

@@ -49,7 +49,7 @@ from synthesis.engine.transitions import (
     RUNNING,
     transition,
 )
-from synthesis.integrations import STEP_SCHEMAS
+from synthesis.integrations import STEP_SCHEMAS, processes
 from synthesis.integrations.base import StepResult
 from synthesis.store import InvocationUpdate, StepsMarked, steps_reset
 
@@ -374,9 +374,11 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._retire(eid)
 
     def _recover(self) -> None:
-        """Runs a previous process left running go on; steps it was running run again.
-        An invocation has no run to go on in: it failed."""
+        """Runs a previous process left running go on; steps it was running run again,
+        once the process groups it left behind are gone. An invocation has no run to go
+        on in: it failed."""
         store = self._services.store
+        self._stop_orphans()
         now = clock.now()
         for iid in store.invocation_ids_in(RUNNING):
             self._commit(
@@ -401,3 +403,14 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                 self._launch(self._seed_from_store(eid, RUNNING))
             except ApiError as exc:
                 self._commit(recording.finished(eid, FAILED, clock.now(), None, exc.message))
+
+    def _stop_orphans(self) -> None:
+        """Stop the step process groups a dead server on this host left running (waits
+        up to the kill grace, and until they are gone), then forget them."""
+        rows = self._services.store.process_groups(processes.host_name())
+        left = processes.orphans(processes.ProcessGroup.from_row(row) for row in rows)
+        stopped = processes.stop_groups(left, self._services.settings.kill_grace_seconds)
+        if stopped:
+            log.warning("stopped %d step process groups a previous run left running", len(stopped))
+        for group in left:
+            self._commit(recording.process_ended(group.id))

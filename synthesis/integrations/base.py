@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.engine.schema import Schema
+from synthesis.integrations.processes import ProcessGroup
+from synthesis.integrations.run_as import StepUser
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ def _ignore_output(_stream: str, _text: str) -> None:
     pass
 
 
+def _ignore_process(_group: ProcessGroup | None) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What a capability may know about where it runs. Its callbacks run on the aio loop."""
@@ -36,6 +42,9 @@ class RunContext:
     output_limit: int = 1024 * 1024
     kill_grace: float = 5.0
     connections: Any = None  # the runtime's MCP connections (integrations/mcp.py)
+    # the step's process group as it starts, then None once it is stopped (processes.py)
+    on_process: Callable[[ProcessGroup | None], None] = _ignore_process
+    run_as: StepUser | None = None  # --run-as: the user step processes run as
 
 
 Runner = Callable[[Mapping[str, Any], RunContext], Awaitable[StepResult]]

@@ -15,12 +15,14 @@ import re
 import shlex
 import signal
 import tempfile
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from synthesis.engine.schema import Param, with_defaults
 from synthesis.engine.substitution import as_text
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
+from synthesis.integrations.processes import MARKER, process_group
 
 # The server's own secrets never reach a user's command.
 _PRIVATE_ENV = ("SYNTHESIS_TOKENS", "SYNTHESIS_JWT_SECRET", "SYNTHESIS_DATABASE_URL")
@@ -74,9 +76,13 @@ class CappedText:
         return joined
 
 
-def child_environment(variables: Mapping[str, Any], extra: Mapping[str, str]) -> dict[str, str]:
+def child_environment(ctx: RunContext, extra: Mapping[str, str]) -> dict[str, str]:
+    """The server's environment minus its secrets (and, with --run-as, the step user's
+    HOME and names), the variables as SYNTHESIS_VAR_*, then the step's own `env`."""
     env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
-    for name, value in variables.items():
+    if ctx.run_as is not None:
+        env.update(ctx.run_as.environment())
+    for name, value in ctx.variables.items():
         env["SYNTHESIS_VAR_" + _ENV_NAME.sub("_", name).upper()] = as_text(value)
     env.update(extra)
     return env
@@ -117,8 +123,15 @@ async def run_process(
     timeout: float,
     ctx: RunContext,
 ) -> StepResult:
-    """Run argv in a process group of its own; any coroutine cancellation stops the group."""
+    """Run argv in a process group of its own; any coroutine cancellation stops the group.
+    The group is reported to `ctx.on_process` while it runs (processes.py)."""
     loop = asyncio.get_running_loop()
+    record_id = str(uuid.uuid4())
+    options: dict[str, Any] = {}
+    env = {**env, MARKER: record_id}
+    if ctx.run_as is not None:
+        options = ctx.run_as.spawn_options()
+        cwd = cwd or ctx.run_as.working_directory()
     spawning = asyncio.ensure_future(
         loop.subprocess_exec(
             lambda: _ExitWatch(loop),
@@ -129,6 +142,7 @@ async def run_process(
             cwd=cwd,
             env=env,
             start_new_session=True,
+            **options,
         )
     )
     try:
@@ -148,7 +162,22 @@ async def run_process(
     except (NotADirectoryError, PermissionError) as exc:
         return StepResult("failed", "", f"cannot run {argv[0]!r}: {exc.strerror}")
 
-    process = asyncio.subprocess.Process(transport, watch, loop)
+    group = process_group(record_id, transport.get_pid())
+    if group is not None:
+        ctx.on_process(group)
+    try:
+        return await _supervise(transport, watch, timeout, ctx)
+    finally:
+        if group is not None:
+            ctx.on_process(None)
+
+
+async def _supervise(
+    transport: asyncio.SubprocessTransport, watch: _ExitWatch, timeout: float, ctx: RunContext
+) -> StepResult:
+    """Collect a started process's output until it ends, times out or is cancelled; its
+    group is stopped in every case."""
+    process = asyncio.subprocess.Process(transport, watch, asyncio.get_running_loop())
     stdout, stderr = CappedText(ctx.output_limit), CappedText(ctx.output_limit)
     assert process.stdout is not None and process.stderr is not None
     pumps = asyncio.gather(
@@ -199,7 +228,7 @@ async def execute_command(params: Mapping[str, Any], ctx: RunContext) -> StepRes
     return await run_process(
         ["/bin/sh", "-c", p["command"]],
         cwd=p.get("working_directory"),
-        env=child_environment(ctx.variables, p.get("env", {})),
+        env=child_environment(ctx, p.get("env", {})),
         timeout=p["timeout"],
         ctx=ctx,
     )
@@ -212,12 +241,14 @@ async def execute_script(params: Mapping[str, Any], ctx: RunContext) -> StepResu
         return StepResult("failed", "", "interpreter must not be empty")
     fd, path = tempfile.mkstemp(prefix="synthesis-script-")
     try:
+        if ctx.run_as is not None:  # still 0600: readable by that user alone
+            os.fchown(fd, ctx.run_as.uid, ctx.run_as.gid)
         with os.fdopen(fd, "w") as handle:
             handle.write(p["script"])
         return await run_process(
             [*interpreter, path],
             cwd=p.get("working_directory"),
-            env=child_environment(ctx.variables, p.get("env", {})),
+            env=child_environment(ctx, p.get("env", {})),
             timeout=p["timeout"],
             ctx=ctx,
         )

@@ -61,6 +61,7 @@ from pydantic import ConfigDict, ValidationError
 from synthesis import __version__
 from synthesis.engine.schema import Param, with_defaults
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
+from synthesis.integrations.run_as import StepUser
 
 log = logging.getLogger(__name__)
 
@@ -286,9 +287,11 @@ class McpConnection:
         *,
         idle_timeout: float = math.inf,
         on_closed: Callable[[McpConnection, McpFailure], None] | None = None,
+        run_as: StepUser | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
         self.server = server
+        self._run_as = run_as  # --run-as: a stdio server runs as that user
         self.server_pid: int | None = None
         self.info: dict[str, Any] = {}
         self._idle_timeout = idle_timeout
@@ -385,9 +388,12 @@ class McpConnection:
         loop = asyncio.get_running_loop()
         reader, _ = await loop.connect_read_pipe(lambda: self._stderr, os.fdopen(read_fd, "rb"))
         stack.callback(reader.close)
-        params = StdioServerParameters(
-            command=spec.command, args=list(spec.args), env={**spec.env, _PID_MARKER: self.id}
-        )
+        argv, env = [spec.command, *spec.args], {**spec.env, _PID_MARKER: self.id}
+        cwd = None
+        if self._run_as is not None:
+            argv, cwd = self._run_as.wrap(argv), self._run_as.working_directory()
+            env = {**self._run_as.environment(), **env}
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=cwd)
         with os.fdopen(write_fd, "w") as errlog:  # the child has its own copy once started
             return await stack.enter_async_context(stdio_client(params, errlog=errlog))
 
@@ -606,11 +612,15 @@ class McpConnections:
     def __contains__(self, connection_id: object) -> bool:
         return connection_id in self._open
 
-    async def open(self, server: ServerSpec, timeout: float) -> McpConnection:
+    async def open(
+        self, server: ServerSpec, timeout: float, run_as: StepUser | None = None
+    ) -> McpConnection:
         """Connect (start the server, do the handshake) and register the connection."""
         if self._shut:
             raise McpFailure("MCP connections are closed: the server is shutting down")
-        connection = McpConnection(server, idle_timeout=self.idle_timeout, on_closed=self._forget)
+        connection = McpConnection(
+            server, idle_timeout=self.idle_timeout, on_closed=self._forget, run_as=run_as
+        )
         self._open[connection.id] = connection
         await connection.start(timeout)
         return connection
@@ -677,7 +687,8 @@ async def connect(params: Mapping[str, Any], ctx: RunContext) -> StepResult:
     p = with_defaults(params, CONNECT_PARAMETERS)
 
     async def work() -> StepResult:
-        connection = await registry.open(parse_server(p["server"]), float(p["timeout"]))
+        server = parse_server(p["server"])
+        connection = await registry.open(server, float(p["timeout"]), ctx.run_as)
         return _completed(dict(connection.info))
 
     return await _guarded("connect", work())
@@ -740,7 +751,7 @@ async def call_tool(params: Mapping[str, Any], ctx: RunContext) -> StepResult:
     timeout = float(p["timeout"])
 
     async def work() -> StepResult:
-        connection = McpConnection(parse_server(p["server"]))
+        connection = McpConnection(parse_server(p["server"]), run_as=ctx.run_as)
         try:
             started = time.monotonic()
             await connection.start(timeout)

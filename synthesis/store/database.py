@@ -6,7 +6,9 @@ from the web layer's read pool and from actors starting up. Every method is thre
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +39,7 @@ from synthesis.store.models import (
     invocations,
     plan_tags,
     plans,
+    step_processes,
     steps,
 )
 from synthesis.store.writer import BatchWriter
@@ -111,12 +114,24 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _private_file(path: Path) -> None:
+    """The SQLite file (and its WAL files, which SQLite makes with the file's mode) is the
+    server's alone: mode 0600, in a directory made 0700 when we make it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):  # not there, or not ours to change
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
+
+
 def create_db_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -320,6 +335,12 @@ class Store:
                 ).scalars()
             )
 
+    def process_groups(self, host: str) -> list[dict[str, Any]]:
+        """The step process groups recorded on `host` (integrations/processes.py)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(step_processes).where(step_processes.c.host == host))
+            return [dict(r._mapping) for r in rows]
+
     def next_position(self, execution_id: str) -> int:
         with self.engine.connect() as conn:
             top = conn.execute(
@@ -403,5 +424,14 @@ class Store:
     def delete_everything(self) -> None:
         """Tests only: empty every table."""
         with self.engine.begin() as conn:
-            for table in (events, steps, execution_tags, executions, plan_tags, plans, invocations):
+            for table in (
+                events,
+                steps,
+                execution_tags,
+                executions,
+                plan_tags,
+                plans,
+                invocations,
+                step_processes,
+            ):
                 conn.execute(delete(table))

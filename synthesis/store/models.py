@@ -93,6 +93,24 @@ class InvocationRow(SQLModel, table=True):
     duration_ms: int | None = None
 
 
+class StepProcessRow(SQLModel, table=True):
+    """A running step's (or invocation's) process group, kept while it runs, so a server
+    that died cannot leave it running unseen (integrations/processes.py)."""
+
+    __tablename__ = "step_processes"
+
+    id: str = Field(primary_key=True, max_length=36)
+    execution_id: str | None = Field(default=None, max_length=36)  # None: an invocation
+    step_id: str = Field(max_length=128)  # or the invocation's id
+    host: str = Field(max_length=255, index=True)
+    boot_id: str = Field(max_length=64)
+    pgid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    start_time: str = Field(max_length=32)
+    owner_pid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    owner_start: str = Field(max_length=32)
+    started_at: str = Field(max_length=24)
+
+
 class EventRow(SQLModel, table=True):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_execution_seq", "execution_id", "seq"),)
@@ -116,6 +134,7 @@ steps = StepRow.__table__
 events = EventRow.__table__
 plans = PlanRow.__table__
 invocations = InvocationRow.__table__
+step_processes = StepProcessRow.__table__
 plan_tags = PlanTagRow.__table__
 
 # Tables defined in modules of their own join SQLModel.metadata here.

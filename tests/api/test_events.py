@@ -225,7 +225,10 @@ def _raw_socket_that_never_reads(port: int, path: str) -> socket.socket:
 
 def test_a_client_that_stops_reading_is_closed_and_slows_nobody(tmp_path) -> None:
     settings = make_settings(
-        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", websocket_buffer_messages=20
+        tmp_path,
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        websocket_buffer_messages=20,
+        output_limit_bytes=64 * 1024 * 1024,  # the flood goes out live uncut
     )
     server = ServerThread(settings).start()
     try:

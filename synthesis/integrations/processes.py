@@ -1,0 +1,176 @@
+"""Process groups that must not outlive the server: what proves a group is the one a step
+started, and stopping the groups a dead server left behind.
+
+Every step process starts a group of its own (cli.py). As it starts, the step stores a
+`ProcessGroup`: the group id, the leader's start time and the boot id (PIDs are reused;
+the pair is not), the host, the server that owns it, and a marker id that is also in the
+group's environment (`SYNTHESIS_PROCESS_GROUP`), so the group is still recognised once
+its leader is gone. On start the supervisor stops the groups of this host whose server is
+gone (`orphans`, `stop_groups`) before any interrupted step runs again.
+
+Linux only (`/proc`); elsewhere nothing is recorded. Blocking calls (`stop_groups`) run on
+the supervisor's thread, never on a loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import signal
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MARKER = "SYNTHESIS_PROCESS_GROUP"  # in a step process's environment: its group's record id
+_POLL = 0.05  # seconds between looks at /proc while waiting for groups to go
+_KILLED_WAIT = 10.0  # seconds a SIGKILLed group may take to go before we give up on it
+
+
+@dataclass(frozen=True)
+class ProcessGroup:
+    """A running step's process group as stored (table `step_processes`)."""
+
+    id: str  # the record id, also the MARKER value in the group's environment
+    pgid: int
+    start_time: str  # the leader's start, in clock ticks since boot (/proc/<pid>/stat 22)
+    boot_id: str
+    host: str
+    owner_pid: int  # the server that started it, and that server's own start time
+    owner_start: str
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ProcessGroup:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class _Proc:
+    pid: int
+    pgid: int
+    start_time: str
+    zombie: bool
+
+
+def host_name() -> str:
+    return socket.gethostname()
+
+
+@functools.cache
+def boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _stat(pid: int) -> _Proc | None:
+    """One process from /proc/<pid>/stat, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(b")") + 2 :].split()  # the name may hold spaces and ')'
+    # fields[0] is field 3 (state), [2] field 5 (pgrp), [19] field 22 (starttime)
+    return _Proc(pid, int(fields[2]), fields[19].decode(), fields[0] in (b"Z", b"X"))
+
+
+def start_time(pid: int) -> str | None:
+    proc = _stat(pid)
+    return proc.start_time if proc else None
+
+
+def process_group(record_id: str, pid: int) -> ProcessGroup | None:
+    """The record for a group whose leader `pid` just started; None off Linux or if the
+    leader is already gone (then its group is stopped by the step itself)."""
+    leader, boot = start_time(pid), boot_id()
+    if leader is None or boot is None:
+        return None
+    owner = start_time(os.getpid()) or ""
+    return ProcessGroup(record_id, pid, leader, boot, host_name(), os.getpid(), owner)
+
+
+def orphans(groups: Iterable[ProcessGroup]) -> list[ProcessGroup]:
+    """The groups of this host whose server is gone (a live server stops its own)."""
+    here, boot = host_name(), boot_id()
+    return [
+        g
+        for g in groups
+        if g.host == here and not (g.boot_id == boot and start_time(g.owner_pid) == g.owner_start)
+    ]
+
+
+def _by_group() -> dict[int, list[_Proc]]:
+    groups: dict[int, list[_Proc]] = defaultdict(list)
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (proc := _stat(int(name))) is not None:
+            groups[proc.pgid].append(proc)
+    return groups
+
+
+def _has_marker(pid: int, record_id: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return f"{MARKER}={record_id}".encode() in handle.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def _is_it(group: ProcessGroup, members: list[_Proc]) -> bool:
+    """Whether the live group `group.pgid` is the one recorded: its leader with the
+    recorded start time, or, once the leader is gone, a member carrying the marker. (While
+    any process is in a group, its id cannot be reused, so one proof is enough.)"""
+    if not any(not p.zombie for p in members):
+        return False
+    for proc in members:
+        if proc.pid == group.pgid:
+            return proc.start_time == group.start_time
+    return any(_has_marker(p.pid, group.id) for p in members if not p.zombie)
+
+
+def _signal(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _wait_gone(pgids: set[int], timeout: float) -> set[int]:
+    """Wait until no live process is in any of `pgids`; return those still there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        present = _by_group()
+        pgids = {p for p in pgids if any(not m.zombie for m in present.get(p, ()))}
+        if not pgids or time.monotonic() >= deadline:
+            return pgids
+        time.sleep(_POLL)
+
+
+def stop_groups(groups: Iterable[ProcessGroup], grace: float) -> list[ProcessGroup]:
+    """Stop those of `groups` that are still alive on this boot and provably the recorded
+    ones: SIGTERM, SIGKILL after `grace`, then wait until they are gone. A group that
+    cannot be proven the same (a reused id) is never signalled. Returns those stopped."""
+    boot, present = boot_id(), _by_group()
+    found = [
+        g
+        for g in groups
+        if g.boot_id == boot and g.host == host_name() and _is_it(g, present.get(g.pgid, []))
+    ]
+    pgids = {g.pgid for g in found}
+    for pgid in pgids:
+        _signal(pgid, signal.SIGTERM)
+    left = _wait_gone(pgids, grace)
+    for pgid in left:
+        _signal(pgid, signal.SIGKILL)
+    if left and (stuck := _wait_gone(left, _KILLED_WAIT)):
+        log.error("process groups %s survived SIGKILL", sorted(stuck))
+    return found
