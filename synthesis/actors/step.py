@@ -98,6 +98,7 @@ class StepActor(LoopActor):
             output_limit=settings.output_limit_bytes,
             kill_grace=settings.kill_grace_seconds,
             connections=self._services.connections,
+            deny_private_targets=settings.deny_private_targets,
         )
         try:
             result = await self._capability.run(self._parameters, ctx)

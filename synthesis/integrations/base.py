@@ -36,6 +36,7 @@ class RunContext:
     output_limit: int = 1024 * 1024
     kill_grace: float = 5.0
     connections: Any = None  # the runtime's MCP connections (integrations/mcp.py)
+    deny_private_targets: bool = False  # --deny-private-targets (integrations/http.py)
 
 
 Runner = Callable[[Mapping[str, Any], RunContext], Awaitable[StepResult]]

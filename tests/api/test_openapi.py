@@ -51,7 +51,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """A server on SQLite for this module; webhooks give up after one attempt."""
     data_dir: Path = tmp_path_factory.mktemp("openapi")
     url = f"sqlite:///{data_dir / 'synthesis.db'}"
-    running = ServerThread(make_settings(data_dir, url, webhook_max_attempts=1)).start()
+    running = ServerThread(make_settings(data_dir, url, webhook_retry_window_seconds=0.0)).start()
     yield running
     running.stop()
 
