@@ -183,18 +183,12 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True)
-class PauseSubscription:
-    """Stop delivering to a subscription until it is resumed; the reply is its row."""
+class ControlSubscription:
+    """`pause`: stop delivering until it is resumed; `resume`: deliver again, from its
+    position. The reply is its row, or an ApiError (not_found, invalid_state)."""
 
     subscription_id: str
-    reply: Reply = no_reply
-
-
-@dataclass(frozen=True)
-class ResumeSubscription:
-    """Deliver again to a paused subscription, from its position; the reply is its row."""
-
-    subscription_id: str
+    action: str  # pause or resume
     reply: Reply = no_reply
 
 
@@ -337,9 +331,9 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
                 self._subscribe(row, reply)
             case Unsubscribe(subscription_id=sid, reply=reply):
                 self._unsubscribe(sid, reply)
-            case PauseSubscription(subscription_id=sid, reply=reply):
+            case ControlSubscription(subscription_id=sid, action="pause", reply=reply):
                 self._pause(sid, reply)
-            case ResumeSubscription(subscription_id=sid, reply=reply):
+            case ControlSubscription(subscription_id=sid, action="resume", reply=reply):
                 self._resume(sid, reply)
             case _Resumed(subscription_id=sid, reply=reply):
                 self._resumed(sid, reply)

@@ -8,13 +8,7 @@ import urllib.parse
 import uuid
 from typing import Any
 
-from synthesis.actors.subscriptions import (
-    PauseSubscription,
-    Redeliver,
-    ResumeSubscription,
-    Subscribe,
-    Unsubscribe,
-)
+from synthesis.actors.subscriptions import ControlSubscription, Redeliver, Subscribe, Unsubscribe
 from synthesis.engine import address_policy, clock
 from synthesis.engine.errors import FieldError, not_found, validation_error
 from synthesis.engine.events import EVENT_TYPES
@@ -193,9 +187,9 @@ class SubscriptionHandler(ApiHandler):
 class SubscriptionActionHandler(ApiHandler):
     async def post(self, subscription_id: str, action: str) -> None:
         self.json_body(())
-        message = PauseSubscription if action == "pause" else ResumeSubscription
         row = await self.runtime.bridge.ask(
-            self.runtime.subscriptions, lambda reply: message(subscription_id, reply)
+            self.runtime.subscriptions,
+            lambda reply: ControlSubscription(subscription_id, action, reply),
         )
         self.send(subscription_view(row))
 

@@ -26,8 +26,8 @@ from synthesis.actors.bus import EventBus
 from synthesis.actors.messages import Commit
 from synthesis.actors.services import Services
 from synthesis.actors.subscriptions import (
+    ControlSubscription,
     DeliveryPolicy,
-    ResumeSubscription,
     Subscribe,
     Subscription,
     SubscriptionSupervisor,
@@ -471,7 +471,7 @@ def test_too_many_dead_events_in_a_row_pause_the_subscription_until_resumed(
     ]
     engine.restart()  # a paused subscription stays paused
     receiver.open(name)
-    assert engine.ask(lambda reply: ResumeSubscription(sid, reply))["status"] == "active"
+    assert engine.ask(lambda reply: ControlSubscription(sid, "resume", reply))["status"] == "active"
     wait_until(lambda: receiver.event_ids(name))
     assert receiver.event_ids(name) == [sent[2].event_id]
     assert subscription()["status"] == "active"

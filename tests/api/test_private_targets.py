@@ -97,14 +97,20 @@ def test_a_callback_whose_name_resolves_to_loopback_is_recorded_failed(
     created = client.post(SUBSCRIPTIONS, {"callback_url": callback, "filter": {"name": name}})
     assert created.status == 201, created
     sid = created.json["subscription_id"]
-    plan = client.post("/api/plans", {"name": name, "steps": [command("a", "true")]})
-    assert plan.status == 201, plan
+    for _ in range(3):  # refused at once, never retried: three in a row pause it
+        plan = client.post("/api/plans", {"name": name, "steps": [command("a", "true")]})
+        assert plan.status == 201, plan
 
-    def recorded() -> list[dict[str, Any]]:
-        return client.get(f"{SUBSCRIPTIONS}/{sid}/deliveries").json["deliveries"]
+    def paused() -> dict[str, Any] | None:
+        body = client.get(f"{SUBSCRIPTIONS}/{sid}").json
+        return body if body["status"] == "paused" else None
 
-    [delivery] = wait_until(recorded)
-    outcome = (delivery["status"], delivery["attempts"], delivery["status_code"])
-    assert outcome == ("failed", 1, None)
-    assert delivery["error"].startswith("refused by --deny-private-targets: localhost resolves to ")
+    subscription = wait_until(paused)
+    assert subscription["paused_reason"].startswith(
+        "paused after 3 events in a row were not delivered; the last one: "
+        "refused by --deny-private-targets: localhost resolves to "
+    )
+    rows = client.get(f"{SUBSCRIPTIONS}/{sid}/deliveries").json["deliveries"]
+    assert {(d["status"], d["attempts"], d["status_code"]) for d in rows} == {("failed", 1, None)}
+    assert len(rows) == 3 and all("a loopback address" in d["error"] for d in rows)
     assert receiver.arrived[hook] == 0
