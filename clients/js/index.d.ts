@@ -312,7 +312,7 @@ export interface Delivery {
   subscription_id: string;
   event_id: string;
   event_type: EventType;
-  /** `failed`: refused by --deny-private-targets; `dead`: its retry window ended (`error` is the last one). */
+  /** `failed`: refused by --deny-private-targets (or the event was pruned); `dead`: its retry window ended (`error` is the last one). */
   status: DeliveryStatus;
   attempts: number;
   status_code: number | null;

@@ -22,8 +22,8 @@ DELIVERIES = "subscription_deliveries"
 
 # Delivery statuses: `pending` for a redelivery asked for and not tried yet, `retrying`
 # while attempts go on (a server stop leaves it so, and the next start goes on with it),
-# then `delivered`, `failed` (refused for good, by --deny-private-targets) or `dead` (its
-# retry window ended).
+# then `delivered`, `failed` (given up at once: refused by --deny-private-targets, or its
+# event pruned by retention first) or `dead` (its retry window ended).
 PENDING = "pending"
 RETRYING = "retrying"
 DELIVERED = "delivered"

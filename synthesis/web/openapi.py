@@ -718,7 +718,8 @@ def components_schemas() -> dict[str, dict[str, Any]]:
                 "status": {
                     "enum": list(DELIVERY_STATUSES),
                     "description": "`pending` (a redelivery not tried yet), `retrying`, "
-                    "`delivered`, `failed` (refused by --deny-private-targets) or `dead` "
+                    "`delivered`, `failed` (given up at once: refused by --deny-private-targets, "
+                    "or the event was pruned) or `dead` "
                     "(its retry window ended; `error` holds the last error)",
                 },
                 "attempts": {"type": "integer", "minimum": 0},
