@@ -64,6 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
         dest="run_as",
         metavar="USER",
         help="run step processes as this unprivileged user (the server must run as root)",
+        "--webhook-timeout",
+        dest="webhook_request_timeout_seconds",
+        type=float,
+        help="seconds a webhook callback has to answer one delivery attempt (default 10)",
+    )
+    serve.add_argument(
+        "--webhook-retry-window",
+        dest="webhook_retry_window_seconds",
+        type=float,
+        help="seconds an event is retried before it is dead-lettered (default 86400)",
+    )
+    serve.add_argument(
+        "--webhook-pause-after",
+        dest="webhook_pause_after_failures",
+        type=int,
+        help="pause a subscription after this many events in a row were not delivered "
+        "(default 3; 0: never)",
+    )
+    serve.add_argument(
+        "--deny-private-targets",
+        action="store_true",
+        default=None,
+        help="http steps, api invocations and webhooks refuse loopback, private, "
+        "link-local and other non-public addresses",
     )
     add_client_commands(commands)
     return parser

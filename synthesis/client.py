@@ -469,6 +469,24 @@ class SynthesisClient:
         path = f"/api/events/subscriptions/{_segment(subscription_id)}"
         return await self._json("DELETE", path)
 
+    async def pause_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """POST /api/events/subscriptions/{id}/pause: nothing is delivered until resumed."""
+        path = f"/api/events/subscriptions/{_segment(subscription_id)}/pause"
+        return await self._json("POST", path)
+
+    async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """POST /api/events/subscriptions/{id}/resume: delivery goes on from where it
+        stopped (a subscription paused after too many failures too)."""
+        path = f"/api/events/subscriptions/{_segment(subscription_id)}/resume"
+        return await self._json("POST", path)
+
+    async def redeliver(self, subscription_id: str, delivery_id: str) -> dict[str, Any]:
+        """POST /api/events/subscriptions/{id}/deliveries/{delivery_id}/redeliver: the
+        event of a finished delivery (a dead one, say) again; the new delivery, `pending`."""
+        sid, did = _segment(subscription_id), _segment(delivery_id)
+        path = f"/api/events/subscriptions/{sid}/deliveries/{did}/redeliver"
+        return await self._json("POST", path)
+
     async def list_deliveries(
         self,
         subscription_id: str,

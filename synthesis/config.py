@@ -32,11 +32,13 @@ class Settings:
     retention_days: float | None = None  # prune events and finished executions older
     retention_events: int | None = None  # keep at most this many events (None: all)
     retention_interval_seconds: float = 30.0
-    webhook_max_attempts: int = 6
-    webhook_backoff_seconds: float = 0.5  # doubling after each failed attempt
+    webhook_retry_window_seconds: float = 24 * 3600.0  # retry one event this long, then dead
+    webhook_backoff_seconds: float = 0.5  # doubling after each failed attempt, with jitter
     webhook_max_backoff_seconds: float = 60.0
     webhook_request_timeout_seconds: float = 10.0
     run_as: str | None = None  # the unprivileged user step processes run as (needs root)
+    webhook_pause_after_failures: int = 3  # events in a row not delivered; 0: never pause
+    deny_private_targets: bool = False  # http steps, invocations, webhooks: public only
 
     @property
     def database(self) -> str:
@@ -61,6 +63,10 @@ class Settings:
             "retention_days": ("SYNTHESIS_RETENTION_DAYS", float),
             "retention_events": ("SYNTHESIS_RETENTION_EVENTS", int),
             "run_as": ("SYNTHESIS_RUN_AS", str),
+            "webhook_request_timeout_seconds": ("SYNTHESIS_WEBHOOK_TIMEOUT", float),
+            "webhook_retry_window_seconds": ("SYNTHESIS_WEBHOOK_RETRY_WINDOW", float),
+            "webhook_pause_after_failures": ("SYNTHESIS_WEBHOOK_PAUSE_AFTER", int),
+            "deny_private_targets": ("SYNTHESIS_DENY_PRIVATE_TARGETS", _boolean),
         }
         for name, (variable, convert) in from_env.items():
             if env.get(variable):
@@ -71,6 +77,15 @@ class Settings:
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"])).expanduser()
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use 1 or 0)")
 
 
 def _split_tokens(text: str) -> Sequence[str]:

@@ -1,5 +1,5 @@
 """A real HTTP server on loopback for integration tests: it echoes what it gets, answers
-any status on demand, and can be slow."""
+any status on demand, redirects, and can be slow."""
 
 from __future__ import annotations
 
@@ -53,6 +53,11 @@ class Slow(tornado.web.RequestHandler):
         self.finish("late")
 
 
+class Redirect(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.redirect(self.get_argument("to"))
+
+
 class Text(tornado.web.RequestHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain")
@@ -83,6 +88,7 @@ class HttpTarget:
                 (r"/status/(\d+)", Status),
                 (r"/slow", Slow),
                 (r"/text", Text),
+                (r"/redirect", Redirect),
             ]
         )
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")

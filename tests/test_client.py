@@ -16,6 +16,7 @@ import pytest
 from tornado.websocket import WebSocketClientConnection
 
 from synthesis.client import SynthesisClient, SynthesisError, SynthesisTimeout
+from tests.actors.test_subscriptions import Receiver
 from tests.support import TOKEN, ServerThread, command
 
 T = TypeVar("T")
@@ -352,6 +353,16 @@ def test_subscriptions(server: ServerThread) -> None:
             assert deliveries["deliveries"] == []
             assert (await client.list_deliveries(subscription_id, status="failed"))["total"] == 0
 
+            paused = await client.pause_subscription(subscription_id)
+            assert (paused["status"], paused["paused_reason"]) == ("paused", "paused by request")
+            assert (await client.resume_subscription(subscription_id))["status"] == "active"
+            with pytest.raises(SynthesisError) as caught:
+                await client.resume_subscription(subscription_id)
+            assert caught.value.code == "invalid_state"
+            with pytest.raises(SynthesisError) as caught:
+                await client.redeliver(subscription_id, str(uuid.uuid4()))
+            assert caught.value.code == "not_found"
+
             deleted = await client.delete_subscription(subscription_id)
             assert deleted["success"] is True
             with pytest.raises(SynthesisError) as caught:
@@ -363,6 +374,44 @@ def test_subscriptions(server: ServerThread) -> None:
             assert {d["field"] for d in caught.value.details} == {"callback_url", "types"}
 
     asyncio.run(main())
+
+
+def test_redeliver(server: ServerThread) -> None:
+    receiver = Receiver().start()
+    hook = f"hook-{uuid.uuid4().hex[:12]}"
+
+    async def main() -> None:
+        async with make_client(server) as client:
+            created = await client.create_subscription(
+                receiver.url(hook), types=["plan_created"], filter={"name": hook}
+            )
+            sid = created["subscription_id"]
+            try:
+                await client.create_plan({"name": hook, "steps": [command("a", "true")]})
+                [first] = await wait_for(lambda: client.list_deliveries(sid, status="delivered"))
+                again = await client.redeliver(sid, first["delivery_id"])
+                assert again["status"] == "pending"
+                assert again["redelivery_of"] == first["delivery_id"]
+                both = await wait_for(lambda: client.list_deliveries(sid, status="delivered"), 2)
+                assert {d["event_id"] for d in both} == {first["event_id"]}
+                assert receiver.event_ids(hook) == [first["event_id"]] * 2
+            finally:
+                await client.delete_subscription(sid)
+
+    async def wait_for(
+        listing: Callable[[], Awaitable[dict[str, Any]]], count: int = 1
+    ) -> list[dict[str, Any]]:
+        for _ in range(500):
+            rows = (await listing())["deliveries"]
+            if len(rows) == count:
+                return rows
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"not {count} deliveries in time")
+
+    try:
+        asyncio.run(main())
+    finally:
+        receiver.stop()
 
 
 # ---- system --------------------------------------------------------------------------

@@ -296,6 +296,11 @@ export interface WebhookSubscription {
   created_at: string;
   expiration: string | null;
   has_secret: boolean;
+  /** `paused`: nothing is delivered until it is resumed. */
+  status: 'active' | 'paused';
+  paused_at: string | null;
+  /** By request, or after too many events in a row were not delivered (with the last error). */
+  paused_reason: string | null;
 }
 
 export interface SubscriptionList {
@@ -307,14 +312,20 @@ export interface Delivery {
   subscription_id: string;
   event_id: string;
   event_type: EventType;
-  status: string;
+  /** `failed`: refused by --deny-private-targets (or the event was pruned); `dead`: its retry window ended (`error` is the last one). */
+  status: DeliveryStatus;
   attempts: number;
   status_code: number | null;
   error: string | null;
+  /** The first attempt (a redelivery: when it was asked for); the retry window starts here. */
   created_at: string;
   completed_at: string | null;
   next_attempt_at: string | null;
+  /** The delivery this one delivers again. */
+  redelivery_of: string | null;
 }
+
+export type DeliveryStatus = 'pending' | 'retrying' | 'delivered' | 'failed' | 'dead';
 
 export interface DeliveryList extends Page {
   subscription_id: string;
@@ -578,6 +589,12 @@ export class SynthesisClient {
   listSubscriptions(): Promise<SubscriptionList>;
   getSubscription(subscriptionId: string): Promise<WebhookSubscription>;
   deleteSubscription(subscriptionId: string): Promise<Success>;
+  /** Nothing is delivered until it is resumed. */
+  pauseSubscription(subscriptionId: string): Promise<WebhookSubscription>;
+  /** Delivery goes on from where it stopped. */
+  resumeSubscription(subscriptionId: string): Promise<WebhookSubscription>;
+  /** The event of a finished delivery again, as a new delivery (`pending`). */
+  redeliver(subscriptionId: string, deliveryId: string): Promise<Delivery>;
   listDeliveries(subscriptionId: string, filters?: DeliveryFilters): Promise<DeliveryList>;
 
   // System

@@ -133,6 +133,7 @@ class StepActor(LoopActor):
             connections=self._services.connections,
             on_process=self._on_process,
             run_as=self._services.step_user,
+            deny_private_targets=settings.deny_private_targets,
         )
         try:
             result = await self._capability.run(self._parameters, ctx)

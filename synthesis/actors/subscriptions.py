@@ -2,21 +2,29 @@
 
 SubscriptionSupervisor (a ThreadingActor: it reads the store) registers one listener on
 the event bus, owns every SubscriptionActor, and on each stored batch tells each actor the
-events that match it. It creates and deletes subscriptions (through the bus, like every
-write), deletes them when they expire, and on start brings back every stored one.
+events that match it. It creates, deletes, pauses and resumes subscriptions and asks for
+redeliveries (through the bus, like every write), deletes them when they expire, and on
+start brings back every stored one that is not paused.
 
 SubscriptionActor (a LoopActor on the aio loop: its work is HTTP I/O there) delivers its
-events one at a time, in `seq` order, each until it is accepted (2xx) or `max_attempts`
-have failed, with exponential backoff between attempts. Every delivery is recorded in
-`subscription_deliveries`, and the seq of the last event handled is the subscription's
-`position`. A slow or dead callback only ever holds up its own actor.
+events one at a time, in `seq` order. Each event is tried until it is accepted (2xx), its
+retry window is over (`dead`) or the address policy refuses the callback (`failed`), with
+capped exponential backoff and jitter between attempts (engine/delivery.py); then the
+actor moves on to the next event. Every delivery is recorded in `subscription_deliveries`
+(created at its first attempt, updated after each one, so its attempts and the start of
+its window survive a restart), and the seq of the last event handled is the
+subscription's `position`. After `pause_after_failures` events in a row not delivered the
+actor pauses its subscription and stops. A slow or dead callback only ever holds up its
+own actor. Redeliveries asked for through the API are rows of their own (`pending`),
+delivered between two events of the stream.
 
-No gap, no duplicate: an actor starts (and restarts) by replaying from the store the
-events after its position, page by page, while live events from the supervisor queue up;
-once a page comes back short, everything older is handled and the queue holds everything
-newer, so it goes on with the queue, skipping what it has already handled (seq <=
-position). The queue is bounded: past `max_queue` events it is dropped and the actor
-replays from the store again, which holds everything the queue lost.
+No gap, no duplicate: an actor starts (and restarts) by taking up its open deliveries,
+then replaying from the store the events after its position, page by page, while live
+events from the supervisor queue up; once a page comes back short, everything older is
+handled and the queue holds everything newer, so it goes on with the queue, skipping what
+it has already handled (seq <= position). The queue is bounded: past `max_queue` events
+it is dropped and the actor replays from the store again, which holds everything the
+queue lost.
 """
 
 from __future__ import annotations
@@ -26,17 +34,19 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import random
 import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pykka
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.simple_httpclient import HTTPTimeoutError
 
 from synthesis import __version__
 from synthesis.actors.bridge import Reply, no_reply
@@ -44,52 +54,34 @@ from synthesis.actors.loop_actor import LoopActor
 from synthesis.actors.messages import Commit, Listen, Ping
 from synthesis.actors.services import Services
 from synthesis.engine import clock
+from synthesis.engine.delivery import DeliveryPolicy
 from synthesis.engine.errors import ApiError, not_found
 from synthesis.engine.events import Event
+from synthesis.integrations.http import TargetRefused, new_client
 from synthesis.store import RowsDeleted, RowsInserted, RowUpdated
 from synthesis.store.subscription_models import (
+    ACTIVE,
+    DEAD,
     DELIVERED,
     DELIVERIES,
     FAILED,
-    INTERRUPTED,
+    OPEN_DELIVERY_STATUSES,
+    PAUSED,
+    PENDING,
     RETRYING,
     SUBSCRIPTIONS,
     all_subscriptions,
+    get_delivery,
     get_subscription,
+    open_deliveries,
 )
+
+__all__ = ["DeliveryPolicy", "Subscription", "SubscriptionActor", "SubscriptionSupervisor"]
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 1000
 _MISSING = object()
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    """How hard an actor tries. A field with a `webhook_<name>` setting takes it from
-    the settings (config.py); tests make them tiny."""
-
-    max_attempts: int = 6
-    backoff_seconds: float = 0.5
-    backoff_multiplier: float = 2.0
-    max_backoff_seconds: float = 60.0
-    request_timeout_seconds: float = 10.0
-    max_queue: int = 1000  # live events an actor holds; past it, it replays from the store
-    replay_page: int = 500
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> DeliveryPolicy:
-        values = {
-            f.name: getattr(settings, f"webhook_{f.name}")
-            for f in fields(cls)
-            if getattr(settings, f"webhook_{f.name}", None) is not None
-        }
-        return cls(**values)
-
-    def backoff(self, failed_attempts: int) -> float:
-        """Seconds to wait after the `failed_attempts`-th failed attempt."""
-        delay = self.backoff_seconds * self.backoff_multiplier ** (failed_attempts - 1)
-        return min(self.max_backoff_seconds, delay)
 
 
 @dataclass(frozen=True)
@@ -101,6 +93,7 @@ class Subscription:
     expiration: str | None
     position: int
     secret: str | None = field(default=None, repr=False)  # never logged
+    failures: int = 0  # events in a row not delivered
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Subscription:
@@ -112,6 +105,7 @@ class Subscription:
             row["expiration"],
             row.get("position") or 0,
             row.get("secret"),
+            row.get("failures") or 0,
         )
 
     def matches(self, event: Event) -> bool:
@@ -161,6 +155,13 @@ def deleted(subscription_id: str) -> tuple[Any, ...]:
     )
 
 
+def _paused(reason: str) -> dict[str, Any]:
+    return {"status": PAUSED, "paused_at": clock.now(), "paused_reason": reason}
+
+
+RESUMED = {"status": ACTIVE, "paused_at": None, "paused_reason": None, "failures": 0}
+
+
 # ---- messages -------------------------------------------------------------------------
 
 
@@ -182,6 +183,26 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True)
+class ControlSubscription:
+    """`pause`: stop delivering until it is resumed; `resume`: deliver again, from its
+    position. The reply is its row, or an ApiError (not_found, invalid_state)."""
+
+    subscription_id: str
+    action: str  # pause or resume
+    reply: Reply = no_reply
+
+
+@dataclass(frozen=True)
+class Redeliver:
+    """Deliver again the event of a finished delivery, in a delivery row of its own; the
+    reply is that row (`pending`)."""
+
+    subscription_id: str
+    delivery_id: str
+    reply: Reply = no_reply
+
+
+@dataclass(frozen=True)
 class EventsStored:
     events: tuple[Event, ...]
 
@@ -189,6 +210,13 @@ class EventsStored:
 @dataclass(frozen=True)
 class Deliver:
     events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """To an actor: a stored `pending` delivery row to deliver."""
+
+    row: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -202,10 +230,34 @@ class SubscriptionCrashed:
 
 
 @dataclass(frozen=True)
+class SubscriptionPaused:
+    """An actor paused its own subscription (stored) and stopped delivering."""
+
+    subscription_id: str
+    actor_urn: str
+
+
+@dataclass(frozen=True)
 class _Forget:
     """Its row never got stored: stop the actor, write nothing."""
 
     subscription_id: str
+
+
+@dataclass(frozen=True)
+class _Resumed:
+    """Its resume is stored: start its actor from the stored position."""
+
+    subscription_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class _Redelivering:
+    """A redelivery row is stored: hand it to the live actor, if any."""
+
+    subscription_id: str
+    row: Mapping[str, Any]
 
 
 # ---- the supervisor ---------------------------------------------------------------------
@@ -226,6 +278,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         self._services = services
         self._policy = policy or DeliveryPolicy.from_settings(services.settings)
         self._live: dict[str, _Entry] = {}
+        self._paused: set[str] = set()  # subscriptions with no actor until resumed
 
     # ---- supervisor thread ----------------------------------------------------------
 
@@ -234,29 +287,17 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         listener is in place, so every event is either replayed or heard live."""
         self._services.bus.ask(Listen(self._heard), timeout=self.stop_timeout)
         now = clock.now()
-        self._commit(
-            Commit(
-                changes=(
-                    RowUpdated(
-                        DELIVERIES,
-                        {"status": RETRYING},
-                        {
-                            "status": INTERRUPTED,
-                            "error": "interrupted by a server stop; delivered again after it",
-                            "completed_at": now,
-                            "next_attempt_at": None,
-                        },
-                    ),
-                )
-            )
-        )
         for row in all_subscriptions(self._services.store):
             subscription = Subscription.from_row(row)
             if subscription.expired(now):
                 self._commit(Commit(changes=deleted(subscription.id)))
+            elif row.get("status") == PAUSED:
+                self._paused.add(subscription.id)
             else:
                 self._spawn(subscription)
-        log.info("%d webhook subscriptions delivering", len(self._live))
+        log.info(
+            "%d webhook subscriptions delivering, %d paused", len(self._live), len(self._paused)
+        )
 
     def on_stop(self) -> None:
         stopping = [entry.actor.stop(block=False) for entry in self._live.values()]
@@ -269,6 +310,10 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         """A bad message fails its own request; it never takes the supervisor down."""
         try:
             self._handle(message)
+        except ApiError as exc:  # a refused request: its answer
+            reply = getattr(message, "reply", None)
+            if callable(reply):
+                reply(exc)
         except Exception:
             log.exception("the subscription supervisor could not handle %r", message)
             reply = getattr(message, "reply", None)
@@ -286,6 +331,22 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
                 self._subscribe(row, reply)
             case Unsubscribe(subscription_id=sid, reply=reply):
                 self._unsubscribe(sid, reply)
+            case ControlSubscription(subscription_id=sid, action="pause", reply=reply):
+                self._pause(sid, reply)
+            case ControlSubscription(subscription_id=sid, action="resume", reply=reply):
+                self._resume(sid, reply)
+            case _Resumed(subscription_id=sid, reply=reply):
+                self._resumed(sid, reply)
+            case Redeliver(subscription_id=sid, delivery_id=did, reply=reply):
+                self._redeliver(sid, did, reply)
+            case _Redelivering(subscription_id=sid, row=row):
+                if (entry := self._live.get(sid)) is not None:
+                    entry.actor.tell(Redelivery(row))
+            case SubscriptionPaused(subscription_id=sid, actor_urn=urn):
+                entry = self._live.get(sid)
+                if entry is not None and entry.actor.actor_urn == urn:
+                    self._stop_actor(sid)
+                    self._paused.add(sid)
             case SubscriptionExpired(subscription_id=sid):
                 if self._stop_actor(sid):
                     log.info("subscription %s expired", sid)
@@ -301,6 +362,11 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         """Bus thread: hand the batch over; never block the bus."""
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(EventsStored(tuple(events)))
+
+    def _tell_self(self, message: object) -> None:
+        """From any thread (the bus's callbacks)."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(message)
 
     def _commit(self, commit: Commit) -> None:
         self._services.bus.tell(commit)
@@ -318,15 +384,25 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
             entry.actor.stop(timeout=self.stop_timeout)
         return True
 
+    def _stored_row(self, sid: str) -> dict[str, Any]:
+        """The subscription's row, unless it is unknown or expired (then not_found)."""
+        row = get_subscription(self._services.store, sid, clock.now())
+        if row is None:
+            raise not_found("subscription", sid)
+        return row
+
     def _subscribe(self, row: Mapping[str, Any], reply: Reply) -> None:
         """A new subscription hears the events stored after this moment."""
-        stored = {**row, "position": self._services.store.last_event_seq()}
+        stored = {
+            **row,
+            "position": self._services.store.last_event_seq(),
+            **RESUMED,
+        }
         sid = stored["id"]
 
         def on_stored(result: Any) -> None:  # bus thread
             if isinstance(result, BaseException):
-                with contextlib.suppress(pykka.ActorDeadError):
-                    self.actor_ref.tell(_Forget(sid))
+                self._tell_self(_Forget(sid))
                 reply(result)
             else:
                 reply(stored)
@@ -342,6 +418,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
             if entry is not None
             else get_subscription(self._services.store, sid, now) is not None
         )
+        self._paused.discard(sid)
         if self._stop_actor(sid) and not known:  # expired before its timer fired
             self._commit(Commit(changes=deleted(sid)))
         if not known:
@@ -352,6 +429,87 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
             reply(result if isinstance(result, BaseException) else True)
 
         self._commit(Commit(changes=deleted(sid), on_stored=on_stored))
+
+    def _update(self, sid: str, fields: Mapping[str, Any], on_stored: Any) -> None:
+        self._commit(
+            Commit(
+                changes=(RowUpdated(SUBSCRIPTIONS, {"id": sid}, dict(fields)),),
+                on_stored=on_stored,
+            )
+        )
+
+    def _pause(self, sid: str, reply: Reply) -> None:
+        row = self._stored_row(sid)
+        if sid in self._paused or sid not in self._live:
+            raise ApiError("invalid_state", f"subscription {sid!r} is already paused")
+        self._stop_actor(sid)
+        self._paused.add(sid)
+        update = _paused("paused by request")
+        log.info("subscription %s paused by request", sid)
+
+        def on_stored(result: Any) -> None:  # bus thread
+            reply(result if isinstance(result, BaseException) else {**row, **update})
+
+        self._update(sid, update, on_stored)
+
+    def _resume(self, sid: str, reply: Reply) -> None:
+        """Stored first; its actor starts once the resume is stored, so it reads the
+        position every earlier commit left."""
+        self._stored_row(sid)
+        if sid not in self._paused:
+            raise ApiError("invalid_state", f"subscription {sid!r} is not paused")
+
+        def on_stored(result: Any) -> None:  # bus thread
+            if isinstance(result, BaseException):
+                reply(result)
+            else:
+                self._tell_self(_Resumed(sid, reply))
+
+        self._update(sid, RESUMED, on_stored)
+
+    def _resumed(self, sid: str, reply: Reply) -> None:
+        self._paused.discard(sid)
+        row = self._stored_row(sid)
+        if sid not in self._live:
+            log.info("subscription %s resumed from position %s", sid, row["position"])
+            self._spawn(Subscription.from_row(row))
+        reply(row)
+
+    def _redeliver(self, sid: str, delivery_id: str, reply: Reply) -> None:
+        store = self._services.store
+        self._stored_row(sid)
+        earlier = get_delivery(store, sid, delivery_id)
+        if earlier is None:
+            raise not_found("delivery", delivery_id)
+        if earlier["status"] in OPEN_DELIVERY_STATUSES:
+            raise ApiError(
+                "invalid_state",
+                f"delivery {delivery_id!r} is {earlier['status']}: it is being delivered",
+            )
+        if store.get_event(earlier["event_id"]) is None:
+            raise ApiError(
+                "invalid_state",
+                f"event {earlier['event_id']!r} is no longer stored (retention pruned it)",
+            )
+        row = {
+            **{k: earlier[k] for k in ("subscription_id", "event_id", "event_type", "seq")},
+            "id": str(uuid.uuid4()),
+            "status": PENDING,
+            "attempts": 0,
+            "status_code": None,
+            "error": None,
+            "created_at": clock.now(),
+            "completed_at": None,
+            "next_attempt_at": None,
+            "redelivery_of": delivery_id,
+        }
+
+        def on_stored(result: Any) -> None:  # bus thread
+            if not isinstance(result, BaseException):
+                self._tell_self(_Redelivering(sid, row))
+            reply(result if isinstance(result, BaseException) else row)
+
+        self._commit(Commit(changes=(RowsInserted(DELIVERIES, (row,)),), on_stored=on_stored))
 
     def _restart(self, sid: str) -> None:
         """An actor died of a bug: start it again from its stored position."""
@@ -380,9 +538,14 @@ class SubscriptionActor(LoopActor):
         self._sub = subscription
         self._policy = policy
         self._position = subscription.position  # the seq of the last event handled
+        self._failures = subscription.failures  # events in a row not delivered
         self._queue: deque[Event] = deque()  # live events, in seq order
         self._caught_up = False  # replayed to the end: the queue holds every newer match
         self._drops = 0  # how often the queue was dropped for being full
+        self._loaded = False  # open deliveries taken up from the store
+        self._resuming: dict[int, dict[str, Any]] = {}  # by seq: stream rows left retrying
+        self._redeliveries: deque[dict[str, Any]] = deque()
+        self._redelivery_ids: set[str] = set()
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -401,6 +564,8 @@ class SubscriptionActor(LoopActor):
     def on_receive(self, message: object) -> None:
         if isinstance(message, Deliver):
             self._offer(message.events)
+        elif isinstance(message, Redelivery):
+            self._add_redelivery(dict(message.row))
 
     def on_stop(self) -> None:
         self._halt()
@@ -443,12 +608,25 @@ class SubscriptionActor(LoopActor):
         if self._wake is not None:
             self._wake.set()
 
+    def _add_redelivery(self, row: dict[str, Any]) -> None:
+        if row["id"] in self._redelivery_ids:
+            return
+        self._redelivery_ids.add(row["id"])
+        self._redeliveries.append(row)
+        if self._wake is not None:
+            self._wake.set()
+
     async def _run(self) -> None:
-        self._client = AsyncHTTPClient(force_instance=True, max_clients=1)
+        self._client = new_client(self._services.settings.deny_private_targets, max_clients=1)
         try:
             while not self._stopping:
                 try:
-                    if self._caught_up:
+                    if not self._loaded:
+                        await self._load()
+                    elif self._redeliveries:
+                        await self._redeliver(self._redeliveries[0])
+                        self._redeliveries.popleft()
+                    elif self._caught_up:
                         await self._next_queued()
                     else:
                         await self._replay()
@@ -458,6 +636,19 @@ class SubscriptionActor(LoopActor):
                     await asyncio.sleep(max(self._policy.backoff_seconds, 0.05))
         finally:
             self._client.close()
+
+    async def _load(self) -> None:
+        """Take up the deliveries a stop left open: the stream's next event goes on where
+        it was (its attempts and its window), redeliveries wait their turn."""
+        rows = await self.loop.run_in_executor(
+            None, open_deliveries, self._services.store, self._sub.id
+        )
+        for row in rows:
+            if row["redelivery_of"] is not None:
+                self._add_redelivery(row)
+            elif row["seq"] > self._position:
+                self._resuming[row["seq"]] = row
+        self._loaded = True
 
     async def _replay(self) -> None:
         """One page from the store after the position; caught up when it comes back short
@@ -470,7 +661,7 @@ class SubscriptionActor(LoopActor):
             if event.seq is not None and event.seq <= self._position:
                 continue
             if self._sub.matches(event):
-                await self._deliver(event)
+                await self._deliver_next(event)
             self._position = max(self._position, event.seq or 0)
         if len(page) < self._policy.replay_page and drops == self._drops:
             self._caught_up = True
@@ -492,11 +683,34 @@ class SubscriptionActor(LoopActor):
             self._wake.clear()
             await self._wake.wait()
             return
-        await self._deliver(self._queue.popleft())
+        await self._deliver_next(self._queue.popleft())
 
-    async def _deliver(self, event: Event) -> None:
-        """POST one event until it is accepted or every attempt failed; record it either
-        way and move the position past it."""
+    async def _deliver_next(self, event: Event) -> None:
+        """The stream's next event: the position moves past it once it is handled."""
+        seq = event.seq or 0
+        for gone in sorted(s for s in self._resuming if s < seq):  # pruned before delivery
+            row = self._resuming.pop(gone)
+            self._record(
+                row,
+                {"status": FAILED, "error": "the event was pruned before it was delivered"},
+                inserted=True,
+                completed=True,
+            )
+        await self._deliver(event, self._resuming.pop(seq, None), advance=True)
+
+    async def _redeliver(self, row: dict[str, Any]) -> None:
+        event = await self.loop.run_in_executor(
+            None, self._services.store.get_event, row["event_id"]
+        )
+        if self._stopping:
+            return
+        if event is None:
+            error = "the event is no longer stored (retention pruned it)"
+            self._record(row, {"status": FAILED, "error": error}, inserted=True, completed=True)
+            return
+        await self._deliver(event, row, advance=False)
+
+    def _request(self, event: Event) -> tuple[bytes, dict[str, str]]:
         body = orjson.dumps(event.record())
         headers = {
             "Content-Type": "application/json",
@@ -506,36 +720,50 @@ class SubscriptionActor(LoopActor):
         }
         if self._sub.secret:
             headers["X-Synthesis-Signature"] = signature(self._sub.secret, body)
-        row: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
-            "subscription_id": self._sub.id,
-            "event_id": event.event_id,
-            "event_type": event.type,
-            "seq": event.seq,
-            "created_at": clock.now(),
-        }
-        inserted = False
-        attempts = 0
+        return body, headers
+
+    async def _deliver(self, event: Event, row: dict[str, Any] | None, advance: bool) -> None:
+        """POST one event until it is accepted, refused or its window is over, recording
+        each attempt; `row` is its delivery row when one is stored already (a restart cut
+        its attempts short, or a redelivery), and its window started at its `created_at`."""
+        body, headers = self._request(event)
+        inserted = row is not None
+        if row is None:
+            row = {
+                "id": str(uuid.uuid4()),
+                "subscription_id": self._sub.id,
+                "event_id": event.event_id,
+                "event_type": event.type,
+                "seq": event.seq,
+                "created_at": clock.now(),
+                "redelivery_of": None,
+            }
+        started = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+        attempts = row.get("attempts") or 0
+        next_at = row.get("next_attempt_at")
+        wait = max(0.0, _seconds_until(next_at)) if next_at else 0.0
         while True:
+            if wait > 0:
+                await asyncio.sleep(wait)
+                if self._stopping:
+                    return
             if self._sub.expired(clock.now()):
                 self._expire()
                 return
             attempts += 1
-            status_code, error = await self._post(body, headers)
+            status_code, error, final = await self._post(body, headers)
             if self._stopping:
                 return
-            done = error is None or attempts >= self._policy.max_attempts
-            outcome = {
-                "status": (DELIVERED if error is None else FAILED) if done else RETRYING,
-                "attempts": attempts,
-                "status_code": status_code,
-                "error": error,
-                "completed_at": clock.now() if done else None,
-                "next_attempt_at": None,
-            }
-            if done:
+            status = DELIVERED if error is None else FAILED
+            if error is not None and not final:
+                elapsed = (datetime.now(UTC) - started).total_seconds()
+                delay = self._policy.next_delay(attempts, elapsed, random.random())
+                status = DEAD if delay is None else RETRYING
+            outcome = {"status": status, "attempts": attempts, "status_code": status_code}
+            outcome["error"] = error
+            if status != RETRYING:
                 break
-            delay = self._policy.backoff(attempts)
+            assert delay is not None
             outcome["next_attempt_at"] = _later(delay)
             self._record(row, outcome, inserted)
             inserted = True
@@ -548,42 +776,80 @@ class SubscriptionActor(LoopActor):
                 error,
                 delay,
             )
-            await asyncio.sleep(delay)
-            if self._stopping:
-                return
-        if error is not None:
+            wait = delay
+        self._finish(event, row, outcome, inserted, advance)
+
+    def _finish(
+        self,
+        event: Event,
+        row: dict[str, Any],
+        outcome: dict[str, Any],
+        inserted: bool,
+        advance: bool,
+    ) -> None:
+        """Record how the event ended, in one commit with the subscription's position (for
+        the stream's events) and its failures in a row; pause it after too many."""
+        delivered = outcome["status"] == DELIVERED
+        failures = 0 if delivered else self._failures + 1
+        update: dict[str, Any] = {"failures": failures}
+        if advance:
+            update["position"] = event.seq
+        pause = self._policy.pauses_after(failures)
+        if pause:
+            update.update(
+                _paused(
+                    f"paused after {failures} events in a row were not delivered; "
+                    f"the last one: {outcome['error']}"
+                )
+            )
+        if not delivered:
             log.warning(
-                "subscription %s: event %s not delivered to %s after %d attempts: %s",
+                "subscription %s: event %s not delivered to %s (%s after %d attempts): %s",
                 self._sub.id,
                 event.event_id,
                 _host_of(self._sub.callback_url),
-                attempts,
-                error,
+                outcome["status"],
+                outcome["attempts"],
+                outcome["error"],
             )
-        self._record(row, outcome, inserted, position=event.seq)
-        self._position = max(self._position, event.seq or 0)
+        self._record(row, outcome, inserted, completed=True, subscription=update)
+        self._failures = failures
+        if advance:
+            self._position = max(self._position, event.seq or 0)
+        if pause:
+            log.warning("subscription %s: %s", self._sub.id, update["paused_reason"])
+            self._halt()
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._supervisor.tell(SubscriptionPaused(self._sub.id, self.actor_urn))
 
     def _record(
         self,
         row: dict[str, Any],
         outcome: dict[str, Any],
         inserted: bool,
-        position: int | None = None,
+        completed: bool = False,
+        subscription: dict[str, Any] | None = None,
     ) -> None:
+        """One delivery row's new state (and the subscription's), through the bus."""
         if self._stopping:
             return
+        outcome = {"next_attempt_at": None, **outcome}
+        outcome["completed_at"] = clock.now() if completed else None
         change: Any = (
             RowUpdated(DELIVERIES, {"id": row["id"]}, outcome)
             if inserted
             else RowsInserted(DELIVERIES, ({**row, **outcome},))
         )
         changes = [change]
-        if position is not None:
-            changes.append(RowUpdated(SUBSCRIPTIONS, {"id": self._sub.id}, {"position": position}))
+        if subscription:
+            changes.append(RowUpdated(SUBSCRIPTIONS, {"id": self._sub.id}, subscription))
         self._services.bus.tell(Commit(changes=tuple(changes)))
 
-    async def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
-        """One attempt: (status code, None) when accepted, else (code or None, why)."""
+    async def _post(
+        self, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None, bool]:
+        """One attempt: (status code, None, _) when accepted, else (code or None, why,
+        whether it is final: the address policy refused the callback)."""
         timeout = self._policy.request_timeout_seconds
         assert self._client is not None
         try:
@@ -599,12 +865,16 @@ class SubscriptionActor(LoopActor):
                 ),
                 raise_error=False,
             )
-        except HTTPClientError as exc:  # timeouts and the like
-            return None, exc.message[:MAX_ERROR_CHARS]
+        except TargetRefused as exc:
+            return None, str(exc)[:MAX_ERROR_CHARS], True
+        except HTTPTimeoutError:
+            return None, f"timed out after {timeout:g} s (the webhook timeout)", False
+        except HTTPClientError as exc:
+            return None, exc.message[:MAX_ERROR_CHARS], False
         except OSError as exc:
-            return None, (exc.strerror or str(exc))[:MAX_ERROR_CHARS]
+            return None, (exc.strerror or str(exc))[:MAX_ERROR_CHARS], False
         except Exception as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            return None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS], False
         if 200 <= response.code < 300:
-            return response.code, None
-        return response.code, f"HTTP {response.code} {response.reason}"[:MAX_ERROR_CHARS]
+            return response.code, None, False
+        return response.code, f"HTTP {response.code} {response.reason}"[:MAX_ERROR_CHARS], False

@@ -45,6 +45,7 @@ class RunContext:
     # the step's process group as it starts, then None once it is stopped (processes.py)
     on_process: Callable[[ProcessGroup | None], None] = _ignore_process
     run_as: StepUser | None = None  # --run-as: the user step processes run as
+    deny_private_targets: bool = False  # --deny-private-targets (integrations/http.py)
 
 
 Runner = Callable[[Mapping[str, Any], RunContext], Awaitable[StepResult]]

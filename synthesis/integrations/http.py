@@ -1,16 +1,28 @@
 """The HTTP integration (`api`): http_get, http_post, http_put, http_delete, and the `http`
 step type, which names the method as a parameter. All of them are one `request` call
-through Tornado's AsyncHTTPClient on the aio loop."""
+through Tornado's AsyncHTTPClient on the aio loop.
+
+`--deny-private-targets` is applied here, for these requests and for webhook callbacks
+(actors/subscriptions.py) alike: their clients resolve names with `GuardedResolver`, which
+refuses a name when any address it resolves to is refused by engine/address_policy.py.
+The connection then uses exactly the addresses that were checked (no second lookup that
+DNS rebinding could answer differently), and a redirect goes through the same resolver.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import urllib.parse
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.netutil import DefaultLoopResolver, Resolver
 
+from synthesis.engine import address_policy
 from synthesis.engine.schema import Param, with_defaults
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 
@@ -33,6 +45,52 @@ STEP_PARAMETERS = {
     "method": Param("string", "GET, POST, PUT or DELETE", default="GET"),
     **REQUEST_PARAMETERS,
 }
+
+
+class TargetRefused(Exception):
+    """The address policy refused where a request would connect; the message says why."""
+
+
+class GuardedResolver(Resolver):
+    """Resolves as the loop does (getaddrinfo in its executor), then refuses the name if
+    any address it got is refused by the address policy. aio loop thread."""
+
+    def initialize(self) -> None:
+        self._resolver = DefaultLoopResolver()
+
+    async def resolve(
+        self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
+    ) -> list[tuple[int, Any]]:
+        addresses = await self._resolver.resolve(host, port, family)
+        for _family, sockaddr in addresses:
+            reason = address_policy.refusal(sockaddr[0])
+            if reason is not None:
+                raise TargetRefused(address_policy.message(host, sockaddr[0], reason))
+        return addresses
+
+
+def new_client(deny_private: bool, **options: Any) -> AsyncHTTPClient:
+    """A client of the caller's own (it closes it), guarded when `deny_private`."""
+    if deny_private:
+        options["resolver"] = GuardedResolver()
+    return AsyncHTTPClient(force_instance=True, **options)
+
+
+_guarded: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncHTTPClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_client(deny_private: bool) -> AsyncHTTPClient:
+    """The running loop's shared client for steps and invocations: Tornado's own, or
+    one guarded client per loop when `deny_private`."""
+    if not deny_private:
+        return AsyncHTTPClient()
+    loop = asyncio.get_running_loop()
+    client = _guarded.get(loop)
+    if client is None:
+        client = _guarded[loop] = new_client(True)
+    return client
 
 
 def _problem(params: Mapping[str, Any], method: str) -> str | None:
@@ -114,7 +172,7 @@ async def request(method: str, params: Mapping[str, Any], ctx: RunContext) -> St
         size += len(chunk)
 
     try:
-        response = await AsyncHTTPClient().fetch(
+        response = await shared_client(ctx.deny_private_targets).fetch(
             HTTPRequest(
                 url,
                 method,
@@ -127,6 +185,8 @@ async def request(method: str, params: Mapping[str, Any], ctx: RunContext) -> St
             ),
             raise_error=False,
         )
+    except TargetRefused as exc:  # our own policy, not the far side
+        return StepResult("failed", None, f"{method} {url}: {exc}")
     except HTTPClientError as exc:  # timeouts and the like, code 599
         return StepResult("failed", None, f"{method} {url}: {exc.message}", far_side_failed=True)
     except OSError as exc:

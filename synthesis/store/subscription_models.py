@@ -20,14 +20,23 @@ if TYPE_CHECKING:
 SUBSCRIPTIONS = "subscriptions"
 DELIVERIES = "subscription_deliveries"
 
-# Delivery statuses: `retrying` while attempts go on, then `delivered` or `failed`;
-# `interrupted` for a retrying row a server stop cut short (the event is delivered again,
-# in a row of its own, when the server comes back).
+# Delivery statuses: `pending` for a redelivery asked for and not tried yet, `retrying`
+# while attempts go on (a server stop leaves it so, and the next start goes on with it),
+# then `delivered`, `failed` (given up at once: refused by --deny-private-targets, or its
+# event pruned by retention first) or `dead` (its retry window ended).
+PENDING = "pending"
 RETRYING = "retrying"
 DELIVERED = "delivered"
 FAILED = "failed"
-INTERRUPTED = "interrupted"
-DELIVERY_STATUSES = (RETRYING, DELIVERED, FAILED, INTERRUPTED)
+DEAD = "dead"
+DELIVERY_STATUSES = (PENDING, RETRYING, DELIVERED, FAILED, DEAD)
+OPEN_DELIVERY_STATUSES = (PENDING, RETRYING)
+
+# Subscription statuses: `paused` (by request, or after too many events in a row were not
+# delivered) delivers nothing until it is resumed; then it goes on from its position.
+ACTIVE = "active"
+PAUSED = "paused"
+SUBSCRIPTION_STATUSES = (ACTIVE, PAUSED)
 
 
 class SubscriptionRow(SQLModel, table=True):
@@ -47,6 +56,10 @@ class SubscriptionRow(SQLModel, table=True):
         default=0, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False)
     )
     created_by: str | None = None
+    status: str = Field(default=ACTIVE, max_length=16)
+    paused_at: str | None = Field(default=None, max_length=24)
+    paused_reason: str | None = Field(default=None, sa_column=Column(Text))
+    failures: int = 0  # events in a row not delivered (dead or failed)
 
 
 class DeliveryRow(SQLModel, table=True):
@@ -62,9 +75,10 @@ class DeliveryRow(SQLModel, table=True):
     attempts: int = 0
     status_code: int | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
-    created_at: str = Field(max_length=24)  # the first attempt
+    created_at: str = Field(max_length=24)  # the first attempt: its retry window starts
     completed_at: str | None = Field(default=None, max_length=24)
     next_attempt_at: str | None = Field(default=None, max_length=24)
+    redelivery_of: str | None = Field(default=None, max_length=36)  # a delivery's id
 
 
 subscriptions = SubscriptionRow.__table__
@@ -121,3 +135,33 @@ def list_deliveries(
             .offset(offset)
         )
         return total, [dict(r._mapping) for r in rows]
+
+
+def get_delivery(store: Store, subscription_id: str, delivery_id: str) -> dict[str, Any] | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(deliveries).where(
+                and_(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.subscription_id == subscription_id,
+                )
+            )
+        ).first()
+        return dict(row._mapping) if row else None
+
+
+def open_deliveries(store: Store, subscription_id: str) -> list[dict[str, Any]]:
+    """One subscription's deliveries still to be tried (pending or retrying), oldest first:
+    what its actor goes on with when it starts."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(deliveries)
+            .where(
+                and_(
+                    deliveries.c.status.in_(OPEN_DELIVERY_STATUSES),
+                    deliveries.c.subscription_id == subscription_id,
+                )
+            )
+            .order_by(deliveries.c.created_at, deliveries.c.id)
+        )
+        return [dict(r._mapping) for r in rows]

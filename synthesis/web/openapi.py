@@ -52,7 +52,7 @@ from synthesis.engine.transitions import (
     STEP_STATUSES,
 )
 from synthesis.integrations import INTEGRATIONS, STEP_SCHEMAS
-from synthesis.store.subscription_models import DELIVERY_STATUSES
+from synthesis.store.subscription_models import DELIVERY_STATUSES, SUBSCRIPTION_STATUSES
 from synthesis.web import metrics, sockets, subscriptions
 from synthesis.web.base import MAX_OFFSET, ApiHandler
 
@@ -694,6 +694,16 @@ def components_schemas() -> dict[str, dict[str, Any]]:
                 "created_at": TIMESTAMP,
                 "expiration": time_or_null,
                 "has_secret": {"type": "boolean"},
+                "status": {
+                    "enum": list(SUBSCRIPTION_STATUSES),
+                    "description": "`paused`: nothing is delivered until it is resumed",
+                },
+                "paused_at": time_or_null,
+                "paused_reason": {
+                    **text_or_null,
+                    "description": "By request, or after too many events in a row were "
+                    "not delivered (`--webhook-pause-after`), with the last error",
+                },
             }
         ),
         "SubscriptionList": _object(
@@ -705,13 +715,27 @@ def components_schemas() -> dict[str, dict[str, Any]]:
                 "subscription_id": text,
                 "event_id": text,
                 "event_type": {"enum": list(EVENT_TYPES)},
-                "status": {"enum": list(DELIVERY_STATUSES)},
+                "status": {
+                    "enum": list(DELIVERY_STATUSES),
+                    "description": "`pending` (a redelivery not tried yet), `retrying`, "
+                    "`delivered`, `failed` (given up at once: refused by --deny-private-targets, "
+                    "or the event was pruned) or `dead` "
+                    "(its retry window ended; `error` holds the last error)",
+                },
                 "attempts": {"type": "integer", "minimum": 0},
                 "status_code": {"type": ["integer", "null"]},
                 "error": text_or_null,
-                "created_at": TIMESTAMP,
+                "created_at": {
+                    **TIMESTAMP,
+                    "description": "The first attempt (a redelivery: when it was asked for); "
+                    "its retry window starts here",
+                },
                 "completed_at": time_or_null,
                 "next_attempt_at": time_or_null,
+                "redelivery_of": {
+                    **text_or_null,
+                    "description": "The delivery this one delivers again",
+                },
             }
         ),
         "DeliveryList": {
@@ -883,6 +907,12 @@ def operation(
     return op
 
 
+EMPTY_BODY = {
+    "required": False,
+    "content": {JSON: {"schema": {"type": "object", "additionalProperties": False}}},
+}
+
+
 def paths() -> dict[str, dict[str, Any]]:
     execution_id = _path("execution_id", "An execution id")
     plan_id = _path("plan_id", "A plan id")
@@ -949,12 +979,7 @@ def paths() -> dict[str, dict[str, Any]]:
                     errors=(404, 409, 503),
                     parameters=[execution_id],
                 ),
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        JSON: {"schema": {"type": "object", "additionalProperties": False}}
-                    },
-                },
+                "requestBody": EMPTY_BODY,
             }
         }
     result.update(
@@ -1195,6 +1220,44 @@ def paths() -> dict[str, dict[str, Any]]:
                         OFFSET,
                     ],
                 )
+            },
+            **{
+                f"/api/events/subscriptions/{{subscription_id}}/{action}": {
+                    "post": {
+                        **operation(
+                            f"{action}Subscription",
+                            "Subscriptions",
+                            summary,
+                            method="post",
+                            ok=(200, "Done", "Subscription"),
+                            errors=(404, 409, 503),
+                            parameters=[subscription_id],
+                        ),
+                        "requestBody": EMPTY_BODY,
+                    }
+                }
+                for action, summary in (
+                    ("pause", "Stop delivering until resumed (409 if paused already)"),
+                    (
+                        "resume",
+                        "Deliver again from where it stopped, nothing skipped (409 if not paused)",
+                    ),
+                )
+            },
+            "/api/events/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver": {
+                "post": {
+                    **operation(
+                        "redeliverDelivery",
+                        "Subscriptions",
+                        "Deliver a finished delivery's event again, as a new delivery "
+                        "(`pending`; 409 while the delivery is still pending or retrying)",
+                        method="post",
+                        ok=(201, "The new delivery", "Delivery"),
+                        errors=(404, 409, 503),
+                        parameters=[subscription_id, _path("delivery_id", "A delivery id")],
+                    ),
+                    "requestBody": EMPTY_BODY,
+                }
             },
             "/health": {
                 "get": {

@@ -1,6 +1,6 @@
-"""/api/events/subscriptions: webhook subscriptions (create, list, get, delete) and each
-one's delivery records. The deliveries themselves are the subscription actors' work
-(actors/subscriptions.py)."""
+"""/api/events/subscriptions: webhook subscriptions (create, list, get, delete, pause,
+resume), each one's delivery records, and redeliveries. The deliveries themselves are the
+subscription actors' work (actors/subscriptions.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import urllib.parse
 import uuid
 from typing import Any
 
-from synthesis.actors.subscriptions import Subscribe, Unsubscribe
-from synthesis.engine import clock
+from synthesis.actors.subscriptions import ControlSubscription, Redeliver, Subscribe, Unsubscribe
+from synthesis.engine import address_policy, clock
 from synthesis.engine.errors import FieldError, not_found, validation_error
 from synthesis.engine.events import EVENT_TYPES
 from synthesis.store.subscription_models import (
@@ -25,8 +25,12 @@ MAX_URL_CHARS = 2048
 MAX_SECRET_CHARS = 1024
 
 
-def parse_subscription(body: dict[str, Any], now: str) -> dict[str, Any]:
-    """The row fields a request body asks for; a validation_error naming each bad field."""
+def parse_subscription(
+    body: dict[str, Any], now: str, deny_private: bool = False
+) -> dict[str, Any]:
+    """The row fields a request body asks for; a validation_error naming each bad field.
+    With `deny_private`, a literal IP address the address policy refuses is one too (a
+    name is checked at each delivery, when it is resolved)."""
     errors: list[FieldError] = []
 
     url = body.get("callback_url")
@@ -43,6 +47,8 @@ def parse_subscription(body: dict[str, Any], now: str) -> dict[str, Any]:
             errors.append(FieldError("callback_url", "must be an http:// or https:// URL"))
         elif len(url) > MAX_URL_CHARS:
             errors.append(FieldError("callback_url", f"must be at most {MAX_URL_CHARS} chars"))
+        elif deny_private and (refused := address_policy.literal_refusal(host)):
+            errors.append(FieldError("callback_url", refused))
 
     types = body.get("types")
     if types is None:
@@ -118,6 +124,9 @@ def subscription_view(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "expiration": row["expiration"],
         "has_secret": row["secret"] is not None,
+        "status": row["status"],
+        "paused_at": row["paused_at"],
+        "paused_reason": row["paused_reason"],
     }
 
 
@@ -134,6 +143,7 @@ def delivery_view(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "completed_at": row["completed_at"],
         "next_attempt_at": row["next_attempt_at"],
+        "redelivery_of": row["redelivery_of"],
     }
 
 
@@ -147,7 +157,9 @@ class SubscriptionsHandler(ApiHandler):
         now = clock.now()
         row = {
             "id": str(uuid.uuid4()),
-            **parse_subscription(self.json_body(FIELDS), now),
+            **parse_subscription(
+                self.json_body(FIELDS), now, self.runtime.settings.deny_private_targets
+            ),
             "created_at": now,
             "created_by": self.principal.subject,
         }
@@ -170,6 +182,26 @@ class SubscriptionHandler(ApiHandler):
             self.runtime.subscriptions, lambda reply: Unsubscribe(subscription_id, reply)
         )
         self.send({"success": True, "message": "Subscription deleted successfully"})
+
+
+class SubscriptionActionHandler(ApiHandler):
+    async def post(self, subscription_id: str, action: str) -> None:
+        self.json_body(())
+        row = await self.runtime.bridge.ask(
+            self.runtime.subscriptions,
+            lambda reply: ControlSubscription(subscription_id, action, reply),
+        )
+        self.send(subscription_view(row))
+
+
+class RedeliverHandler(ApiHandler):
+    async def post(self, subscription_id: str, delivery_id: str) -> None:
+        self.json_body(())
+        row = await self.runtime.bridge.ask(
+            self.runtime.subscriptions,
+            lambda reply: Redeliver(subscription_id, delivery_id, reply),
+        )
+        self.send(delivery_view(row), 201)
 
 
 class DeliveriesHandler(ApiHandler):
@@ -202,5 +234,7 @@ _ID = r"([^/]+)"
 default_handlers = [
     (r"/api/events/subscriptions", SubscriptionsHandler),
     (rf"/api/events/subscriptions/{_ID}", SubscriptionHandler),
+    (rf"/api/events/subscriptions/{_ID}/(pause|resume)", SubscriptionActionHandler),
     (rf"/api/events/subscriptions/{_ID}/deliveries", DeliveriesHandler),
+    (rf"/api/events/subscriptions/{_ID}/deliveries/{_ID}/redeliver", RedeliverHandler),
 ]

@@ -26,6 +26,7 @@ from synthesis.actors.bus import EventBus
 from synthesis.actors.messages import Commit
 from synthesis.actors.services import Services
 from synthesis.actors.subscriptions import (
+    ControlSubscription,
     DeliveryPolicy,
     Subscribe,
     Subscription,
@@ -34,7 +35,12 @@ from synthesis.actors.subscriptions import (
 from synthesis.engine import clock
 from synthesis.engine.events import Event
 from synthesis.store import Store
-from synthesis.store.subscription_models import deliveries, list_deliveries, subscriptions
+from synthesis.store.subscription_models import (
+    all_subscriptions,
+    deliveries,
+    list_deliveries,
+    subscriptions,
+)
 from tests.support import make_settings, wait_until
 
 # ---- a loopback webhook receiver (the API tests use it too) ----------------------------
@@ -62,8 +68,14 @@ class _Hook(tornado.web.RequestHandler):
         if gate is not None:
             await gate.wait()
         with receiver.lock:
+            slow = receiver.slow_left.get(name)
+            if slow is not None and slow[1] > 0:
+                receiver.slow_left[name] = (slow[0], slow[1] - 1)
+        if slow is not None and slow[1] > 0:
+            await asyncio.sleep(slow[0])
+        with receiver.lock:
             receiver.attempts[name] += 1
-            if name in receiver.closed:
+            if name in receiver.closed or self._poisoned(name):
                 status = 503
             elif receiver.failures_left.get(name, 0) > 0:
                 receiver.failures_left[name] -= 1
@@ -75,11 +87,15 @@ class _Hook(tornado.web.RequestHandler):
         self.set_status(status)
         self.finish("ok" if status == 200 else "no")
 
+    def _poisoned(self, name: str) -> bool:
+        poisoned = self.receiver.poisoned.get(name)
+        return bool(poisoned) and orjson.loads(self.request.body)["event_id"] in poisoned
+
 
 class Receiver:
     """POST /hooks/<name> is recorded under <name> when answered 200. Per name it can
-    answer 503 (`close`), fail the next N requests with 500, or hold every request
-    until released."""
+    answer 503 (`close`, or `poison` for some events), fail the next N requests with 500,
+    take S seconds to answer the next N requests, or hold every request until released."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -87,7 +103,9 @@ class Receiver:
         self.arrived: Counter[str] = Counter()  # requests that came in
         self.attempts: Counter[str] = Counter()  # requests answered
         self.failures_left: dict[str, int] = {}
+        self.slow_left: dict[str, tuple[float, int]] = {}  # (seconds, requests)
         self.closed: set[str] = set()
+        self.poisoned: dict[str, set[str]] = defaultdict(set)  # event ids answered 503
         self._gates: dict[str, asyncio.Event] = {}
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="receiver", daemon=True)
@@ -116,9 +134,17 @@ class Receiver:
         with self.lock:
             self.closed.discard(name)
 
+    def poison(self, name: str, event_id: str) -> None:
+        with self.lock:
+            self.poisoned[name].add(event_id)
+
     def fail_next(self, name: str, count: int) -> None:
         with self.lock:
             self.failures_left[name] = count
+
+    def slow(self, name: str, seconds: float, count: int) -> None:
+        with self.lock:
+            self.slow_left[name] = (seconds, count)
 
     def hold(self, name: str) -> None:
         self._loop.call_soon_threadsafe(self._gates.setdefault, name, asyncio.Event())
@@ -234,10 +260,28 @@ class Engine:
         return row["id"]
 
     def emit(self, execution_id: str, count: int) -> list[Event]:
-        sent = [Event("notification", {"n": i}, execution_id) for i in range(count)]
-        for event in sent:
+        return self.send([Event("notification", {"n": i}, execution_id) for i in range(count)])
+
+    def send(self, events: list[Event]) -> list[Event]:
+        for event in events:
             self.bus.tell(Commit(events=(event,)))
-        return sent
+        return events
+
+    def ask(self, message: Callable[[Callable[[Any], None]], Any]) -> Any:
+        """Ask the supervisor as the web layer does; an error answer is raised."""
+        answers: list[Any] = []
+        answered = threading.Event()
+
+        def reply(value: Any) -> None:
+            answers.append(value)
+            answered.set()
+
+        assert self.supervisor is not None
+        self.supervisor.tell(message(reply))
+        assert answered.wait(10)
+        if isinstance(answers[0], BaseException):
+            raise answers[0]
+        return answers[0]
 
     def stop(self) -> None:
         if self.supervisor is not None:
@@ -289,10 +333,83 @@ def test_a_full_queue_falls_back_to_the_store_with_no_gap_and_no_duplicate(
     assert receiver.event_ids(name) == [e.event_id for e in sent]
 
 
-def test_a_restarted_supervisor_delivers_what_was_not_delivered_yet(
+def rows_of(
+    store: Store, sid: str, status: str | None = None, count: int | None = None
+) -> list[dict[str, Any]]:
+    """A subscription's delivery rows, oldest event first (none until there are `count`)."""
+    _total, rows = list_deliveries(store, sid, status, 1000, 0)
+    return rows[::-1] if count is None or len(rows) == count else []
+
+
+def test_a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back(
     engines: Callable[..., Engine], store: Store, receiver: Receiver
 ) -> None:
-    engine = engines(max_attempts=1000, backoff_seconds=0.01, max_backoff_seconds=0.05)
+    engine = engines(backoff_seconds=0.01, max_backoff_seconds=0.05)  # a 24-hour window
+    execution_id = str(uuid.uuid4())
+    name = f"down-{execution_id}"
+    sid = engine.subscribe(receiver.url(name), event_filter={"execution_id": execution_id})
+    receiver.close(name)
+    sent = engine.emit(execution_id, 10)
+    wait_until(lambda: receiver.attempts[name] >= 15)  # well past any fixed attempt count
+    receiver.open(name)
+    wait_until(lambda: len(receiver.event_ids(name)) >= 10)
+    assert receiver.event_ids(name) == [e.event_id for e in sent]
+    rows = wait_until(lambda: rows_of(store, sid, "delivered", count=10))
+    assert [r["event_id"] for r in rows] == [e.event_id for e in sent]
+    assert rows[0]["attempts"] >= 15 and rows[0]["error"] is None
+    assert [r["attempts"] for r in rows[1:]] == [1] * 9
+
+
+def test_a_slow_receiver_times_out_and_is_retried_a_quick_one_gets_the_event_once(
+    engines: Callable[..., Engine], store: Store, receiver: Receiver
+) -> None:
+    engine = engines(request_timeout_seconds=0.3, backoff_seconds=0.01, max_backoff_seconds=0.05)
+    execution_id = str(uuid.uuid4())
+    slow, quick = f"slow-{execution_id}", f"quick-{execution_id}"
+    receiver.slow(slow, 1.0, 2)  # over the timeout twice, then quick
+    receiver.slow(quick, 0.1, 1)  # under it
+    only_this = {"execution_id": execution_id}
+    slow_sid = engine.subscribe(receiver.url(slow), event_filter=only_this)
+    quick_sid = engine.subscribe(receiver.url(quick), event_filter=only_this)
+    [event] = engine.emit(execution_id, 1)
+
+    def timed_out() -> dict[str, Any] | None:
+        rows = rows_of(store, slow_sid, "retrying")
+        return rows[0] if rows and rows[0]["error"] else None
+
+    row = wait_until(timed_out)
+    assert row["error"] == "timed out after 0.3 s (the webhook timeout)"
+    assert row["status_code"] is None and row["next_attempt_at"] is not None
+    delivered = wait_until(lambda: rows_of(store, slow_sid, "delivered"))
+    assert [(r["event_id"], r["attempts"]) for r in delivered] == [(event.event_id, 3)]
+    assert [(r["status"], r["attempts"]) for r in rows_of(store, quick_sid)] == [("delivered", 1)]
+    assert receiver.arrived[quick] == 1 and receiver.event_ids(quick) == [event.event_id]
+
+
+def test_an_event_past_its_window_is_dead_and_the_next_one_is_delivered(
+    engines: Callable[..., Engine], store: Store, receiver: Receiver
+) -> None:
+    engine = engines(retry_window_seconds=0.3, backoff_seconds=0.02, max_backoff_seconds=0.05)
+    execution_id = str(uuid.uuid4())
+    name = f"window-{execution_id}"
+    sid = engine.subscribe(receiver.url(name), event_filter={"execution_id": execution_id})
+    poisoned, healthy = (Event("notification", {"n": i}, execution_id) for i in range(2))
+    receiver.poison(name, poisoned.event_id)
+    engine.send([poisoned, healthy])
+    wait_until(lambda: receiver.event_ids(name))
+    assert receiver.event_ids(name) == [healthy.event_id]
+    dead, delivered = wait_until(lambda: rows_of(store, sid, count=2))
+    assert (dead["event_id"], dead["status"]) == (poisoned.event_id, "dead")
+    assert (dead["status_code"], dead["error"]) == (503, "HTTP 503 Service Unavailable")
+    assert dead["attempts"] >= 2 and dead["next_attempt_at"] is None
+    assert clock.duration_ms(dead["created_at"], dead["completed_at"]) >= 300
+    assert (delivered["event_id"], delivered["status"]) == (healthy.event_id, "delivered")
+
+
+def test_a_restart_goes_on_with_the_same_delivery_its_attempts_and_its_window(
+    engines: Callable[..., Engine], store: Store, receiver: Receiver
+) -> None:
+    engine = engines(backoff_seconds=0.01, max_backoff_seconds=0.05)
     execution_id = str(uuid.uuid4())
     name = f"restart-{execution_id}"
     sid = engine.subscribe(receiver.url(name), event_filter={"execution_id": execution_id})
@@ -301,19 +418,61 @@ def test_a_restarted_supervisor_delivers_what_was_not_delivered_yet(
     receiver.close(name)
     sent += engine.emit(execution_id, 5)
 
-    def retrying() -> bool:
-        _total, rows = list_deliveries(store, sid, "retrying", 10, 0)
-        return bool(rows) and rows[0]["attempts"] >= 2
+    def retrying(more_than: int = 1) -> dict[str, Any] | None:
+        rows = rows_of(store, sid, "retrying")
+        return rows[0] if rows and rows[0]["attempts"] > more_than else None
 
-    wait_until(retrying)
+    before = wait_until(retrying)
     engine.restart()
+    after = wait_until(lambda: retrying(before["attempts"]))
+    assert (after["id"], after["created_at"]) == (before["id"], before["created_at"])
     receiver.open(name)
     wait_until(lambda: len(receiver.event_ids(name)) >= 10)
     assert receiver.event_ids(name) == [e.event_id for e in sent]
 
     def recorded() -> Counter[str]:
-        _total, rows = list_deliveries(store, sid, None, 100, 0)
-        statuses = Counter(r["status"] for r in rows)
+        statuses = Counter(r["status"] for r in rows_of(store, sid))
         return statuses if statuses["delivered"] == 10 else Counter()
 
-    assert wait_until(recorded) == Counter(delivered=10, interrupted=1)
+    assert wait_until(recorded) == Counter(delivered=10)
+    [resumed] = [r for r in rows_of(store, sid) if r["id"] == before["id"]]
+    assert resumed["created_at"] == before["created_at"] and resumed["attempts"] > after["attempts"]
+
+
+def test_too_many_dead_events_in_a_row_pause_the_subscription_until_resumed(
+    engines: Callable[..., Engine], store: Store, receiver: Receiver
+) -> None:
+    engine = engines(
+        retry_window_seconds=0.2,
+        backoff_seconds=0.02,
+        max_backoff_seconds=0.05,
+        pause_after_failures=2,
+    )
+    execution_id = str(uuid.uuid4())
+    name = f"pause-{execution_id}"
+    sid = engine.subscribe(receiver.url(name), event_filter={"execution_id": execution_id})
+    receiver.close(name)
+    sent = engine.emit(execution_id, 3)
+
+    def subscription() -> dict[str, Any]:
+        [row] = [r for r in all_subscriptions(store) if r["id"] == sid]
+        return row
+
+    paused = wait_until(lambda: (row := subscription())["status"] == "paused" and row)
+    assert paused["paused_reason"] == (
+        "paused after 2 events in a row were not delivered; "
+        "the last one: HTTP 503 Service Unavailable"
+    )
+    second = store.get_event(sent[1].event_id)
+    assert second is not None and (paused["failures"], paused["position"]) == (2, second.seq)
+    assert [(r["event_id"], r["status"]) for r in rows_of(store, sid)] == [
+        (sent[0].event_id, "dead"),
+        (sent[1].event_id, "dead"),
+    ]
+    engine.restart()  # a paused subscription stays paused
+    receiver.open(name)
+    assert engine.ask(lambda reply: ControlSubscription(sid, "resume", reply))["status"] == "active"
+    wait_until(lambda: receiver.event_ids(name))
+    assert receiver.event_ids(name) == [sent[2].event_id]
+    assert subscription()["status"] == "active"
+    assert wait_until(lambda: subscription()["failures"] == 0)

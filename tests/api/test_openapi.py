@@ -48,10 +48,14 @@ def closed_port() -> int:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    """A server on SQLite for this module; webhooks give up after one attempt."""
+    """A server on SQLite for this module; webhooks give up after one attempt and never
+    pause on their own."""
     data_dir: Path = tmp_path_factory.mktemp("openapi")
     url = f"sqlite:///{data_dir / 'synthesis.db'}"
-    running = ServerThread(make_settings(data_dir, url, webhook_max_attempts=1)).start()
+    settings = make_settings(
+        data_dir, url, webhook_retry_window_seconds=0.0, webhook_pause_after_failures=0
+    )
+    running = ServerThread(settings).start()
     yield running
     running.stop()
 
@@ -469,12 +473,18 @@ def test_real_answers_of_every_operation_conform(live: ServerThread) -> None:
     api("POST", "/api/plans", 201, json={**PLAN, "name": "an event to deliver"})
     api("GET", "/api/events/subscriptions", 200)
     api("GET", "/api/events/subscriptions/{subscription_id}", 200, path=sid)
-    wait_until(
-        lambda: api("GET", "/api/events/subscriptions/{subscription_id}/deliveries", 200, path=sid)[
-            "deliveries"
-        ],
-        timeout=15,
-    )
+    deliveries = "/api/events/subscriptions/{subscription_id}/deliveries"
+    [dead] = wait_until(lambda: api("GET", deliveries, 200, path=sid)["deliveries"], timeout=15)
+    assert dead["status"] == "dead", dead  # a window of 0 s: one attempt
+    redeliver = deliveries + "/{delivery_id}/redeliver"
+    again = api("POST", redeliver, 201, path={**sid, "delivery_id": dead["delivery_id"]})
+    assert again["status"] == "pending" and again["redelivery_of"] == dead["delivery_id"]
+    api("POST", redeliver, 404, path={**sid, "delivery_id": "nope"})
+    action = "/api/events/subscriptions/{subscription_id}/{action}"
+    assert api("POST", action.replace("{action}", "pause"), 200, path=sid)["status"] == "paused"
+    api("POST", action.replace("{action}", "pause"), 409, path=sid)
+    assert api("POST", action.replace("{action}", "resume"), 200, path=sid)["status"] == "active"
+    api("POST", action.replace("{action}", "resume"), 409, path=sid)
     api("DELETE", "/api/events/subscriptions/{subscription_id}", 200, path=sid)
     api("DELETE", "/api/events/subscriptions/{subscription_id}", 404, path=sid)
     api("DELETE", "/api/plans/{plan_id}", 200, path=pid)

@@ -631,6 +631,22 @@ export class SynthesisClient {
     return this._request('DELETE', `/api/events/subscriptions/${id(subscriptionId, 'subscriptionId')}`);
   }
 
+  /** Nothing is delivered until `resumeSubscription`; the subscription's record. */
+  async pauseSubscription(subscriptionId) {
+    return this._request('POST', `/api/events/subscriptions/${id(subscriptionId, 'subscriptionId')}/pause`);
+  }
+
+  /** Delivery goes on from where it stopped (after a pause for too many failures too). */
+  async resumeSubscription(subscriptionId) {
+    return this._request('POST', `/api/events/subscriptions/${id(subscriptionId, 'subscriptionId')}/resume`);
+  }
+
+  /** The event of a finished delivery (a dead one, say) again: the new delivery, `pending`. */
+  async redeliver(subscriptionId, deliveryId) {
+    const sid = id(subscriptionId, 'subscriptionId');
+    return this._request('POST', `/api/events/subscriptions/${sid}/deliveries/${id(deliveryId, 'deliveryId')}/redeliver`);
+  }
+
   async listDeliveries(subscriptionId, filters = {}) {
     return this._request(
       'GET',

@@ -350,7 +350,7 @@ test('integrations: list, get, capabilities, invoke (waiting and async), invocat
   await rejectsWith(client.invokeCapability('cli', 'execute_command', {}), { status: 400, code: 'validation_error' });
 });
 
-test('events and webhook subscriptions: list, get, subscribe, deliveries, delete', async () => {
+test('events and webhook subscriptions: list, get, subscribe, deliveries, pause, resume, redeliver, delete', async () => {
   const received = [];
   let heard;
   const heardOne = new Promise((resolve) => { heard = resolve; });
@@ -395,6 +395,22 @@ test('events and webhook subscriptions: list, get, subscribe, deliveries, delete
     assert.equal(deliveries.subscription_id, subscriptionId);
     assert.equal(deliveries.deliveries[0].event_id, event.event_id);
     assert.equal(deliveries.deliveries[0].status_code, 200);
+    assert.equal(deliveries.deliveries[0].redelivery_of, null);
+
+    const again = await client.redeliver(subscriptionId, deliveries.deliveries[0].delivery_id);
+    assert.equal(again.status, 'pending');
+    assert.equal(again.redelivery_of, deliveries.deliveries[0].delivery_id);
+    await until(() => received.length === 2, 'the redelivery');
+    assert.equal(received[1].body.event_id, event.event_id);
+    await rejectsWith(client.redeliver(subscriptionId, 'no-such-delivery'), { status: 404, code: 'not_found' });
+
+    const paused = await client.pauseSubscription(subscriptionId);
+    assert.equal(paused.status, 'paused');
+    assert.equal(paused.paused_reason, 'paused by request');
+    await rejectsWith(client.pauseSubscription(subscriptionId), { status: 409, code: 'invalid_state' });
+    const resumed = await client.resumeSubscription(subscriptionId);
+    assert.equal(resumed.status, 'active');
+    assert.equal(resumed.paused_reason, null);
 
     const deleted = await client.deleteSubscription(subscriptionId);
     assert.equal(deleted.success, true);
