@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="run_as",
         metavar="USER",
         help="run step processes as this unprivileged user (the server must run as root)",
+    )
+    serve.add_argument(
         "--webhook-timeout",
         dest="webhook_request_timeout_seconds",
         type=float,
