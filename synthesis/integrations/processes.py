@@ -39,7 +39,8 @@ class ProcessGroup:
 
     id: str  # the record id, also the MARKER value in the group's environment
     pgid: int
-    start_time: str  # the leader's start, in clock ticks since boot (/proc/<pid>/stat 22)
+    start_time: str  # the leader's start in clock ticks since boot (/proc/<pid>/stat 22),
+    # or "" when the leader was gone before it could be read
     boot_id: str
     host: str
     owner_pid: int  # the server that started it, and that server's own start time
@@ -92,11 +93,20 @@ def start_time(pid: int) -> str | None:
 
 
 def process_group(record_id: str, pid: int) -> ProcessGroup | None:
-    """The record for a group whose leader `pid` just started; None off Linux or if the
-    leader is already gone (then its group is stopped by the step itself)."""
-    leader, boot = start_time(pid), boot_id()
-    if leader is None or boot is None:
+    """The record for a group whose leader `pid` just started; None off Linux or when the
+    whole group is already gone."""
+    boot = boot_id()
+    if boot is None:
         return None
+    leader = start_time(pid)
+    if leader is None:  # the leader ended (and was reaped) at once
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return None  # and nothing is left in its group, nor can anything join it
+        except PermissionError:
+            pass
+        leader = ""  # what it left in its group is known by the marker alone
     owner = start_time(os.getpid()) or ""
     return ProcessGroup(record_id, pid, leader, boot, host_name(), os.getpid(), owner)
 

@@ -91,7 +91,7 @@ def test_only_groups_of_this_host_whose_server_is_gone_are_orphans() -> None:
 def test_a_step_reports_its_group_while_it_runs_then_clears_it() -> None:
     seen: list[ProcessGroup | None] = []
     ctx = RunContext(on_process=seen.append)
-    result = asyncio.run(execute_command({"command": f"echo ${MARKER} $$"}, ctx))
+    result = asyncio.run(execute_command({"command": f"echo ${MARKER} $$; sleep 0.3"}, ctx))
 
     assert result.status == "completed"
     group = seen[0]
@@ -100,3 +100,24 @@ def test_a_step_reports_its_group_while_it_runs_then_clears_it() -> None:
     assert group.host == processes.host_name() and group.boot_id == processes.boot_id()
     assert (group.owner_pid, group.owner_start) == (os.getpid(), processes.start_time(os.getpid()))
     wait_until(lambda: not process_running(group.pgid))
+
+
+def test_a_group_whose_leader_ended_at_once_is_kept_by_its_marker(groups) -> None:
+    proc, started = start_group("sleep 30 & echo $!")
+    groups.append(proc)
+    assert proc.stdout is not None
+    child = int(proc.stdout.readline())
+    proc.wait(5)  # the leader is reaped before the step could read its start time
+
+    group = processes.process_group(started.id, proc.pid)
+
+    assert group is not None and (group.pgid, group.start_time) == (proc.pid, "")
+    assert processes.stop_groups([group], grace=0.2) == [group]
+    assert not process_running(child)
+
+
+def test_a_group_already_empty_is_not_recorded(groups) -> None:
+    proc, started = start_group("true")
+    groups.append(proc)
+    proc.wait(5)
+    assert processes.process_group(started.id, proc.pid) is None
