@@ -243,7 +243,8 @@ def process_started(execution_id: str | None, step_id: str, group: ProcessGroup)
     """A step's (or, without an execution, an invocation's) process group, on record
     while it runs."""
     row = {**group.row(), "execution_id": execution_id, "step_id": step_id}
-    return Commit(changes=(RowsInserted("step_processes", ({**row, "started_at": clock.now()},)),))
+    row["started_at"] = clock.now()
+    return Commit(changes=(RowsInserted("step_processes", (row,)),))
 
 
 def process_ended(group_id: str) -> Commit:
