@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    Column,
+    Dialect,
     Engine,
     and_,
     create_engine,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
@@ -102,6 +105,26 @@ class SchemaMismatch(RuntimeError):
     """The database holds tables this version cannot use."""
 
 
+_SCHEMA_LOCK = 0x53594E54  # "SYNT": the advisory lock around creating and upgrading tables
+
+
+def _add_column(table: str, column: Column[Any], dialect: Dialect) -> str:
+    """`ALTER TABLE ... ADD COLUMN` for a column this version added: nullable, or with
+    a constant default that fills the rows already there."""
+    kind = column.type.compile(dialect=dialect)
+    default = column.default.arg if column.default is not None else None
+    if column.nullable:
+        return f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {kind}'
+    if isinstance(default, bool | int | float | str) and not callable(default):
+        literal = column.type.literal_processor(dialect)
+        value = literal(default) if literal else repr(default)
+        return f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {kind} NOT NULL DEFAULT {value}'
+    raise SchemaMismatch(
+        f"table {table!r} in this database lacks column {column.name!r}, which cannot be "
+        "added to the rows already there: use a new database"
+    )
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -172,17 +195,19 @@ class Store:
         return self.engine.dialect.name
 
     def create_tables(self) -> None:
-        """Create missing tables; refuse a database whose tables have other columns."""
-        SQLModel.metadata.create_all(self.engine)
-        found = inspect(self.engine)
-        for table in SQLModel.metadata.sorted_tables:
-            have = {column["name"] for column in found.get_columns(table.name)}
-            missing = sorted(set(table.columns.keys()) - have)
-            if missing:
-                raise SchemaMismatch(
-                    f"table {table.name!r} in this database lacks columns {missing}: "
-                    "it was made by another version of Synthesis; use a new database"
-                )
+        """Create missing tables and add the columns a newer version added, so an older
+        database is upgraded in place; refuse one whose missing columns cannot be added.
+        On PostgreSQL an advisory lock serializes servers that start at the same moment."""
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            SQLModel.metadata.create_all(conn)
+            found = inspect(conn)
+            for table in SQLModel.metadata.sorted_tables:
+                have = {column["name"] for column in found.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in have:
+                        conn.execute(text(_add_column(table.name, column, self.engine.dialect)))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -154,3 +154,42 @@ def test_plain_postgresql_urls_use_psycopg_3(postgres_url: str) -> None:
         store.ping()
     finally:
         store.close()
+
+
+def test_an_older_database_gains_the_columns_a_newer_version_added(store: Store) -> None:
+    """Upgrading keeps what is stored: missing columns are added, rows get the default."""
+    from sqlalchemy import insert, select, text
+
+    from synthesis.store.subscription_models import subscriptions
+
+    sid = str(uuid.uuid4())
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(subscriptions).values(
+                id=sid,
+                types=[],
+                event_filter={},
+                callback_url="http://x",
+                created_at="t",
+                position=0,
+            )
+        )
+        for column in ("status", "paused_reason"):  # as a version before them made it
+            conn.execute(text(f'ALTER TABLE subscriptions DROP COLUMN "{column}"'))
+    try:
+        store.create_tables()
+    finally:
+        store.create_tables()  # the shared PostgreSQL database stays whole either way
+    with store.engine.connect() as conn:
+        row = conn.execute(select(subscriptions).where(subscriptions.c.id == sid)).one()
+    assert (row.status, row.paused_reason, row.callback_url) == ("active", None, "http://x")
+
+
+def test_a_column_that_cannot_be_filled_is_refused_with_a_clear_message() -> None:
+    from sqlalchemy import Column, Integer
+    from sqlalchemy.dialects import sqlite
+
+    from synthesis.store.database import SchemaMismatch, _add_column
+
+    with pytest.raises(SchemaMismatch, match="lacks column 'n'"):
+        _add_column("t", Column("n", Integer, nullable=False), sqlite.dialect())
