@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from synthesis.engine.schema import Param, with_defaults
+from synthesis.engine.schema import Param, seconds, with_defaults
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 
 METHODS = ("GET", "POST", "PUT", "DELETE")
@@ -22,7 +22,7 @@ REQUEST_PARAMETERS = {
     "query": Param("object", "Query parameters added to the URL"),
     "json": Param("any", "A JSON body (sent as application/json)"),
     "body": Param("string", "A text body"),
-    "timeout": Param("number", "Timeout in seconds", default=30, minimum=0.001),
+    "timeout": seconds("Timeout in seconds", default=30),
     "expected_status": Param(
         "any",
         "Accepted status: a code, a list of codes, or a class such as '2xx'",
