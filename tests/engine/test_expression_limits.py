@@ -249,7 +249,7 @@ expressions = st.one_of(condition, value).filter(lambda s: len(s) <= MAX_LENGTH)
 @settings(
     derandomize=True,
     database=None,
-    max_examples=200,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
