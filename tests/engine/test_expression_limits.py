@@ -8,6 +8,7 @@ quickly instead of taking the test run down with it.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -180,76 +181,84 @@ def _form(template: str, *args: st.SearchStrategy[str]) -> st.SearchStrategy[str
     return st.tuples(*args).map(lambda a: template.format(*a))
 
 
-# A typed grammar, so that most expressions get as far as building something big.
-number: st.SearchStrategy[str] = st.deferred(
-    lambda: st.one_of(
-        _of("0", "1", "-1", "7", "n", "99999", "100000", "2147483646", "1e308", "0.5"),
-        _of("10000000000000000000", "steps.build.exit_code", "len(out)"),
-        _form("({} {} {})", number, _of("+", "-", "*", "/", "//", "%"), number),
-        _form("-{}", number),
-        _call("len", value),
-        _call("int", number),
-        _call("int", text),
-        _call("round", number, number),
-        _call("sum", array),
-        _call("max", array),
-        _call("min", number, number),
-    )
-)
-text: st.SearchStrategy[str] = st.deferred(
-    lambda: st.one_of(
-        _of("''", "'a'", "'ab,cd'", "'%s'", "'%2147483646d'", "'ß'", "'😀'", "'\\x00'", "s"),
-        _of("out", "steps.build.output", "${cfg.zones.0}", "cfg.env"),
-        _form("({} + {})", text, text),
-        _form("({} * {})", text, number),
-        _form("({} * {})", number, text),
-        _form("({} % {})", text, value),
-        _call("str", value),
-        _call("upper", text),
-        _call("lower", text),
-        _call("strip", text),
-        _call("replace", text, text, text),
-        _call("join", array, text),
-        _form("{}[{}:]", text, number),
-        _form("{}[{}]", text, number),
-    )
-)
-array: st.SearchStrategy[str] = st.deferred(
-    lambda: st.one_of(
-        _of("[]", "nums", "nest", "cfg.zones", "cfg.deep.k", "[1, 2, 3]"),
-        _form("({} + {})", array, array),
-        _form("({} * {})", array, number),
-        st.lists(value, max_size=4).map(lambda items: f"[{', '.join(items)}]"),
-        _call("split", text),
-        _call("split", text, text),
-        _call("sorted", array),
-        _call("keys", mapping),
-        _call("values", mapping),
-        _form("{}[{}:{}]", array, number, number),
-    )
-)
-mapping: st.SearchStrategy[str] = st.deferred(
-    lambda: st.one_of(
-        _of("{}", "cfg", "cfg.deep", "steps"),
-        _form("{{'k': {}, 'v': {}}}", value, value),
-    )
-)
-value: st.SearchStrategy[str] = st.deferred(lambda: st.one_of(number, text, array, mapping))
-condition = st.one_of(
-    _form("({} {} {})", value, _of("==", "!=", "<", ">="), value),
-    _form("({} {} {})", value, _of("in", "not in"), st.one_of(text, array, mapping)),
-    _form("(not {} or {})", value, value),
-    _call("startswith", text, text),
-    _call("contains", array, value),
-    _call("get", mapping, value, value),
-)
-expressions = st.one_of(condition, value).filter(lambda s: len(s) <= MAX_LENGTH)
+_LEAVES = {
+    "number": _of("0", "1", "-1", "7", "n", "99999", "100000", "2147483646", "1e308", "0.5")
+    | _of("10000000000000000000", "steps.build.exit_code", "len(out)"),
+    "text": _of("''", "'a'", "'ab,cd'", "'%s'", "'%2147483646d'", "'ß'", "'😀'", "'\\x00'")
+    | _of("s", "out", "steps.build.output", "${cfg.zones.0}", "cfg.env"),
+    "array": _of("[]", "nums", "nest", "cfg.zones", "cfg.deep.k", "[1, 2, 3]"),
+    "mapping": _of("{}", "cfg", "cfg.deep", "steps"),
+}
+
+
+@functools.cache
+def _grammar(depth: int) -> dict[str, st.SearchStrategy[str]]:
+    """Expressions of each kind nesting at most `depth` levels: a typed grammar, so that
+    most of them get as far as building something big."""
+    if depth == 0:
+        return _LEAVES
+    inner = _grammar(depth - 1)
+    number, text, array, mapping = (inner[k] for k in ("number", "text", "array", "mapping"))
+    value = st.one_of(number, text, array, mapping)
+    return {
+        "number": st.one_of(
+            _LEAVES["number"],
+            _form("({} {} {})", number, _of("+", "-", "*", "/", "//", "%"), number),
+            _form("-{}", number),
+            _call("len", value),
+            _call("int", number),
+            _call("int", text),
+            _call("round", number, number),
+            _call("sum", array),
+            _call("max", array),
+            _call("min", number, number),
+        ),
+        "text": st.one_of(
+            _LEAVES["text"],
+            _form("({} + {})", text, text),
+            _form("({} * {})", text, number),
+            _form("({} * {})", number, text),
+            _form("({} % {})", text, value),
+            _call("str", value),
+            _call("upper", text),
+            _call("lower", text),
+            _call("strip", text),
+            _call("replace", text, text, text),
+            _call("join", array, text),
+            _form("{}[{}:]", text, number),
+            _form("{}[{}]", text, number),
+        ),
+        "array": st.one_of(
+            _LEAVES["array"],
+            _form("({} + {})", array, array),
+            _form("({} * {})", array, number),
+            st.lists(value, max_size=4).map(lambda items: f"[{', '.join(items)}]"),
+            _call("split", text),
+            _call("split", text, text),
+            _call("sorted", array),
+            _call("keys", mapping),
+            _call("values", mapping),
+            _form("{}[{}:{}]", array, number, number),
+        ),
+        "mapping": st.one_of(_LEAVES["mapping"], _form("{{'k': {}, 'v': {}}}", value, value)),
+        "condition": st.one_of(
+            _form("({} {} {})", value, _of("==", "!=", "<", ">="), value),
+            _form("({} {} {})", value, _of("in", "not in"), st.one_of(text, array, mapping)),
+            _form("(not {} or {})", value, value),
+            _call("startswith", text, text),
+            _call("contains", array, value),
+            _call("get", mapping, value, value),
+        ),
+    }
+
+
+expressions = st.one_of(*_grammar(4).values()).filter(lambda s: len(s) <= MAX_LENGTH)
 
 
 @settings(
     derandomize=True,
     database=None,
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
