@@ -13,7 +13,14 @@ from typing import Any
 
 from synthesis.engine.errors import ApiError, FieldError, validation_error
 from synthesis.engine.expressions import Expression, ExpressionError, parse
-from synthesis.engine.schema import Param, Schema, check_parameters
+from synthesis.engine.schema import (
+    MAX_BACKOFF_MULTIPLIER,
+    MAX_SECONDS,
+    Param,
+    Schema,
+    check_parameters,
+    out_of_range,
+)
 from synthesis.engine.substitution import is_whole_reference
 
 STEP_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -73,9 +80,10 @@ class Retry:
     jitter: float = 0.0  # a fraction: each delay moves by up to +/- this much
 
     def delay(self, failed_attempt: int, random: float) -> float:
-        """Seconds before the next attempt; `random` is uniform in [0, 1)."""
+        """Seconds before the next attempt, at most MAX_SECONDS; `random` is uniform in
+        [0, 1)."""
         base = self.backoff_seconds * self.backoff_multiplier ** (failed_attempt - 1)
-        return max(0.0, base * (1 + self.jitter * (2 * random - 1)))
+        return min(MAX_SECONDS, max(0.0, base * (1 + self.jitter * (2 * random - 1))))
 
 
 @dataclass(frozen=True)
@@ -234,9 +242,14 @@ class _Checker:
             self.error(f"{where}.depends_on", "must be a list of step ids")
         timeout = raw.get("timeout")
         if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or timeout <= 0
+            or out_of_range(timeout, maximum=MAX_SECONDS)
         ):
-            self.error(f"{where}.timeout", "must be a positive number of seconds")
+            self.error(
+                f"{where}.timeout", f"must be a positive number of seconds, at most {MAX_SECONDS}"
+            )
         if not isinstance(raw.get("continue_on_failure", False), bool):
             self.error(f"{where}.continue_on_failure", "must be a boolean")
         condition = None
@@ -271,15 +284,19 @@ class _Checker:
         attempts = raw.get("max_attempts", 3)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
             self.error(f"{where}.max_attempts", "must be an integer from 1 to 100")
-        numbers = {"backoff_seconds": 1.0, "backoff_multiplier": 2.0, "jitter": 0.0}
+        numbers = {  # name: (default, maximum)
+            "backoff_seconds": (1.0, MAX_SECONDS),
+            "backoff_multiplier": (2.0, MAX_BACKOFF_MULTIPLIER),
+            "jitter": (0.0, 1),  # a fraction
+        }
         values = {}
-        for name, default in numbers.items():
+        for name, (default, maximum) in numbers.items():
             value = raw.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                self.error(f"{where}.{name}", "must be a number >= 0")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self.error(f"{where}.{name}", "must be a number")
+            elif problem := out_of_range(value, 0, maximum):
+                self.error(f"{where}.{name}", problem)
             values[name] = value
-        if isinstance(values["jitter"], int | float) and values["jitter"] > 1:
-            self.error(f"{where}.jitter", "must be a fraction from 0 to 1")
         if any(e.field.startswith(where) for e in self.errors):
             return None
         return Retry(

@@ -6,12 +6,16 @@ against the same schema, so the two can never disagree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from synthesis.engine.errors import FieldError
 from synthesis.engine.substitution import is_whole_reference
+
+MAX_SECONDS = 365 * 24 * 3600  # a year: the longest wait, timeout or retry delay
+MAX_BACKOFF_MULTIPLIER = 10
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -31,6 +35,7 @@ class Param:
     required: bool = False
     default: Any = None
     minimum: float | None = None
+    maximum: float | None = None
     values: str | None = None  # for objects: the type every value must have
 
     def to_json(self) -> dict[str, Any]:
@@ -45,6 +50,42 @@ class Param:
 
 
 Schema = Mapping[str, Param]
+
+
+def seconds(
+    description: str,
+    *,
+    default: float | None = None,
+    minimum: float = 0.001,
+    required: bool = False,
+    type_name: str = "number",
+) -> Param:
+    """A duration parameter: at least `minimum`, at most MAX_SECONDS."""
+    return Param(
+        type_name,
+        description,
+        required=required,
+        default=default,
+        minimum=minimum,
+        maximum=MAX_SECONDS,
+    )
+
+
+def out_of_range(
+    value: float, minimum: float | None = None, maximum: float | None = None
+) -> str | None:
+    """Why `value` is refused (NaN and infinities always are), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if minimum is not None and value < minimum:
+        return f"must be at least {_number(minimum)}"
+    if maximum is not None and value > maximum:
+        return f"must be at most {_number(maximum)}"
+    return None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _type_ok(value: Any, type_name: str) -> bool:
@@ -82,8 +123,10 @@ def check_parameters(
             continue
         if spec.type == "string" and spec.required and not value.strip():
             errors.append(FieldError(where, "must not be empty"))
-        if spec.minimum is not None and value < spec.minimum:
-            errors.append(FieldError(where, f"must be at least {spec.minimum:g}"))
+        if spec.type in ("integer", "number") and (
+            problem := out_of_range(value, spec.minimum, spec.maximum)
+        ):
+            errors.append(FieldError(where, problem))
         if spec.values is not None:
             errors.extend(
                 FieldError(f"{where}.{key}", f"must be of type {spec.values}")

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from synthesis.engine.schema import Param, with_defaults
+from synthesis.engine.schema import Param, seconds, with_defaults
 from synthesis.engine.substitution import as_text
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 from synthesis.integrations.processes import MARKER, process_group
@@ -35,14 +35,14 @@ _COMMON = {
 COMMAND_PARAMETERS = {
     "command": Param("string", "The command to execute", required=True),
     **_COMMON,
-    "timeout": Param("number", "Timeout in seconds", default=60, minimum=0.001),
+    "timeout": seconds("Timeout in seconds", default=60, minimum=1, type_name="integer"),
 }
 SCRIPT_PARAMETERS = {
     "script": Param("string", "The script to execute", required=True),
     "interpreter": Param("string", "The script interpreter", default="bash"),
     "working_directory": Param("string", "The working directory for the script"),
     "env": _COMMON["env"],
-    "timeout": Param("number", "Timeout in seconds", default=300, minimum=0.001),
+    "timeout": seconds("Timeout in seconds", default=300, minimum=1, type_name="integer"),
 }
 
 

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from synthesis.engine.schema import Param
+from synthesis.engine.schema import seconds
 from synthesis.integrations.base import Capability, RunContext, StepResult
 
 
@@ -20,6 +20,6 @@ WAIT = Capability(
     "wait",
     "Wait",
     "Wait a number of seconds",
-    {"seconds": Param("number", "Seconds to wait", required=True, minimum=0)},
+    {"seconds": seconds("Seconds to wait", required=True, minimum=0)},
     wait,
 )

@@ -23,7 +23,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.netutil import DefaultLoopResolver, Resolver
 
 from synthesis.engine import address_policy
-from synthesis.engine.schema import Param, with_defaults
+from synthesis.engine.schema import Param, seconds, with_defaults
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 
 METHODS = ("GET", "POST", "PUT", "DELETE")
@@ -34,7 +34,7 @@ REQUEST_PARAMETERS = {
     "query": Param("object", "Query parameters added to the URL"),
     "json": Param("any", "A JSON body (sent as application/json)"),
     "body": Param("string", "A text body"),
-    "timeout": Param("number", "Timeout in seconds", default=30, minimum=0.001),
+    "timeout": seconds("Timeout in seconds", default=30),
     "expected_status": Param(
         "any",
         "Accepted status: a code, a list of codes, or a class such as '2xx'",

@@ -59,7 +59,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ConfigDict, ValidationError
 
 from synthesis import __version__
-from synthesis.engine.schema import Param, with_defaults
+from synthesis.engine.schema import Param, seconds, with_defaults
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 from synthesis.integrations.run_as import StepUser
 
@@ -82,11 +82,9 @@ _CONNECTION_ID = Param("string", "A connection id returned by connect", required
 
 CONNECT_PARAMETERS = {
     "server": _SERVER,
-    "timeout": Param(
-        "number",
+    "timeout": seconds(
         "Seconds to wait for the server to start and answer the initialize handshake",
         default=30,
-        minimum=0.001,
     ),
 }
 SEND_COMMAND_PARAMETERS = {
@@ -98,12 +96,11 @@ SEND_COMMAND_PARAMETERS = {
         required=True,
     ),
     "params": Param("object", "The method's parameters"),
-    "timeout": Param("number", "Seconds to wait for the response", default=60, minimum=0.001),
+    "timeout": seconds("Seconds to wait for the response", default=60),
 }
 RECEIVE_RESPONSE_PARAMETERS = {
     "connection_id": _CONNECTION_ID,
-    "timeout": Param(
-        "number",
+    "timeout": seconds(
         "Seconds to wait for a response while a command is still in flight",
         default=30,
         minimum=0,
@@ -114,11 +111,9 @@ CALL_TOOL_PARAMETERS = {
     "server": _SERVER,
     "tool": Param("string", "The name of the tool to call", required=True),
     "arguments": Param("object", "The tool's arguments"),
-    "timeout": Param(
-        "number",
+    "timeout": seconds(
         "Seconds for the whole call: starting the server, the handshake and the tool call",
         default=60,
-        minimum=0.001,
     ),
 }
 

@@ -39,7 +39,13 @@ from synthesis.engine.plan import (
     STEP_ID,
     VARIABLE_OPERATIONS,
 )
-from synthesis.engine.schema import _JSON_TYPES, Param, Schema
+from synthesis.engine.schema import (
+    _JSON_TYPES,
+    MAX_BACKOFF_MULTIPLIER,
+    MAX_SECONDS,
+    Param,
+    Schema,
+)
 from synthesis.engine.substitution import _WHOLE
 from synthesis.engine.transitions import (
     ACTIONS,
@@ -135,6 +141,8 @@ def param_schema(
         schema["pattern"] = not_blank()
     if param.minimum is not None:
         schema["minimum"] = param.minimum
+    if param.maximum is not None:
+        schema["maximum"] = param.maximum
     if param.values is not None:
         values = _typed(param.values, nullable=False)
         if references and param.values not in ("any", "string"):
@@ -243,6 +251,7 @@ def step_schemas() -> dict[str, dict[str, Any]]:
             "timeout": {
                 "type": ["number", "null"],
                 "exclusiveMinimum": 0,
+                "maximum": MAX_SECONDS,
                 "description": "Seconds",
             },
             "retry": or_null(ref("Retry")),
@@ -299,8 +308,19 @@ def _integration_schemas() -> dict[str, dict[str, Any]]:
 def _retry_schema() -> dict[str, Any]:
     fields = {
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
-        "backoff_seconds": {"type": "number", "minimum": 0, "default": 1.0},
-        "backoff_multiplier": {"type": "number", "minimum": 0, "default": 2.0},
+        "backoff_seconds": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": MAX_SECONDS,
+            "default": 1.0,
+            "description": "Seconds before the second attempt; no delay is over a year",
+        },
+        "backoff_multiplier": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": MAX_BACKOFF_MULTIPLIER,
+            "default": 2.0,
+        },
         "jitter": {
             "type": "number",
             "minimum": 0,

@@ -134,7 +134,7 @@ def test_script_step_uses_interpreter_and_working_directory(client: Client, tmp_
 
 
 def test_command_timeout_fails_the_step(client: Client) -> None:
-    step = {"id": "slow", "type": "command", "parameters": {"command": "sleep 20", "timeout": 0.3}}
+    step = {"id": "slow", "type": "command", "parameters": {"command": "sleep 20", "timeout": 1}}
     done = client.wait_for_status(client.create([step]))
     assert done["status"] == "failed"
     assert "timed out" in done["steps"][0]["error"]

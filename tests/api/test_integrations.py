@@ -45,6 +45,9 @@ def test_list_get_and_capabilities_match_the_reference(client: Client) -> None:
         "required": True,
     }
     assert cli["parameters"]["execute_command"]["timeout"]["default"] == 60
+    # the reference's types: whole seconds
+    assert cli["parameters"]["execute_command"]["timeout"]["type"] == "integer"
+    assert cli["parameters"]["execute_script"]["timeout"]["type"] == "integer"
     assert cli["parameters"]["execute_script"]["interpreter"]["default"] == "bash"
 
     caps = client.get("/api/integrations/cli/capabilities").json
@@ -146,6 +149,20 @@ def test_a_failing_command_is_a_failed_invocation_not_an_error(client: Client) -
             400,
             "validation_error",
             "parameters.url",
+        ),
+        (
+            "/api/integrations/cli/capabilities/execute_command",
+            {"parameters": {"command": "true", "timeout": 1e308}},
+            400,
+            "validation_error",
+            "parameters.timeout",
+        ),
+        (
+            "/api/integrations/api/capabilities/http_get",
+            {"parameters": {"url": "http://127.0.0.1:9", "timeout": 1e308}},
+            400,
+            "validation_error",
+            "parameters.timeout",
         ),
     ],
 )

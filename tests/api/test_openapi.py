@@ -213,14 +213,34 @@ PLAN = {
 }
 
 
-def test_plans_the_server_accepts_match_the_plan_schema() -> None:
-    validator = jsonschema.Draft202012Validator(
+def plan_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(
         {**DOCUMENT, "$ref": "#/components/schemas/Plan"},
         format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
     )
+
+
+def test_plans_the_server_accepts_match_the_plan_schema() -> None:
+    validator = plan_validator()
     validator.validate(PLAN)
     bad = {**PLAN, "steps": [{"id": "x y", "type": "teleport"}]}
     assert not validator.is_valid(bad)
+
+
+def test_the_numeric_limits_are_in_the_plan_schema() -> None:
+    year = 365 * 24 * 3600  # the longest wait, timeout or retry delay
+    validator = plan_validator()
+    command = {"id": "c", "type": "command", "parameters": {"command": "x"}}
+    for step in (
+        {"id": "w", "type": "wait", "parameters": {"seconds": 1e308}},
+        {**command, "timeout": 1e308},
+        {**command, "retry": {"backoff_seconds": 1e308}},
+        {**command, "retry": {"backoff_multiplier": 11}},
+        {**command, "parameters": {"command": "x", "timeout": 0.5}},
+    ):
+        assert not validator.is_valid({**PLAN, "steps": [step]}), step
+    wait = {"id": "w", "type": "wait", "parameters": {"seconds": year}}
+    validator.validate({**PLAN, "steps": [wait, {**command, "timeout": year}]})
 
 
 # ---- (2) every served route is documented, and nothing else --------------------------

@@ -44,6 +44,23 @@ CASES = {
         "plan.steps[0].parameters.env.A",
     ),
     "negative timeout": (plan(command("a", "true", timeout=-1)), "plan.steps[0].timeout"),
+    "timeout over a year": (plan(command("a", "true", timeout=1e308)), "plan.steps[0].timeout"),
+    "wait over a year": (
+        plan({"id": "a", "type": "wait", "parameters": {"seconds": 1e308}}),
+        "plan.steps[0].parameters.seconds",
+    ),
+    "backoff over a year": (
+        plan(command("a", "true", retry={"backoff_seconds": 1e308})),
+        "plan.steps[0].retry.backoff_seconds",
+    ),
+    "backoff multiplier over 10": (
+        plan(command("a", "true", retry={"backoff_multiplier": 1e308})),
+        "plan.steps[0].retry.backoff_multiplier",
+    ),
+    "command timeout not whole seconds": (
+        plan({"id": "a", "type": "command", "parameters": {"command": "true", "timeout": 0.5}}),
+        "plan.steps[0].parameters.timeout",
+    ),
     "unknown step field": (plan(command("a", "true", colour="red")), "plan.steps[0].colour"),
     "unknown dependency": (
         plan(command("a", "true", depends_on=["zz"])),

@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from synthesis.engine.errors import ApiError
-from synthesis.engine.plan import find_cycle, validate_plan
+from synthesis.engine.plan import Retry, find_cycle, validate_plan
 from synthesis.integrations import STEP_SCHEMAS
 
 
@@ -66,3 +66,65 @@ def test_find_cycle(graph: dict[str, tuple[str, ...]], has_cycle: bool) -> None:
         assert cycle[0] == cycle[-1]
         for node, dep in itertools.pairwise(cycle):
             assert dep in graph[node]
+
+
+YEAR = 365 * 24 * 3600
+
+
+def wait(seconds: object) -> dict[str, object]:
+    return {"id": "a", "type": "wait", "parameters": {"seconds": seconds}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        (wait(1e308), "plan.steps[0].parameters.seconds", f"must be at most {YEAR}"),
+        (wait(float("nan")), "plan.steps[0].parameters.seconds", "must be a finite number"),
+        (wait(float("inf")), "plan.steps[0].parameters.seconds", "must be a finite number"),
+        (step("a", timeout=1e308), "plan.steps[0].timeout", f"at most {YEAR}"),
+        (step("a", timeout=float("nan")), "plan.steps[0].timeout", f"at most {YEAR}"),
+        (
+            step("a", retry={"backoff_seconds": 1e308}),
+            "plan.steps[0].retry.backoff_seconds",
+            f"must be at most {YEAR}",
+        ),
+        (
+            step("a", retry={"backoff_multiplier": 11}),
+            "plan.steps[0].retry.backoff_multiplier",
+            "must be at most 10",
+        ),
+        (
+            step("a", retry={"jitter": float("nan")}),
+            "plan.steps[0].retry.jitter",
+            "must be a finite number",
+        ),
+        (step("a", retry={"jitter": 1.5}), "plan.steps[0].retry.jitter", "must be at most 1"),
+        (
+            {"id": "a", "type": "command", "parameters": {"command": "x", "timeout": 2.5}},
+            "plan.steps[0].parameters.timeout",
+            "must be of type integer",
+        ),
+        (
+            {"id": "a", "type": "http", "parameters": {"url": "http://x", "timeout": 1e308}},
+            "plan.steps[0].parameters.timeout",
+            f"must be at most {YEAR}",
+        ),
+    ],
+)
+def test_numbers_out_of_range_are_refused_naming_the_field(
+    raw: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        validate_plan({"name": "p", "steps": [raw]}, STEP_SCHEMAS)
+    assert [(d.field, message in d.message) for d in caught.value.details] == [(field, True)]
+
+
+def test_the_maxima_themselves_are_accepted() -> None:
+    retry = {"backoff_seconds": YEAR, "backoff_multiplier": 10, "jitter": 1}
+    steps = [wait(YEAR), step("b", timeout=YEAR, retry=retry)]
+    plan = validate_plan({"name": "p", "steps": steps}, STEP_SCHEMAS)
+    assert plan.steps[1].retry == Retry(3, YEAR, 10, 1)
+
+
+def test_retry_delays_are_at_most_a_year() -> None:
+    assert Retry(100, 60, 10).delay(99, 0.5) == YEAR
