@@ -42,7 +42,9 @@ T = TypeVar("T")
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.auth = Authenticator(settings.tokens, settings.jwt_secret)
+        self.auth = Authenticator(
+            settings.tokens, settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience
+        )
         self.store = Store(settings.database)
         self.aio = AsyncioRunner()
         self.connections = McpConnections()  # used on the aio loop only
