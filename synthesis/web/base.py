@@ -79,13 +79,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         """CORS headers for an allowed Origin (set again when an error clears headers)."""
-        runtime = getattr(self, "runtime", None)
+        runtime = getattr(self, "runtime", None)  # None while Tornado builds the handler
         if runtime is None or not runtime.settings.cors_origins:
             return
         self.set_header("Vary", "Origin")
-        origin = self.request.headers.get("Origin")
-        if origin is not None and origin in runtime.settings.cors_origins:
+        origin = self._allowed_origin()
+        if origin is not None:
             self.set_header("Access-Control-Allow-Origin", origin)
+
+    def _allowed_origin(self) -> str | None:
+        """The request's Origin when `--cors-origin` names it exactly."""
+        origin = self.request.headers.get("Origin")
+        return origin if origin in self.runtime.settings.cors_origins else None
 
     def prepare(self) -> None:
         connection = self.request.connection
@@ -117,8 +122,8 @@ class BaseHandler(tornado.web.RequestHandler):
         """A CORS preflight from an allowed origin: answered at once, without a token."""
         if (
             self.request.method != "OPTIONS"
-            or "Access-Control-Allow-Origin" not in self._headers
             or "Access-Control-Request-Method" not in self.request.headers
+            or self._allowed_origin() is None
         ):
             return False
         self.set_status(204)

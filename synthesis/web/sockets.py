@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import tornado.iostream
 import tornado.websocket
 
 from synthesis.auth import require_scope
@@ -35,11 +34,12 @@ class EventSocket(tornado.websocket.WebSocketHandler):
     buffer bounded in bytes (a client that stops reading is closed with 1013, slowing
     nobody).
 
-    The bound is Tornado's own: the socket's stream gets `max_write_buffer_size`, so a
-    write that would hold more than `websocket_buffer_bytes` unsent raises
-    StreamBufferFullError instead of growing memory. Events that arrive while the socket
-    replays wait in a list bounded by the same number of bytes; the replay itself waits
-    for the client once half of that is unsent, so a slow but steady reader is not
+    What a socket holds unsent is counted in bytes through Tornado's own write futures: a
+    message counts from the moment it is handed to Tornado until its write future says it
+    reached the kernel. A message that would take the count past `websocket_buffer_bytes`
+    closes the socket instead (one message alone always goes). Events that arrive while
+    the socket replays wait in a list bounded the same way; the replay itself waits for
+    the client whenever half the bound is unsent, so a slow but steady reader is not
     closed by the server's own burst."""
 
     runtime: Runtime
@@ -50,8 +50,7 @@ class EventSocket(tornado.websocket.WebSocketHandler):
         self._buffer: list[Event] = []
         self._buffered_bytes = 0
         self._last_seq = 0
-        self._unsent_bytes = 0  # written to Tornado, not yet handed to the kernel
-        self._bounded = False  # the stream's write buffer has its limit
+        self._unsent_bytes = 0  # handed to Tornado, not yet to the kernel
         self._closing = False
 
     @property
@@ -82,9 +81,9 @@ class EventSocket(tornado.websocket.WebSocketHandler):
             return
         await super().get(*args, **kwargs)
 
-    def _stream(self) -> tornado.iostream.IOStream | None:
-        connection = self.ws_connection
-        return getattr(connection, "stream", None) if connection is not None else None
+    @property
+    def _limit(self) -> int:
+        return self.runtime.settings.websocket_buffer_bytes
 
     # ---- subclasses say what they stream ----
 
@@ -104,7 +103,7 @@ class EventSocket(tornado.websocket.WebSocketHandler):
         arrived meanwhile, then go live."""
         self._last_seq = after_seq
         self.runtime.hub.add(self)
-        half = self.runtime.settings.websocket_buffer_bytes // 2
+        half = self._limit // 2
         while not self._closing:
             page = await self.runtime.read(replay, self._last_seq)
             for event in page:
@@ -127,7 +126,7 @@ class EventSocket(tornado.websocket.WebSocketHandler):
             return
         self._buffer.append(event)
         self._buffered_bytes += len(self.render(event))
-        if self._buffered_bytes > self.runtime.settings.websocket_buffer_bytes:
+        if self._buffered_bytes > self._limit:
             self._give_up()
 
     def _send(self, event: Event) -> Future[None] | None:
@@ -136,18 +135,15 @@ class EventSocket(tornado.websocket.WebSocketHandler):
             return None
         self._last_seq = event.seq or self._last_seq
         message = self.render(event)
-        if not self._bounded and (stream := self._stream()) is not None:
-            stream.max_write_buffer_size = self.runtime.settings.websocket_buffer_bytes
-            self._bounded = True
+        size = len(message)
+        if self._unsent_bytes and self._unsent_bytes + size > self._limit:
+            self._give_up()
+            return None
         try:
             written = self.write_message(message)
         except tornado.websocket.WebSocketClosedError:
             self._stop()
             return None
-        except tornado.iostream.StreamBufferFullError:
-            self._give_up()
-            return None
-        size = len(message)
         self._unsent_bytes += size
         written.add_done_callback(lambda future: self._sent(future, size))
         if self.ends_with(event):
@@ -163,11 +159,8 @@ class EventSocket(tornado.websocket.WebSocketHandler):
     def _give_up(self) -> None:
         log.info("closing a WebSocket that does not keep up (%s)", self.request.path)
         self._stop()
-        stream = self._stream()
-        if stream is not None:
-            stream.max_write_buffer_size = None  # room for the close frame, behind the backlog
         self._buffer, self._buffered_bytes = [], 0
-        self.close(CLOSE_TRY_AGAIN, "client too slow")
+        self.close(CLOSE_TRY_AGAIN, "client too slow")  # queued behind the backlog
 
     def _stop(self) -> None:
         self._closing = True

@@ -265,19 +265,20 @@ def test_an_invocation_answer_nested_too_deep_is_a_failed_invocation(
 
 
 def test_a_variable_nested_too_deep_fails_its_step(client: Client) -> None:
-    wrap = {"operation": "set", "name": "x", "value": ["${x}"]}
+    wrap = {"operation": "set", "name": "x", "value": ["${x}"]}  # one level more each time
     loop = {
         "id": "wrap",
         "type": "loop",
         "parameters": {
-            "count": 100,
+            "count": 10,
             "steps": [{"id": "w", "type": "variable", "parameters": wrap}],
         },
     }
-    done = client.wait_for_status(client.create([loop], variables={"x": []}))
+    start = orjson.loads(nested(62))  # the most a body lets `variables.x` be
+    done = client.wait_for_status(client.create([loop], variables={"x": start}))
     assert done["status"] == "failed"
     failed = [s for s in done["steps"] if s["status"] == "failed" and s["id"] != "wrap"]
-    assert [s["id"] for s in failed] == ["wrap[63].w"]
+    assert [s["id"] for s in failed] == ["wrap[2].w"]
     assert failed[0]["error"] == "x" + "[0]" * 64 + ": " + too_deep_message()
     kept = client.get(f"/api/executions/{done['execution_id']}/variables").json["variables"]
     assert too_deep(kept["x"], limit=63) and not too_deep(kept["x"])  # left at 64 levels
