@@ -16,11 +16,13 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import jwt
 import orjson
+import psutil
 import pytest
 
 from synthesis.actors.messages import CreateExecution
@@ -40,7 +42,7 @@ from tests.support import (
     command,
     make_settings,
 )
-from tests.test_serve import free_port
+from tests.test_serve import ServeProcess, free_port
 
 ORIGIN = "https://app.example"
 ISSUER, AUDIENCE = "https://auth.example", "synthesis"
@@ -93,6 +95,29 @@ def test_a_body_without_a_token_is_answered_before_it_is_sent(server: ServerThre
     with sock:
         sock.sendall(b"x" * 65536)  # and not one byte more: the answer comes regardless
         assert_error(response_on(sock), 401, "unauthenticated")
+
+
+def test_unauthenticated_bodies_cost_the_server_no_memory(tmp_path: Path) -> None:
+    """The issue's case: twelve 15 MB POSTs without a token, sent in full and at once.
+    Each hears its 401; the server drops the bodies as they come (RSS measured on a
+    server process of its own)."""
+    server = ServeProcess(tmp_path, "--token", "t")
+    process = psutil.Process(server.process.pid)
+    body = b"x" * 15_000_000
+    try:
+        before = process.memory_info().rss
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: Client(server.port, None).post("/api/plans", raw=body), range(12)
+                )
+            )
+        grown = process.memory_info().rss - before
+    finally:
+        assert server.stop() == 0
+    for answer in answers:
+        assert_error(answer, 401, "unauthenticated")
+    assert grown < 30_000_000, f"RSS grew by {grown >> 20} MiB"
 
 
 @pytest.mark.parametrize("declared", [2 * LIMIT, 200_000_000])
