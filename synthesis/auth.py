@@ -28,9 +28,23 @@ def _parse_static(entry: str) -> tuple[str, frozenset[str]]:
 
 
 class Authenticator:
-    def __init__(self, tokens: Sequence[str], jwt_secret: str | None) -> None:
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        jwt_secret: str | None,
+        jwt_issuer: str | None = None,
+        jwt_audience: str | None = None,
+    ) -> None:
+        """`jwt_issuer` and `jwt_audience`, when given, must be the JWT's `iss` and `aud`."""
         self._static = [(t.encode(), scopes) for t, scopes in map(_parse_static, tokens)]
         self._jwt_secret = jwt_secret
+        self._jwt_issuer = jwt_issuer
+        self._jwt_audience = jwt_audience
+        self._jwt_required = ["exp"]
+        if jwt_issuer is not None:
+            self._jwt_required.append("iss")
+        if jwt_audience is not None:
+            self._jwt_required.append("aud")
 
     def authenticate(self, authorization: str | None, query_token: str | None = None) -> Principal:
         """Any thread. Raises unauthenticated for a missing, unknown or expired token."""
@@ -62,7 +76,12 @@ class Authenticator:
         assert self._jwt_secret is not None
         try:
             claims = jwt.decode(
-                token, self._jwt_secret, algorithms=["HS256"], options={"require": ["exp"]}
+                token,
+                self._jwt_secret,
+                algorithms=["HS256"],
+                issuer=self._jwt_issuer,
+                audience=self._jwt_audience,
+                options={"require": self._jwt_required},
             )
         except jwt.ExpiredSignatureError:
             raise ApiError("unauthenticated", "token expired") from None

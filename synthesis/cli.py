@@ -14,7 +14,7 @@ from pathlib import Path
 
 from synthesis import __version__
 from synthesis.commands import add_client_commands, report, run_command
-from synthesis.config import Settings
+from synthesis.config import ConfigError, Settings
 
 log = logging.getLogger("synthesis")
 
@@ -91,6 +91,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="http steps, api invocations and webhooks refuse loopback, private, "
         "link-local and other non-public addresses",
     )
+    serve.add_argument(
+        "--jwt-issuer",
+        dest="jwt_issuer",
+        help="the `iss` every JWT must carry (default: not checked)",
+    )
+    serve.add_argument(
+        "--jwt-audience",
+        dest="jwt_audience",
+        help="the `aud` every JWT must carry (default: not checked)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        dest="cors_origins",
+        action="append",
+        default=[],
+        help="a browser origin (https://app.example.com) allowed to call the API (repeatable)",
+    )
+    serve.add_argument(
+        "--websocket-buffer-bytes",
+        dest="websocket_buffer_bytes",
+        type=int,
+        help="unsent bytes a WebSocket may hold before it is closed with 1013 (default 8 MiB)",
+    )
     add_client_commands(commands)
     return parser
 
@@ -112,16 +135,12 @@ def ensure_token(settings: Settings) -> tuple[Settings, str | None]:
 
 
 async def serve(settings: Settings) -> int:
-    import tornado.httpserver  # the server's parts load only for `serve`
-
-    from synthesis.runtime import Runtime
-    from synthesis.web.app import make_app
+    from synthesis.runtime import Runtime  # the server's parts load only for `serve`
+    from synthesis.web.app import make_server
 
     runtime = Runtime(settings)
     await runtime.start()
-    server = tornado.httpserver.HTTPServer(
-        make_app(runtime), max_body_size=max(settings.max_body_bytes * 4, 16 * 1024 * 1024)
-    )
+    server = make_server(runtime)
     server.listen(settings.port, settings.host)
     log.info(
         "listening on http://%s:%d (database: %s)",
@@ -159,16 +178,20 @@ def main(argv: list[str] | None = None) -> int:
     flags = {k: v for k, v in vars(args).items() if k != "command"}
     if flags.get("data_dir"):
         flags["data_dir"] = Path(flags["data_dir"])
-    settings = Settings.from_sources(flags)
-    if settings.run_as:
-        from synthesis.integrations.run_as import StepUser, StepUserError
+    try:
+        settings = Settings.from_sources(flags)
+        if settings.run_as:
+            from synthesis.integrations.run_as import StepUser, StepUserError
 
-        try:
-            StepUser.lookup(settings.run_as)
-        except StepUserError as exc:
-            log.error("%s", exc)
-            return 1
-    settings, token = ensure_token(settings)
+            try:
+                StepUser.lookup(settings.run_as)
+            except StepUserError as exc:
+                log.error("%s", exc)
+                return 1
+        settings, token = ensure_token(settings)
+    except ConfigError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     if token:
         url = f"http://{settings.host}:{settings.port}"
         print(f"Synthesis token: {token}", flush=True)

@@ -7,6 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+MIN_JWT_SECRET_BYTES = 32  # HS256 wants a key at least as long as its hash (RFC 7518 3.2)
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; `synthesis serve` prints it on one line and exits 1."""
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -21,6 +27,9 @@ class Settings:
     database_url: str | None = None  # None: a SQLite file in data_dir
     tokens: tuple[str, ...] = ()  # "TOKEN" (read and write) or "TOKEN:read"
     jwt_secret: str | None = None
+    jwt_issuer: str | None = None  # when set, JWTs must carry this `iss`
+    jwt_audience: str | None = None  # when set, JWTs must carry this `aud`
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API
     max_body_bytes: int = 1024 * 1024
     output_limit_bytes: int = 1024 * 1024
     kill_grace_seconds: float = 5.0
@@ -28,7 +37,7 @@ class Settings:
     max_concurrent_executions: int = 1024
     actor_timeout_seconds: float = 10.0
     websocket_ping_seconds: float = 20.0
-    websocket_buffer_messages: int = 1000  # unsent messages a socket may hold, then 1013
+    websocket_buffer_bytes: int = 8 * 1024 * 1024  # unsent bytes a socket may hold, then 1013
     retention_days: float | None = None  # prune events and finished executions older
     retention_events: int | None = None  # keep at most this many events (None: all)
     retention_interval_seconds: float = 30.0
@@ -39,6 +48,15 @@ class Settings:
     run_as: str | None = None  # the unprivileged user step processes run as (needs root)
     webhook_pause_after_failures: int = 3  # events in a row not delivered; 0: never pause
     deny_private_targets: bool = False  # http steps, invocations, webhooks: public only
+
+    def __post_init__(self) -> None:
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(
+                f"SYNTHESIS_JWT_SECRET is too short: it needs at least {MIN_JWT_SECRET_BYTES} "
+                "bytes (for example `openssl rand -hex 32`)"
+            )
+        if self.websocket_buffer_bytes < 1:
+            raise ConfigError("the WebSocket buffer must be at least 1 byte")
 
     @property
     def database(self) -> str:
@@ -58,6 +76,10 @@ class Settings:
             "database_url": ("SYNTHESIS_DATABASE_URL", str),
             "tokens": ("SYNTHESIS_TOKENS", _split_tokens),
             "jwt_secret": ("SYNTHESIS_JWT_SECRET", str),
+            "jwt_issuer": ("SYNTHESIS_JWT_ISSUER", str),
+            "jwt_audience": ("SYNTHESIS_JWT_AUDIENCE", str),
+            "cors_origins": ("SYNTHESIS_CORS_ORIGINS", _split_tokens),
+            "websocket_buffer_bytes": ("SYNTHESIS_WEBSOCKET_BUFFER_BYTES", int),
             "max_concurrent_executions": ("SYNTHESIS_MAX_EXECUTIONS", int),
             "shutdown_grace_seconds": ("SYNTHESIS_SHUTDOWN_GRACE", float),
             "retention_days": ("SYNTHESIS_RETENTION_DAYS", float),
@@ -70,7 +92,10 @@ class Settings:
         }
         for name, (variable, convert) in from_env.items():
             if env.get(variable):
-                values[name] = convert(env[variable])
+                try:
+                    values[name] = convert(env[variable])
+                except ValueError:
+                    raise ConfigError(f"{variable} is not a valid {convert.__name__}") from None
         for name, value in flags.items():
             if value is not None and value != () and value != []:
                 values[name] = tuple(value) if isinstance(value, list) else value
@@ -89,4 +114,5 @@ def _boolean(text: str) -> bool:
 
 
 def _split_tokens(text: str) -> Sequence[str]:
+    """A comma-separated list (tokens, origins)."""
     return tuple(t.strip() for t in text.split(",") if t.strip())

@@ -43,7 +43,9 @@ T = TypeVar("T")
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.auth = Authenticator(settings.tokens, settings.jwt_secret)
+        self.auth = Authenticator(
+            settings.tokens, settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience
+        )
         self.step_user = StepUser.lookup(settings.run_as) if settings.run_as else None
         self.store = Store(settings.database)
         self.aio = AsyncioRunner()

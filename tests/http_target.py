@@ -64,6 +64,14 @@ class Text(tornado.web.RequestHandler):
         self.finish("plain text")
 
 
+class Deep(tornado.web.RequestHandler):
+    """JSON nested `levels` deep: [[[...]]]."""
+
+    def get(self, levels: str) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish("[" * int(levels) + "]" * int(levels))
+
+
 class HttpTarget:
     def __init__(self) -> None:
         self.port = 0
@@ -89,6 +97,7 @@ class HttpTarget:
                 (r"/slow", Slow),
                 (r"/text", Text),
                 (r"/redirect", Redirect),
+                (r"/deep/(\d+)", Deep),
             ]
         )
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")

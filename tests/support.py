@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-import tornado.httpserver
 import tornado.netutil
 
 from synthesis.config import Settings
 from synthesis.runtime import Runtime
-from synthesis.web.app import make_app
+from synthesis.web.app import make_server
 
 T = TypeVar("T")
 TOKEN = "test-token"
@@ -169,7 +168,7 @@ class ServerThread:
             await self.runtime.start()
             sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
             self.port = sockets[0].getsockname()[1]
-            self._server = tornado.httpserver.HTTPServer(make_app(self.runtime))
+            self._server = make_server(self.runtime)
             self._server.add_sockets(sockets)
         except BaseException as exc:  # surfaced by start()
             self._error = exc

@@ -75,8 +75,8 @@ export interface SynthesisErrorOptions {
 /**
  * Every failure the client reports. `code` is the API's error code (`validation_error`,
  * `unauthenticated`, `permission_denied`, `not_found`, `method_not_allowed`,
- * `invalid_state`, `already_exists`, `payload_too_large`, `integration_error`,
- * `internal_error`), or one of the client's own: `unavailable` (the server cannot be
+ * `invalid_state`, `already_exists`, `payload_too_large`, `uri_too_long`,
+ * `integration_error`, `internal_error`), or one of the client's own: `unavailable` (the server cannot be
  * reached, or a socket dropped), `timeout` (a wait ran out of time), `closed` (the client
  * was closed during a wait), `http_error` (an error response not in the API's format).
  */

@@ -92,6 +92,15 @@ class ExecutionEnded:
 
 
 @dataclass(frozen=True)
+class ExecutionStored:
+    """The bus stored the commit that starts `execution_id` (`error` None), or refused it:
+    its actor is launched only now, so nothing runs that is not stored (rule 8)."""
+
+    execution_id: str
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
 class StartChild:
     """Run stored plan `plan_id` as a child execution of `parent_id`'s step `step_id`."""
 

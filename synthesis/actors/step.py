@@ -136,7 +136,7 @@ class StepActor(LoopActor):
             deny_private_targets=settings.deny_private_targets,
         )
         try:
-            result = await self._capability.run(self._parameters, ctx)
+            result = (await self._capability.run(self._parameters, ctx)).within_depth()
         except asyncio.CancelledError:
             result = StepResult("cancelled", None, "cancelled")
         except Exception as exc:  # a bug in a capability must not leave the step running

@@ -8,11 +8,12 @@ unfinished, so nothing accepted is lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pykka
@@ -29,6 +30,7 @@ from synthesis.actors.messages import (
     CreateExecution,
     ExecutionCrashed,
     ExecutionEnded,
+    ExecutionStored,
     Invoke,
     Ping,
     Shutdown,
@@ -57,6 +59,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class _Storing:
+    """An execution whose starting commit is on its way to the store."""
+
+    seed: ExecutionSeed
+    controls: list[Control] = field(default_factory=list)  # to handle once it is stored
+
+
+@dataclass
 class _Invocation:
     row: dict[str, Any]
     actor: pykka.ActorRef[Any]
@@ -76,6 +86,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._shutdown_reply: Reply | None = None
         self._parents: dict[str, tuple[str, str]] = {}  # child: (parent, its plan step)
         self._invocations: dict[str, _Invocation] = {}
+        self._storing: dict[str, _Storing] = {}
 
     # ---- supervisor thread ----------------------------------------------------------
 
@@ -100,7 +111,12 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         match message:
             case CreateExecution():
                 self._create(message)
+            case ExecutionStored(execution_id=eid, error=error):
+                self._stored(eid, error)
             case Control(execution_id=eid, action=action, reply=reply):
+                if eid in self._storing:  # answered once its start is stored
+                    self._storing[eid].controls.append(message)
+                    return
                 try:
                     self._control(eid, action, reply)
                 except ApiError as exc:
@@ -162,25 +178,47 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         commit = recording.created(
             eid, plan, variables, metadata, created_at, plan_id, parent, depth
         )
-        value: dict[str, Any] = {"status": CREATED, "created_at": created_at}
-        if start:
-            begin = recording.started(eid, plan.name, created_at, plan_id)
-            commit = Commit(commit.changes + begin.changes, commit.events + begin.events)
-            value = {"status": RUNNING, "created_at": created_at, "started_at": created_at}
-        self._commit(recording.with_reply(commit, reply, value))
-        if start:
-            self._launch(
-                ExecutionSeed(
-                    eid,
-                    plan,
-                    {**plan.variables, **variables},
-                    RUNNING,
-                    created_at,
-                    {},
-                    plan_id,
-                    depth,
-                )
-            )
+        if not start:
+            value = {"status": CREATED, "created_at": created_at}
+            self._commit(recording.with_reply(commit, reply, value))
+            return
+        begin = recording.started(eid, plan.name, created_at, plan_id)
+        commit = Commit(commit.changes + begin.changes, commit.events + begin.events)
+        seed = ExecutionSeed(
+            eid, plan, {**plan.variables, **variables}, RUNNING, created_at, {}, plan_id, depth
+        )
+        value = {"status": RUNNING, "created_at": created_at, "started_at": created_at}
+        self._launch_when_stored(commit, reply, value, seed)
+
+    def _launch_when_stored(
+        self, commit: Commit, reply: Reply, value: Any, seed: ExecutionSeed
+    ) -> None:
+        """Store `commit`, then launch `seed`'s actor and reply `value`; if the store
+        refuses it, nothing runs and the caller gets the error (rule 8)."""
+        self._storing[seed.execution_id] = _Storing(seed)
+        supervisor = self.actor_ref
+        answer = recording.answer(reply, value)
+
+        def on_stored(stored: Any) -> None:  # bus thread: launch first, then answer
+            error = stored if isinstance(stored, BaseException) else None
+            with contextlib.suppress(pykka.ActorDeadError):
+                supervisor.tell(ExecutionStored(seed.execution_id, error))
+            answer(stored)
+
+        self._commit(Commit(commit.changes, commit.events, on_stored))
+
+    def _stored(self, eid: str, error: BaseException | None) -> None:
+        storing = self._storing.pop(eid, None)
+        if storing is None:
+            return
+        if error is None:
+            self._launch(storing.seed)
+        else:
+            log.error("execution %s was not stored, so it does not run: %s", eid, error)
+            self._tell_parent(eid, FAILED, {}, "the child execution could not be stored")
+        for control in storing.controls:
+            self._handle(control)
+        self._maybe_drained()
 
     def _start_child(self, message: StartChild) -> None:
         """A plan step runs a stored plan as a child execution of its own."""
@@ -303,8 +341,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             commit = recording.started(eid, seed.plan.name, now, seed.plan_id)
         else:
             commit = recording.resumed(eid)
-        self._commit(recording.with_reply(commit, reply, answer))
-        self._launch(seed)
+        self._launch_when_stored(commit, reply, answer, seed)
 
     def _cancel_idle(self, eid: str, now: str, reply: Reply, answer: dict[str, Any]) -> None:
         """Cancel an execution no actor is running: its steps that never ran with it."""
@@ -358,6 +395,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             not self._accepting
             and not self._live
             and not self._invocations
+            and not self._storing
             and self._shutdown_reply is not None
         ):
             self._shutdown_reply(None)

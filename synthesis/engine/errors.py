@@ -14,6 +14,7 @@ HTTP_STATUS = {
     "already_exists": 409,
     "invalid_state": 409,
     "payload_too_large": 413,
+    "uri_too_long": 414,
     "integration_error": 502,
     "unavailable": 503,
     "internal_error": 500,

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthesis.engine.nesting import too_deep, too_deep_message
 from synthesis.engine.schema import Schema
 from synthesis.integrations.processes import ProcessGroup
 from synthesis.integrations.run_as import StepUser
@@ -23,6 +24,22 @@ class StepResult:
     exit_code: int | None = None
     variables: Mapping[str, Any] = field(default_factory=dict)  # <step_id>_<name>: value
     far_side_failed: bool = False  # the target refused, timed out or broke (an HTTP 5xx, ...)
+
+    def within_depth(self) -> StepResult:
+        """This result, or a failure saying where its output (an HTTP response, an MCP
+        result) nests deeper than MAX_DEPTH: such a value is never stored."""
+        deep = too_deep(self.output, "output") or next(
+            (d for name, v in self.variables.items() if (d := too_deep(v, name))), None
+        )
+        if deep is None:
+            return self
+        return StepResult(
+            "failed",
+            None,
+            f"{deep}: {too_deep_message()}",
+            self.exit_code,
+            far_side_failed=self.far_side_failed,
+        )
 
 
 def _ignore_output(_stream: str, _text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import tornado.httpserver
 import tornado.web
 from tornado.log import access_log
 
@@ -19,7 +20,7 @@ from synthesis.web import (
     subscriptions,
     system,
 )
-from synthesis.web.base import NotFoundHandler
+from synthesis.web.base import MAX_HEADER_BYTES, NotFoundHandler
 
 if TYPE_CHECKING:
     from synthesis.runtime import Runtime
@@ -71,4 +72,16 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         default_handler_args={"runtime": runtime},
         compress_response=False,
+    )
+
+
+def make_server(runtime: Runtime) -> tornado.httpserver.HTTPServer:
+    """The standalone HTTP server. Request lines and headers up to MAX_HEADER_BYTES are
+    read, so an overlong URL gets its 414 instead of a dropped connection. Every handler
+    of ours sets its own body limit and counts the body itself as it streams in; the
+    server-wide limit bounds the others (WebSocket upgrades)."""
+    return tornado.httpserver.HTTPServer(
+        make_app(runtime),
+        max_header_size=MAX_HEADER_BYTES,
+        max_body_size=runtime.settings.max_body_bytes,
     )

@@ -4,15 +4,19 @@ parsing, and the read pool that keeps store reads off the IOLoop."""
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+import tornado.httputil
 import tornado.web
 
 from synthesis.auth import Principal, require_scope
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError, FieldError, validation_error
+from synthesis.engine.nesting import too_deep, too_deep_message
 
 if TYPE_CHECKING:
     from synthesis.runtime import Runtime
@@ -27,20 +31,140 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    414: "uri_too_long",
 }
+
+MAX_URI_BYTES = 8 * 1024  # longer request targets are refused with 414
+MAX_HEADER_BYTES = 1024 * 1024  # what the server reads of a request line and headers
+DRAIN_BYTES = 16 * 1024 * 1024  # of a refused body, read and dropped so the client hears why
+_UNLIMITED = sys.maxsize  # the connection's own body limit: the handler counts, in bytes
+CORS_METHODS = "GET, POST, PUT, DELETE"
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+def declared_length(headers: tornado.httputil.HTTPHeaders) -> int | None:
+    """The body length a request declares; None when it declares none (no body, or
+    chunked). A value that is not digits is a validation_error."""
+    text = headers.get("Content-Length")
+    if text is None:
+        return None
+    values = {v.strip() for v in text.split(",")}  # proxies may repeat it
+    if len(values) != 1 or not _DIGITS.fullmatch(value := values.pop()):
+        raise validation_error([FieldError("Content-Length", "must be one whole number")])
+    return int(value)
+
+
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """JSON in, JSON out, errors in the contract's format. No authentication."""
+    """JSON in, JSON out, errors in the contract's format. No authentication.
+
+    The body is streamed (IOLoop thread): `prepare` sees only the request line and the
+    headers, and refuses there (a URI over MAX_URI_BYTES, a declared length over
+    `max_body_bytes`, and in ApiHandler a bad token or scope) before any of the body is
+    read. What is accepted is collected in `data_received`, counted in bytes, so a chunked
+    body over the limit is refused as it grows."""
 
     runtime: Runtime
 
     def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.body = bytearray()
+        self._to_drain: int | None = None  # bytes of a refused body still to drop
+        self.set_default_headers()
+
+    def set_default_headers(self) -> None:
+        """CORS headers for an allowed Origin (set again when an error clears headers)."""
+        runtime = getattr(self, "runtime", None)  # None while Tornado builds the handler
+        if runtime is None or not runtime.settings.cors_origins:
+            return
+        self.set_header("Vary", "Origin")
+        origin = self._allowed_origin()
+        if origin is not None:
+            self.set_header("Access-Control-Allow-Origin", origin)
+
+    def _allowed_origin(self) -> str | None:
+        """The request's Origin when `--cors-origin` names it exactly."""
+        origin = self.request.headers.get("Origin")
+        return origin if origin in self.runtime.settings.cors_origins else None
+
+    def prepare(self) -> None:
+        connection = self.request.connection
+        if hasattr(connection, "set_max_body_size"):  # HTTP1Connection; data_received counts
+            connection.set_max_body_size(_UNLIMITED)
+        if self._preflight():
+            return
+        try:
+            self.admit()
+        except ApiError as exc:
+            self._refuse(exc)
+
+    def admit(self) -> None:
+        """Everything checked on the request line and headers alone, before the body."""
+        if len(self.request.uri or "") > MAX_URI_BYTES:
+            raise ApiError("uri_too_long", f"the URL is over {MAX_URI_BYTES} bytes")
+        self.authorize()
+        if self.request.method not in self._allowed_methods():
+            raise ApiError("method_not_allowed", f"{self.request.method} is not allowed here")
+        limit = self.runtime.settings.max_body_bytes
+        declared = declared_length(self.request.headers)
+        if declared is not None and declared > limit:
+            raise _too_large(limit)
+
+    def authorize(self) -> None:
+        """Who may call: everyone here; ApiHandler checks the token and its scope."""
+
+    def _preflight(self) -> bool:
+        """A CORS preflight from an allowed origin: answered at once, without a token."""
+        if (
+            self.request.method != "OPTIONS"
+            or "Access-Control-Request-Method" not in self.request.headers
+            or self._allowed_origin() is None
+        ):
+            return False
+        self.set_status(204)
+        self.set_header("Access-Control-Allow-Methods", CORS_METHODS)
+        self.set_header("Access-Control-Allow-Headers", CORS_HEADERS)
+        self.set_header("Access-Control-Max-Age", "600")
+        self.finish()
+        return True
+
+    def _refuse(self, error: ApiError) -> None:
+        """Answer `error` before reading the body. A client already sending the body it
+        declared (up to DRAIN_BYTES) gets the answer at once, and that body is read and
+        dropped, so it hears the answer instead of a reset; otherwise the connection
+        closes after the answer."""
+        try:
+            declared = declared_length(self.request.headers)
+        except ApiError:
+            declared = None
+        expects = self.request.headers.get("Expect", "").lower() == "100-continue"
+        if not declared or declared > DRAIN_BYTES or expects:
+            raise error
+        body = self._render(error)
+        self._to_drain = declared
+        self.set_header("Connection", "close")
+        self.set_header("Content-Length", str(len(body)))
+        self.write(body)
+        self.flush()
+
+    def data_received(self, chunk: bytes) -> None:
+        """IOLoop thread: a piece of the body, kept, dropped (refused) or too much."""
+        if self._to_drain is not None:
+            self._to_drain -= len(chunk)
+            if self._to_drain <= 0:
+                self.finish()
+            return
+        limit = self.runtime.settings.max_body_bytes
+        if len(self.body) + len(chunk) > limit:
+            error = _too_large(limit)
+            self.send_error(error.http_status, exc_info=(ApiError, error, None))
+            return
+        self.body += chunk
 
     def send(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -57,13 +181,17 @@ class BaseHandler(tornado.web.RequestHandler):
             error = ApiError(_HTTP_CODES[status_code], self._reason)
         else:
             error = ApiError("internal_error", "internal server error")
+        self.finish(self._render(error))
+
+    def _render(self, error: ApiError) -> bytes:
+        """Status and headers for `error`; returns its body."""
         self.set_status(error.http_status)
         self.set_header("Content-Type", "application/json")
         if error.code == "unauthenticated":
             self.set_header("WWW-Authenticate", "Bearer")
         elif error.code == "method_not_allowed":
             self.set_header("Allow", ", ".join(self._allowed_methods()))
-        self.finish(dumps(error.to_json()))
+        return dumps(error.to_json())
 
     def _allowed_methods(self) -> list[str]:
         base = tornado.web.RequestHandler
@@ -81,31 +209,35 @@ class BaseHandler(tornado.web.RequestHandler):
         super().log_exception(typ, value, tb)
 
 
+def _too_large(limit: int) -> ApiError:
+    return ApiError("payload_too_large", f"request body is over {limit} bytes")
+
+
 class ApiHandler(BaseHandler):
     """Every /api route: a token with `read` for GET, `write` for everything else."""
 
     principal: Principal
 
-    def prepare(self) -> None:
+    def authorize(self) -> None:
         self.principal = self.runtime.auth.authenticate(self.request.headers.get("Authorization"))
         scope = "read" if self.request.method in ("GET", "HEAD") else "write"
         require_scope(self.principal, scope)
-        if len(self.request.body) > self.runtime.settings.max_body_bytes:
-            raise ApiError(
-                "payload_too_large",
-                f"request body is over {self.runtime.settings.max_body_bytes} bytes",
-            )
 
     def json_body(self, allowed: Collection[str]) -> dict[str, Any]:
         """The body as a JSON object whose keys are all in `allowed`."""
-        if not self.request.body:
+        if not self.body:
             return {}
         try:
-            body = orjson.loads(self.request.body)
+            body = orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
+            if "depth limit" in str(exc):
+                raise validation_error([FieldError("body", too_deep_message())]) from None
             raise ApiError("validation_error", f"malformed JSON body: {exc}") from None
         if not isinstance(body, dict):
             raise validation_error([FieldError("body", "must be a JSON object")])
+        deep = too_deep(body)
+        if deep is not None:
+            raise validation_error([FieldError(deep, too_deep_message())])
         unknown = [FieldError(k, f"unknown field {k!r}") for k in body if k not in allowed]
         if unknown:
             raise validation_error(unknown)
@@ -166,11 +298,11 @@ def _int_param(
 ) -> int:
     if name not in query:
         return default
-    try:
-        value = int(query[name])
-    except ValueError:
-        errors.append(FieldError(name, "must be an integer"))
+    text = query[name]
+    if not _DIGITS.fullmatch(text):  # int() would take "٣", " 5", "1_0" and "-1"
+        errors.append(FieldError(name, "must be a whole number written with the digits 0-9"))
         return default
+    value = int(text) if len(text) <= 18 else sys.maxsize  # int() refuses 4301 digits
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         errors.append(FieldError(name, f"must be {bounds}"))
@@ -197,5 +329,5 @@ def date_params(
 class NotFoundHandler(BaseHandler):
     """Any path no route matches."""
 
-    def prepare(self) -> None:
+    def authorize(self) -> None:
         raise ApiError("not_found", f"no route for {self.request.path}")

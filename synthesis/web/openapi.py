@@ -899,9 +899,10 @@ def operation(
     body_required: bool = True,
     secured: bool = True,
 ) -> dict[str, Any]:
-    """`errors` are the statuses besides what every route can answer: 400 (Tornado refuses
-    a form-encoded or multipart body it cannot parse before any handler runs) and 500, and
-    on authenticated routes 401, 403 and 413. Statuses name error_responses()' entries."""
+    """`errors` are the statuses besides what every route can answer: 400 (a malformed
+    Content-Length, a body nested deeper than 64 levels), 413 (a body over the limit,
+    refused before it is read), 414 (a URL over 8 KiB) and 500, and on authenticated
+    routes 401 and 403. Statuses name error_responses()' entries."""
     status, description, schema = ok
     op: dict[str, Any] = {
         "operationId": operation_id,
@@ -916,9 +917,9 @@ def operation(
             "required": body_required,
             "content": {JSON: {"schema": ref(body)}},
         }
-    statuses = {*errors, 400, 500}
+    statuses = {*errors, 400, 413, 414, 500}
     if secured:
-        statuses |= {401, 403, 413}
+        statuses |= {401, 403}
         op["x-required-scope"] = "read" if method == "get" else "write"
     else:
         op["security"] = []
@@ -1396,7 +1397,11 @@ def build_document(prefix: str = "") -> dict[str, Any]:
                 "`write` (`x-required-scope`). Every error, unknown routes (404) and wrong "
                 'methods (405) included, is `{"error": {"code", "message", "details"?}}`. '
                 "Ids are server-made UUID4 strings, timestamps UTC ISO 8601 ending in Z, "
-                "durations integer milliseconds. Lists are newest first."
+                "durations integer milliseconds. Lists are newest first. Request bodies "
+                "are JSON objects of at most 1 MiB (413 `payload_too_large`, refused with "
+                "the token before the body is read) nested at most 64 levels; URLs are at "
+                "most 8 KiB (414 `uri_too_long`); integer query parameters are ASCII digits. "
+                "With `--cors-origin`, those origins get CORS headers and preflight answers."
             ),
         },
         "servers": [{"url": prefix or "/"}],

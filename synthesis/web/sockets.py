@@ -4,7 +4,9 @@ messages of one execution, closed after its end) and /ws/events (event records, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from asyncio import Future
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ import tornado.websocket
 from synthesis.auth import require_scope
 from synthesis.engine.errors import ApiError
 from synthesis.engine.events import EVENT_TYPES, EXECUTION_COMPLETED, Event
+from synthesis.web.base import MAX_URI_BYTES
 
 if TYPE_CHECKING:
     from synthesis.runtime import Runtime
@@ -27,8 +30,17 @@ REPLAY_PAGE = 1000
 
 
 class EventSocket(tornado.websocket.WebSocketHandler):
-    """What both sockets share: auth before the upgrade, replay-then-live, and a bounded
-    send buffer (a client that stops reading is closed with 1013, slowing nobody)."""
+    """What both sockets share: auth before the upgrade, replay-then-live, and a send
+    buffer bounded in bytes (a client that stops reading is closed with 1013, slowing
+    nobody).
+
+    What a socket holds unsent is counted in bytes through Tornado's own write futures: a
+    message counts from the moment it is handed to Tornado until its write future says it
+    reached the kernel. A message that would take the count past `websocket_buffer_bytes`
+    closes the socket instead (one message alone always goes). Events that arrive while
+    the socket replays wait in a list bounded the same way; the replay itself waits for
+    the client whenever half the bound is unsent, so a slow but steady reader is not
+    closed by the server's own burst."""
 
     runtime: Runtime
 
@@ -36,8 +48,9 @@ class EventSocket(tornado.websocket.WebSocketHandler):
         self.runtime = runtime
         self._live = False
         self._buffer: list[Event] = []
+        self._buffered_bytes = 0
         self._last_seq = 0
-        self._unsent = 0
+        self._unsent_bytes = 0  # handed to Tornado, not yet to the kernel
         self._closing = False
 
     @property
@@ -53,6 +66,8 @@ class EventSocket(tornado.websocket.WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         try:
+            if len(self.request.uri or "") > MAX_URI_BYTES:
+                raise ApiError("uri_too_long", f"the URL is over {MAX_URI_BYTES} bytes")
             principal = self.runtime.auth.authenticate(
                 self.request.headers.get("Authorization"), self.get_query_argument("token", None)
             )
@@ -65,6 +80,10 @@ class EventSocket(tornado.websocket.WebSocketHandler):
             self.finish(orjson.dumps(exc.to_json()))
             return
         await super().get(*args, **kwargs)
+
+    @property
+    def _limit(self) -> int:
+        return self.runtime.settings.websocket_buffer_bytes
 
     # ---- subclasses say what they stream ----
 
@@ -84,13 +103,17 @@ class EventSocket(tornado.websocket.WebSocketHandler):
         arrived meanwhile, then go live."""
         self._last_seq = after_seq
         self.runtime.hub.add(self)
+        half = self._limit // 2
         while not self._closing:
             page = await self.runtime.read(replay, self._last_seq)
             for event in page:
-                self._send(event)
+                written = self._send(event)
+                if written is not None and self._unsent_bytes > half:
+                    with contextlib.suppress(Exception):  # closed meanwhile: _closing says
+                        await written
             if len(page) < REPLAY_PAGE:
                 break
-        buffered, self._buffer = self._buffer, []
+        buffered, self._buffer, self._buffered_bytes = self._buffer, [], 0
         for event in buffered:
             self._send(event)
         self._live = True
@@ -100,38 +123,44 @@ class EventSocket(tornado.websocket.WebSocketHandler):
             return
         if self._live:
             self._send(event)
-        else:
-            self._buffer.append(event)
-            if len(self._buffer) > self.runtime.settings.websocket_buffer_messages:
-                self._give_up()
-
-    def _send(self, event: Event) -> None:
-        if self._closing or (event.seq is not None and event.seq <= self._last_seq):
             return
-        self._last_seq = event.seq or self._last_seq
-        if self._unsent >= self.runtime.settings.websocket_buffer_messages:
+        self._buffer.append(event)
+        self._buffered_bytes += len(self.render(event))
+        if self._buffered_bytes > self._limit:
             self._give_up()
-            return
-        self._unsent += 1
+
+    def _send(self, event: Event) -> Future[None] | None:
+        """Write one event; the write's future, or None when nothing was written."""
+        if self._closing or (event.seq is not None and event.seq <= self._last_seq):
+            return None
+        self._last_seq = event.seq or self._last_seq
+        message = self.render(event)
+        size = len(message)
+        if self._unsent_bytes and self._unsent_bytes + size > self._limit:
+            self._give_up()
+            return None
         try:
-            written = self.write_message(self.render(event))
+            written = self.write_message(message)
         except tornado.websocket.WebSocketClosedError:
             self._stop()
-            return
-        written.add_done_callback(self._sent)
+            return None
+        self._unsent_bytes += size
+        written.add_done_callback(lambda future: self._sent(future, size))
         if self.ends_with(event):
             self._stop()
             self.close(1000, "execution completed")
+        return written
 
-    def _sent(self, future: Any) -> None:
-        self._unsent -= 1
+    def _sent(self, future: Any, size: int) -> None:
+        self._unsent_bytes -= size
         if not future.cancelled():
             future.exception()  # a write to a socket that closed meanwhile: nothing to do
 
     def _give_up(self) -> None:
         log.info("closing a WebSocket that does not keep up (%s)", self.request.path)
         self._stop()
-        self.close(CLOSE_TRY_AGAIN, "client too slow")
+        self._buffer, self._buffered_bytes = [], 0
+        self.close(CLOSE_TRY_AGAIN, "client too slow")  # queued behind the backlog
 
     def _stop(self) -> None:
         self._closing = True

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
+import threading
+import tracemalloc
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -213,8 +217,15 @@ def test_header_and_read_only_tokens_work(server: ServerThread) -> None:
     asyncio.run(scenario())
 
 
+RECEIVE_BUFFER = 256 * 1024
+
+
 def _raw_socket_that_never_reads(port: int, path: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
+    """A WebSocket client that never reads, with a small kernel receive buffer (Linux
+    would grow it to tens of MiB on loopback and hide the server's backlog)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    sock.connect(("127.0.0.1", port))
     sock.sendall(
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -223,50 +234,130 @@ def _raw_socket_that_never_reads(port: int, path: str) -> socket.socket:
     return sock
 
 
-def test_a_client_that_stops_reading_is_closed_and_slows_nobody(tmp_path) -> None:
+def _close_code(sock: socket.socket) -> tuple[int | None, int]:
+    """Read what a server sends after its 101 until its close frame, keeping only the
+    frame header being read (frames from a server are not masked): the close code (None
+    if the stream ends first) and how many bytes came before it."""
+    pending, seen = b"", 0
+
+    def need(size: int) -> None:
+        nonlocal pending, seen
+        while len(pending) < size:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                raise EOFError
+            pending += chunk
+            seen += len(chunk)
+
+    try:
+        while b"\r\n\r\n" not in pending:
+            need(len(pending) + 1)
+        pending = pending.partition(b"\r\n\r\n")[2]
+        seen = len(pending)
+        while True:
+            need(2)
+            opcode, length, at = pending[0] & 0x0F, pending[1] & 0x7F, 2
+            if length >= 126:
+                width = 2 if length == 126 else 8
+                need(2 + width)
+                length, at = int.from_bytes(pending[2 : 2 + width], "big"), 2 + width
+            if opcode == 0x8:
+                need(at + 2)
+                return int.from_bytes(pending[at : at + 2], "big"), seen
+            skip = at + length
+            while skip > len(pending):
+                skip -= len(pending)
+                pending = sock.recv(min(skip, 1 << 16))
+                seen += len(pending)
+                if not pending:
+                    return None, seen
+            pending = pending[skip:]
+    except (EOFError, OSError):  # the end, a reset, or nothing for too long
+        return None, seen
+
+
+def _kernel_send_buffer_max() -> int:
+    """The most a TCP socket's kernel send buffer grows to on this machine (Linux)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        return 4 << 20
+
+
+STEPS, STEP_BYTES, STUCK = 24, 1_000_000, 3
+
+
+def test_clients_that_stop_reading_are_closed_with_1013_and_memory_stays_bounded(
+    tmp_path,
+) -> None:
+    """The send buffer is bounded in bytes: a socket whose client never reads holds at
+    most `websocket_buffer_bytes` unsent, then is closed with 1013; a reading client on
+    the same stream gets everything. The output is many steps of 1 MB (to stderr, so no
+    variable carries it), in 250 kB writes, so the volume is many events whatever one
+    step's live output is capped at.
+
+    Memory is what the server still holds once the flood is over (traced, after a
+    collection): that is where a backlog lives. RSS is no measure here: the engine's
+    passing peaks and the allocator's fragmentation move it by tens of MiB from one run
+    to the next."""
+    limit = 4 << 20
     settings = make_settings(
-        tmp_path,
-        f"sqlite:///{tmp_path / 'db.sqlite'}",
-        websocket_buffer_messages=20,
-        output_limit_bytes=64 * 1024 * 1024,  # the flood goes out live uncut
+        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", websocket_buffer_bytes=limit
     )
     server = ServerThread(settings).start()
+    stuck = []
     try:
         client = server.client()
-        stuck = _raw_socket_that_never_reads(server.port, f"/ws/events?token={TOKEN}")
-        wait_until(lambda: len(server.runtime.hub) == 1)
+        stuck = [
+            _raw_socket_that_never_reads(server.port, f"/ws/events?token={TOKEN}")
+            for _ in range(STUCK)
+        ]
+        wait_until(lambda: len(server.runtime.hub) == STUCK)
+        heard: list[tuple[int | None, int]] = []
 
-        async def reader() -> int:
+        def read_one_stuck_socket_once_all_are_dropped() -> None:
+            wait_until(lambda: len(server.runtime.hub) == 1, timeout=60)  # the reader stays
+            stuck[0].settimeout(10)
+            heard.append(_close_code(stuck[0]))
+
+        drain = threading.Thread(target=read_one_stuck_socket_once_all_are_dropped, daemon=True)
+
+        async def reader() -> tuple[int, int]:
             ws = await websocket_connect(ws_url(server, "/ws/events?types=step_output"))
-            wait_until(lambda: len(server.runtime.hub) == 2)
-            execution_id = client.create(
-                [
-                    command(
-                        "flood",
-                        "for i in $(seq 1 150); do head -c 200000 /dev/zero | tr '\\0' x; "
-                        "sleep 0.06; done",
-                    )
-                ]
-            )
+            wait_until(lambda: len(server.runtime.hub) == STUCK + 1)
+            drain.start()
+            tracemalloc.start()
+            write = f"head -c {STEP_BYTES // 4} /dev/zero | tr '\\0' x >&2"
+            flood = [
+                command(f"s{i}", f"for i in 1 2 3 4; do {write}; sleep 0.02; done")
+                for i in range(STEPS)
+            ]
+            execution_id = client.create(flood)
             got = 0
-            while got < 150 * 200000:
-                message = orjson.loads(await asyncio.wait_for(ws.read_message(), 20))
+            while got < STEPS * STEP_BYTES:
+                message = orjson.loads(await asyncio.wait_for(ws.read_message(), 30))
                 got += len(message["payload"]["output"])
             client.wait_for_status(execution_id)
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
             ws.close()
-            return got
+            return got, held
 
-        assert asyncio.run(reader()) == 150 * 200000  # the reading client got everything
-        wait_until(lambda: len(server.runtime.hub) == 0)  # and the stuck one was dropped
-        # The server closed that connection: the client reads its backlog, then the end.
-        # (The 1013 close frame sits behind the unread backlog; a client that never
-        # reads may see the connection aborted before it.)
-        # If the server had not closed it, recv would time out (socket.timeout fails).
-        stuck.settimeout(5)
-        with contextlib.suppress(ConnectionResetError):  # a reset is a close too
-            while stuck.recv(1 << 20):
-                pass
+        got, held = asyncio.run(reader())
+        assert got == STEPS * STEP_BYTES  # the reading client got everything
+        # at most `limit` per stuck socket, and some slack for the rest
+        assert held < STUCK * limit + (4 << 20), f"the server holds {held >> 20} MiB"
+        drain.join(60)
+        # its backlog (at most the bound, the kernel's buffers and one message), then 1013
+        ((code, backlog),) = heard
+        assert code == 1013
+        in_kernel = _kernel_send_buffer_max() + 2 * RECEIVE_BUFFER  # Linux doubles SO_RCVBUF
+        assert backlog <= limit + in_kernel + STEP_BYTES, f"{backlog >> 20} MiB before 1013"
+        wait_until(lambda: len(server.runtime.hub) == 0)  # every stuck one was dropped
     finally:
+        for sock in stuck:
+            sock.close()
         server.stop()
 
 

@@ -17,6 +17,7 @@ const CODES_BY_STATUS = {
   404: 'not_found',
   405: 'method_not_allowed',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   500: 'internal_error',
   502: 'integration_error',
   503: 'unavailable',
