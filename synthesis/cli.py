@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep at most this many events (default: keep all)",
     )
     serve.add_argument(
+        "--http-idle-timeout",
+        dest="http_idle_timeout_seconds",
+        type=float,
+        help="seconds a client has to send a request head, or the next part of a body "
+        "(default 60)",
+    )
+    serve.add_argument(
         "--run-as",
         dest="run_as",
         metavar="USER",

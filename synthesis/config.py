@@ -31,6 +31,7 @@ class Settings:
     jwt_audience: str | None = None  # when set, JWTs must carry this `aud`
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API
     max_body_bytes: int = 1024 * 1024
+    http_idle_timeout_seconds: float = 60.0  # to send a request head, or between body parts
     output_limit_bytes: int = 1024 * 1024
     kill_grace_seconds: float = 5.0
     shutdown_grace_seconds: float = 10.0
@@ -81,6 +82,7 @@ class Settings:
             "cors_origins": ("SYNTHESIS_CORS_ORIGINS", _split_tokens),
             "websocket_buffer_bytes": ("SYNTHESIS_WEBSOCKET_BUFFER_BYTES", int),
             "max_concurrent_executions": ("SYNTHESIS_MAX_EXECUTIONS", int),
+            "http_idle_timeout_seconds": ("SYNTHESIS_HTTP_IDLE_TIMEOUT", float),
             "shutdown_grace_seconds": ("SYNTHESIS_SHUTDOWN_GRACE", float),
             "retention_days": ("SYNTHESIS_RETENTION_DAYS", float),
             "retention_events": ("SYNTHESIS_RETENTION_EVENTS", int),

@@ -79,9 +79,15 @@ def make_server(runtime: Runtime) -> tornado.httpserver.HTTPServer:
     """The standalone HTTP server. Request lines and headers up to MAX_HEADER_BYTES are
     read, so an overlong URL gets its 414 instead of a dropped connection. Every handler
     of ours sets its own body limit and counts the body itself as it streams in; the
-    server-wide limit bounds the others (WebSocket upgrades)."""
+    server-wide limit bounds the others (WebSocket upgrades). A client gets
+    `http_idle_timeout_seconds` to send its request head (and to send again on a kept-alive
+    connection) and as much between two pieces of its body, so slow or silent clients
+    cannot hold connections open forever."""
+    idle = runtime.settings.http_idle_timeout_seconds
     return tornado.httpserver.HTTPServer(
         make_app(runtime),
         max_header_size=MAX_HEADER_BYTES,
         max_body_size=runtime.settings.max_body_bytes,
+        idle_connection_timeout=idle,
+        body_timeout=idle,
     )

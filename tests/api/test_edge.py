@@ -120,6 +120,23 @@ def test_unauthenticated_bodies_cost_the_server_no_memory(tmp_path: Path) -> Non
     assert grown < 30_000_000, f"RSS grew by {grown >> 20} MiB"
 
 
+def test_a_client_that_never_finishes_its_request_head_is_disconnected(tmp_path: Path) -> None:
+    """Slow-header clients: a head not finished within the idle timeout is dropped."""
+    settings = make_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", http_idle_timeout_seconds=0.5
+    )
+    server = ServerThread(settings).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            sock.settimeout(10)
+            began = time.monotonic()
+            assert sock.recv(1024) == b""  # the server closed the connection
+            assert time.monotonic() - began < 5
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("declared", [2 * LIMIT, 200_000_000])
 def test_a_declared_length_over_the_limit_is_413_before_the_body(
     server: ServerThread, declared: int
