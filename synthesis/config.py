@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from synthesis.engine.secrets import SECRET_ENV_PREFIX, check_secrets, parse_secrets, parse_tokens
+
+
+class ConfigError(ValueError):
+    """A setting the server cannot start with; its message is one line for the operator."""
 
 
 def default_data_dir() -> Path:
@@ -19,8 +27,12 @@ class Settings:
     port: int = 8009
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str | None = None  # None: a SQLite file in data_dir
-    tokens: tuple[str, ...] = ()  # "TOKEN" (read and write) or "TOKEN:read"
-    jwt_secret: str | None = None
+    tokens: tuple[str, ...] = field(default=(), repr=False)  # "TOKEN" or "TOKEN:read"
+    jwt_secret: str | None = field(default=None, repr=False)
+    token_file: Path | None = None  # more tokens, one a line (never group/other readable)
+    secrets_file: Path | None = None  # named secrets: NAME=value lines or a JSON object
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # ${secret.NAME}
+    integrations: tuple[str, ...] | None = None  # the integrations turned on; None: all
     max_body_bytes: int = 1024 * 1024
     output_limit_bytes: int = 1024 * 1024
     kill_grace_seconds: float = 5.0
@@ -36,6 +48,12 @@ class Settings:
     webhook_backoff_seconds: float = 0.5  # doubling after each failed attempt
     webhook_max_backoff_seconds: float = 60.0
     webhook_request_timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        try:
+            check_secrets(self.secrets)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def database(self) -> str:
@@ -59,6 +77,9 @@ class Settings:
             "shutdown_grace_seconds": ("SYNTHESIS_SHUTDOWN_GRACE", float),
             "retention_days": ("SYNTHESIS_RETENTION_DAYS", float),
             "retention_events": ("SYNTHESIS_RETENTION_EVENTS", int),
+            "token_file": ("SYNTHESIS_TOKEN_FILE", Path),
+            "secrets_file": ("SYNTHESIS_SECRETS_FILE", Path),
+            "integrations": ("SYNTHESIS_INTEGRATIONS", _split_tokens),
         }
         for name, (variable, convert) in from_env.items():
             if env.get(variable):
@@ -68,8 +89,47 @@ class Settings:
                 values[name] = tuple(value) if isinstance(value, list) else value
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"])).expanduser()
+        if values.get("token_file"):
+            path = Path(str(values["token_file"])).expanduser()
+            from_file = _read_private(path, "token file", parse_tokens)
+            values["tokens"] = (*values.get("tokens", ()), *from_file)  # type: ignore[misc]
+        values["secrets"] = _named_secrets(values.get("secrets_file"), env)
         return cls(**values)  # type: ignore[arg-type]
 
 
 def _split_tokens(text: str) -> Sequence[str]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _named_secrets(secrets_file: object, env: Mapping[str, str]) -> dict[str, str]:
+    """The secrets file's secrets and the `SYNTHESIS_SECRET_<NAME>` variables'; a name
+    given by both is refused rather than one silently winning."""
+    secrets: dict[str, str] = {}
+    if secrets_file:
+        path = Path(str(secrets_file)).expanduser()
+        secrets = _read_private(path, "secrets file", parse_secrets)
+    for variable, value in env.items():
+        if variable.startswith(SECRET_ENV_PREFIX) and len(variable) > len(SECRET_ENV_PREFIX):
+            name = variable[len(SECRET_ENV_PREFIX) :]
+            if name in secrets:
+                raise ConfigError(f"secret {name!r} is in both the secrets file and {variable}")
+            secrets[name] = value
+    return secrets
+
+
+def _read_private(path: Path, what: str, parse: Any) -> Any:
+    """Read a file of secrets, refusing one that group or others may read or write."""
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(mode):o}): "
+                f"chmod 600 {path}"
+            )
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    try:
+        return parse(text, f"{what} {path}")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -29,8 +29,10 @@ from synthesis.actors.services import Services
 from synthesis.actors.subscriptions import SubscriptionSupervisor
 from synthesis.actors.supervisor import ExecutionSupervisor
 from synthesis.auth import Authenticator
-from synthesis.config import Settings
+from synthesis.config import ConfigError, Settings
 from synthesis.engine import clock
+from synthesis.engine.secrets import Masker
+from synthesis.integrations import disabled_integrations
 from synthesis.integrations.mcp import McpConnections
 from synthesis.store import Pruned, Store
 from synthesis.web.hub import EventHub
@@ -42,6 +44,11 @@ T = TypeVar("T")
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        try:
+            self.disabled = disabled_integrations(settings.integrations)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.masker = Masker(settings.secrets.values())
         self.auth = Authenticator(settings.tokens, settings.jwt_secret)
         self.store = Store(settings.database)
         self.aio = AsyncioRunner()
@@ -62,7 +69,15 @@ class Runtime:
         self.bus = EventBus.start(self.store)
         self.hub = EventHub(asyncio.get_running_loop())
         self.bus.tell(Listen(self.hub.bus_listener()))
-        services = Services(self.settings, self.store, self.bus, self.aio, self.connections)
+        services = Services(
+            self.settings,
+            self.store,
+            self.bus,
+            self.aio,
+            self.connections,
+            self.masker,
+            self.disabled,
+        )
         self.subscriptions = SubscriptionSupervisor.start(services)
         self.supervisor = ExecutionSupervisor.start(services)
         if self.settings.retention_days is not None or self.settings.retention_events is not None:

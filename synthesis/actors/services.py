@@ -9,6 +9,7 @@ import pykka
 
 from synthesis.actors.aio import AsyncioRunner
 from synthesis.config import Settings
+from synthesis.engine.secrets import NO_MASK, Masker
 from synthesis.store import Store
 
 
@@ -19,3 +20,5 @@ class Services:
     bus: pykka.ActorRef[Any]
     aio: AsyncioRunner
     connections: Any = None  # MCP connections, on the aio loop (integrations/mcp.py)
+    masker: Masker = NO_MASK  # the server's named secrets (engine/secrets.py)
+    disabled: frozenset[str] = frozenset()  # integrations the operator turned off

@@ -17,6 +17,7 @@ from synthesis.actors.messages import CancelStep, Commit, StepFinished
 from synthesis.actors.services import Services
 from synthesis.engine import clock
 from synthesis.engine.events import STEP_OUTPUT, execution_event
+from synthesis.engine.secrets import NO_MASK, Masker, OutputMasker
 from synthesis.integrations.base import Capability, RunContext, StepResult
 
 OUTPUT_INTERVAL = 0.05  # seconds
@@ -32,6 +33,7 @@ class StepActor(LoopActor):
         capability: Capability,
         parameters: Mapping[str, Any],
         variables: Mapping[str, Any],
+        masker: Masker = NO_MASK,
     ) -> None:
         super().__init__()
         self.loop = services.aio.loop
@@ -47,6 +49,7 @@ class StepActor(LoopActor):
         self._task: asyncio.Task[None] | None = None
         self._unsent_output: dict[str, list[str]] = {}
         self._output_timer: asyncio.TimerHandle | None = None
+        self._output_mask = OutputMasker(masker)  # live output shows no secret either
 
     def on_start(self) -> None:
         """aio loop thread."""
@@ -66,6 +69,9 @@ class StepActor(LoopActor):
     def _on_output(self, stream: str, text: str) -> None:
         """aio loop thread. Output is coalesced: at most one `step_output` event per
         stream every OUTPUT_INTERVAL, so a chatty command cannot flood the sockets."""
+        text = self._output_mask.feed(stream, text)
+        if not text:
+            return
         self._unsent_output.setdefault(stream, []).append(text)
         if self._output_timer is None:
             self._output_timer = self.loop.call_later(OUTPUT_INTERVAL, self._flush_output)
@@ -105,6 +111,8 @@ class StepActor(LoopActor):
             result = StepResult("cancelled", None, "cancelled")
         except Exception as exc:  # a bug in a capability must not leave the step running
             result = StepResult("failed", None, f"{type(exc).__name__}: {exc}")
+        for stream, text in self._output_mask.drain():
+            self._unsent_output.setdefault(stream, []).append(text)
         self._flush_output()  # the last output is stored before the step's end
         with contextlib.suppress(pykka.ActorDeadError):  # a crashed execution hears nothing
             self._parent.tell(

@@ -19,11 +19,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from synthesis.engine.schema import Param, with_defaults
+from synthesis.engine.secrets import SECRET_ENV_PREFIX
 from synthesis.engine.substitution import as_text
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 
-# The server's own secrets never reach a user's command.
-_PRIVATE_ENV = ("SYNTHESIS_TOKENS", "SYNTHESIS_JWT_SECRET", "SYNTHESIS_DATABASE_URL")
+# The server's own secrets never reach a user's command (a step gets the named secrets
+# it references as SYNTHESIS_SECRET_<NAME> through its parameters, not from here).
+_PRIVATE_ENV = (
+    "SYNTHESIS_TOKENS",
+    "SYNTHESIS_TOKEN_FILE",
+    "SYNTHESIS_JWT_SECRET",
+    "SYNTHESIS_DATABASE_URL",
+    "SYNTHESIS_SECRETS_FILE",
+)
 _ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 _COMMON = {
@@ -75,7 +83,11 @@ class CappedText:
 
 
 def child_environment(variables: Mapping[str, Any], extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _PRIVATE_ENV and not k.startswith(SECRET_ENV_PREFIX)
+    }
     for name, value in variables.items():
         env["SYNTHESIS_VAR_" + _ENV_NAME.sub("_", name).upper()] = as_text(value)
     env.update(extra)
