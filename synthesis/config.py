@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from synthesis.engine.secrets import SECRET_ENV_PREFIX, check_secrets, parse_secrets, parse_tokens
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -87,11 +89,11 @@ class Settings:
         for name, value in flags.items():
             if value is not None and value != () and value != []:
                 values[name] = tuple(value) if isinstance(value, list) else value
-        if "data_dir" in values:
-            values["data_dir"] = Path(str(values["data_dir"])).expanduser()
+        for name in ("data_dir", "token_file", "secrets_file"):
+            if values.get(name):
+                values[name] = Path(str(values[name])).expanduser()
         if values.get("token_file"):
-            path = Path(str(values["token_file"])).expanduser()
-            from_file = _read_private(path, "token file", parse_tokens)
+            from_file = _read_private(values["token_file"], "token file", parse_tokens)
             values["tokens"] = (*values.get("tokens", ()), *from_file)  # type: ignore[misc]
         values["secrets"] = _named_secrets(values.get("secrets_file"), env)
         return cls(**values)  # type: ignore[arg-type]
@@ -105,9 +107,8 @@ def _named_secrets(secrets_file: object, env: Mapping[str, str]) -> dict[str, st
     """The secrets file's secrets and the `SYNTHESIS_SECRET_<NAME>` variables'; a name
     given by both is refused rather than one silently winning."""
     secrets: dict[str, str] = {}
-    if secrets_file:
-        path = Path(str(secrets_file)).expanduser()
-        secrets = _read_private(path, "secrets file", parse_secrets)
+    if isinstance(secrets_file, Path):
+        secrets = _read_private(secrets_file, "secrets file", parse_secrets)
     for variable, value in env.items():
         if variable.startswith(SECRET_ENV_PREFIX) and len(variable) > len(SECRET_ENV_PREFIX):
             name = variable[len(SECRET_ENV_PREFIX) :]
@@ -117,7 +118,7 @@ def _named_secrets(secrets_file: object, env: Mapping[str, str]) -> dict[str, st
     return secrets
 
 
-def _read_private(path: Path, what: str, parse: Any) -> Any:
+def _read_private(path: Path, what: str, parse: Callable[[str, str], T]) -> T:
     """Read a file of secrets, refusing one that group or others may read or write."""
     try:
         mode = path.stat().st_mode
