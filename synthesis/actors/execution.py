@@ -52,7 +52,7 @@ from synthesis.engine.expressions import ExpressionError, truthy
 from synthesis.engine.plan import CONTROL_SCHEMAS, Plan, Step
 from synthesis.engine.scheduler import Schedule
 from synthesis.engine.schema import check_parameters, with_defaults
-from synthesis.engine.secrets import SECRET_ENV_PREFIX, SecretScope, UnknownSecret, references
+from synthesis.engine.secrets import SECRET_ENV_PREFIX, SecretScope, references
 from synthesis.engine.substitution import UnknownVariable, is_whole_reference, lookup, substitute
 from synthesis.engine.transitions import (
     CANCELLED,
@@ -349,7 +349,7 @@ class ExecutionActor(LoopActor):
                     self._run_child(full, parameters)
                 case _:
                     self._run_capability(full, entry, parameters, variables)
-        except (UnknownVariable, UnknownSecret, ExpressionError, VariableError) as exc:
+        except (UnknownVariable, ExpressionError, VariableError) as exc:
             self._end_step(full, StepResult(FAILED, None, str(exc)))
         except Exception as exc:  # a bug fails its step; it never hangs the run
             log.exception("step %s of execution %s failed to start", full, self._id)

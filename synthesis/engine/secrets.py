@@ -27,15 +27,6 @@ _SECRET_LIKE = re.compile(
 )
 
 
-class UnknownSecret(KeyError):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-    def __str__(self) -> str:
-        return f"unknown secret {self.name!r}"
-
-
 def looks_secret(name: str) -> bool:
     """A variable whose name says it holds a secret (`password`, `api_key`, `GH_TOKEN`...)
     is masked without being declared."""
@@ -45,21 +36,10 @@ def looks_secret(name: str) -> bool:
 def references(value: Any) -> set[str]:
     """The secret names `${secret.NAME}` names in a value, at any depth."""
     found: set[str] = set()
-    for text in _strings(value):
+    for text in leaves(value):
         if "${secret." in text:
             found.update(m.group(1) for m in _REFERENCE.finditer(text) if m.group(1) is not None)
     return found
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def leaves(value: Any) -> Iterator[str]:

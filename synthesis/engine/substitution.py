@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from synthesis.engine.secrets import PREFIX, UnknownSecret
+from synthesis.engine.secrets import PREFIX
 
 _NAME = r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)"  # step ids may start with a digit
 _TOKEN = re.compile(r"\$\$\{|\$\{" + _NAME + r"\}")
@@ -30,6 +30,11 @@ class UnknownVariable(KeyError):
 
     def __str__(self) -> str:
         return f"unknown variable {self.name!r}"
+
+
+class UnknownSecret(UnknownVariable):
+    def __str__(self) -> str:
+        return f"unknown secret {self.name!r}"
 
 
 def is_whole_reference(value: Any) -> bool:

@@ -11,7 +11,6 @@ from synthesis.engine.secrets import (
     Masker,
     OutputMasker,
     SecretScope,
-    UnknownSecret,
     check_secrets,
     looks_secret,
     parse_secrets,
@@ -19,7 +18,7 @@ from synthesis.engine.secrets import (
     references,
     unknown_references,
 )
-from synthesis.engine.substitution import UnknownVariable, substitute
+from synthesis.engine.substitution import UnknownSecret, UnknownVariable, substitute
 
 
 def test_masker_masks_every_occurrence_at_any_depth_longest_first() -> None:
