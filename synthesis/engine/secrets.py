@@ -58,28 +58,32 @@ def leaves(value: Any) -> Iterator[str]:
 
 class Masker:
     """Replaces every occurrence of each secret value (of MIN_LENGTH characters or more),
-    longest first, with `***`, in strings at any depth of a JSON value (keys too)."""
+    longest first, with `***`, in strings at any depth of a JSON value (keys too).
+    `str.replace` rather than one regex: a 1 MiB output takes a millisecond, not 25."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self.values = frozenset(v for v in values if len(v) >= MIN_LENGTH)
-        ordered = sorted(self.values, key=lambda v: (-len(v), v))
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        self.longest = len(ordered[0]) if ordered else 0
+        self._ordered = sorted(self.values, key=lambda v: (-len(v), v))
+        self.longest = len(self._ordered[0]) if self._ordered else 0
+        self._shortest = len(self._ordered[-1]) if self._ordered else 0
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return bool(self._ordered)
 
     def union(self, values: Iterable[str]) -> Masker:
         more = frozenset(v for v in values if len(v) >= MIN_LENGTH)
         return self if more <= self.values else Masker(self.values | more)
 
     def text(self, text: str) -> str:
-        if self._pattern is None:
+        if len(text) < self._shortest:
             return text
-        return self._pattern.sub(MASK, text)
+        for value in self._ordered:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
 
     def mask(self, value: Any) -> Any:
-        if self._pattern is None:
+        if not self._ordered:
             return value
         return self._mask(value)
 
@@ -93,14 +97,14 @@ class Masker:
         return value
 
     def span_end(self, text: str, cut: int) -> int:
-        """Where it is safe to cut `text` at or after `cut`: never inside a match."""
-        if self._pattern is None:
-            return cut
-        for match in self._pattern.finditer(text):
-            if match.start() < cut < match.end():
-                return match.end()
-            if match.start() >= cut:
-                break
+        """Where it is safe to cut `text` at or after `cut`: never inside a secret."""
+        moved = True
+        while moved:
+            moved = False
+            for value in self._ordered:
+                found = text.find(value, max(0, cut - len(value) + 1), cut + len(value) - 1)
+                if found != -1 and found < cut < found + len(value):
+                    cut, moved = found + len(value), True
         return cut
 
 

@@ -47,6 +47,9 @@ def test_output_masker_masks_a_secret_split_between_chunks() -> None:
     assert "".join(shown) == f"line one {MASK} line two\n"
     assert all("s3cr" not in part for part in shown)
     assert stream.feed("err", "plain") + "".join(t for _, t in stream.drain()) == "plain"
+    # the tail held back would cut a whole secret in two: the cut moves past it
+    assert stream.feed("out", "aaas3cret-valueb") == f"aaa{MASK}"
+    assert stream.drain() == [("out", "b")]
 
 
 def test_output_masker_without_secrets_passes_text_through_at_once() -> None:
