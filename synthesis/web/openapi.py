@@ -314,7 +314,7 @@ def _retry_schema() -> dict[str, Any]:
 
 
 SECRET_VARIABLES = {
-    "type": "array",
+    "type": ["array", "null"],
     "items": {"type": "string", "minLength": 1},
     "description": "Variables shown as `***` wherever they would show (variables, step "
     "parameters and outputs, events, webhooks); steps still get their real values. "
