@@ -27,6 +27,11 @@ def _parse_static(entry: str) -> tuple[str, frozenset[str]]:
     return entry, SCOPES
 
 
+def token_values(entries: Sequence[str]) -> list[str]:
+    """The tokens themselves, without their scopes: what must never be shown."""
+    return [token for token, _scopes in map(_parse_static, entries)]
+
+
 class Authenticator:
     def __init__(
         self,

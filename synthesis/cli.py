@@ -33,7 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
         dest="tokens",
         action="append",
         default=[],
-        help="accepted bearer token, TOKEN or TOKEN:read (repeatable)",
+        help="accepted bearer token, TOKEN or TOKEN:read (repeatable; visible in the "
+        "process list: prefer --token-file)",
+    )
+    serve.add_argument(
+        "--token-file",
+        help="file of accepted tokens, one TOKEN or TOKEN:read a line (mode 600)",
+    )
+    serve.add_argument(
+        "--secrets-file",
+        help="named secrets for ${secret.NAME}: NAME=value lines or a JSON object (mode 600)",
+    )
+    serve.add_argument(
+        "--integrations",
+        type=_comma_list,
+        help="the integrations turned on, comma separated: cli,api,mcp (default all; "
+        "'none' for none)",
     )
     serve.add_argument(
         "--max-executions",
@@ -63,8 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--http-idle-timeout",
         dest="http_idle_timeout_seconds",
         type=float,
-        help="seconds a client has to send a request head, or the next part of a body "
-        "(default 60)",
+        help="seconds a client has to send a request head, or the next part of a body (default 60)",
     )
     serve.add_argument(
         "--run-as",
@@ -123,6 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_client_commands(commands)
     return parser
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+class MaskSecrets(logging.Filter):
+    """Every log record passes through this: the server's tokens and named secrets show
+    as `***` whatever logs them."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        from synthesis.auth import token_values
+        from synthesis.engine.secrets import Masker
+
+        values = [*token_values(settings.tokens), *settings.secrets.values()]
+        if settings.jwt_secret:
+            values.append(settings.jwt_secret)
+        self._masker = Masker(values)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._masker:
+            text = record.getMessage()
+            masked = self._masker.text(text)
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = self._masker.text(record.exc_text)
+            record.msg, record.args = masked, None
+        return True
 
 
 def ensure_token(settings: Settings) -> tuple[Settings, str | None]:
@@ -199,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskSecrets(settings))
+    if args.tokens:
+        log.warning(
+            "tokens given with --token are visible to every local user in the process list "
+            "(ps, /proc/<pid>/cmdline): use --token-file or SYNTHESIS_TOKENS instead"
+        )
     if token:
         url = f"http://{settings.host}:{settings.port}"
         print(f"Synthesis token: {token}", flush=True)
@@ -209,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return asyncio.run(serve(settings))
+    except ConfigError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     except (SchemaMismatch, OperationalError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         log.error("cannot use the database: %s", reason)

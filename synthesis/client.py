@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import os
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -263,11 +263,15 @@ class SynthesisClient:
         variables: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         start: bool = False,
+        secret_variables: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """POST /api/executions: an execution of an inline plan (started if `start`)."""
+        """POST /api/executions: an execution of an inline plan (started if `start`);
+        `secret_variables` are shown as `***` wherever they would show."""
         body: dict[str, Any] = {"plan": plan}
         if variables is not None:
             body["variables"] = variables
+        if secret_variables is not None:
+            body["secret_variables"] = list(secret_variables)
         if metadata is not None:
             body["metadata"] = metadata
         if start:
@@ -279,9 +283,12 @@ class SynthesisClient:
         plan: Mapping[str, Any],
         variables: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        secret_variables: Sequence[str] | None = None,
     ) -> str:
         """Create and start an execution of an inline plan; its execution id."""
-        created = await self.create_execution(plan, variables, metadata, start=True)
+        created = await self.create_execution(
+            plan, variables, metadata, start=True, secret_variables=secret_variables
+        )
         return created["execution_id"]
 
     async def list_executions(
@@ -372,11 +379,14 @@ class SynthesisClient:
         plan_id: str,
         variables: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        secret_variables: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """POST /api/plans/{id}/execute: create and start an execution of a stored plan."""
         body: dict[str, Any] = {}
         if variables is not None:
             body["variables"] = variables
+        if secret_variables is not None:
+            body["secret_variables"] = list(secret_variables)
         if metadata is not None:
             body["metadata"] = metadata
         return await self._json("POST", f"/api/plans/{_segment(plan_id)}/execute", body=body)

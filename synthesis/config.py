@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import stat
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from synthesis.engine.secrets import SECRET_ENV_PREFIX, check_secrets, parse_secrets, parse_tokens
+
+T = TypeVar("T")
+
 
 MIN_JWT_SECRET_BYTES = 32  # HS256 wants a key at least as long as its hash (RFC 7518 3.2)
 
 
 class ConfigError(ValueError):
-    """A setting that cannot work; `synthesis serve` prints it on one line and exits 1."""
+    """A setting the server cannot start with; `synthesis serve` prints it on one line
+    and exits 1."""
 
 
 def default_data_dir() -> Path:
@@ -25,11 +33,15 @@ class Settings:
     port: int = 8009
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str | None = None  # None: a SQLite file in data_dir
-    tokens: tuple[str, ...] = ()  # "TOKEN" (read and write) or "TOKEN:read"
-    jwt_secret: str | None = None
+    tokens: tuple[str, ...] = field(default=(), repr=False)  # "TOKEN" or "TOKEN:read"
+    jwt_secret: str | None = field(default=None, repr=False)
     jwt_issuer: str | None = None  # when set, JWTs must carry this `iss`
     jwt_audience: str | None = None  # when set, JWTs must carry this `aud`
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API
+    token_file: Path | None = None  # more tokens, one a line (never group/other readable)
+    secrets_file: Path | None = None  # named secrets: NAME=value lines or a JSON object
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # ${secret.NAME}
+    integrations: tuple[str, ...] | None = None  # the integrations turned on; None: all
     max_body_bytes: int = 1024 * 1024
     http_idle_timeout_seconds: float = 60.0  # to send a request head, or between body parts
     output_limit_bytes: int = 1024 * 1024
@@ -58,6 +70,10 @@ class Settings:
             )
         if self.websocket_buffer_bytes < 1:
             raise ConfigError("the WebSocket buffer must be at least 1 byte")
+        try:
+            check_secrets(self.secrets)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def database(self) -> str:
@@ -91,6 +107,9 @@ class Settings:
             "webhook_retry_window_seconds": ("SYNTHESIS_WEBHOOK_RETRY_WINDOW", float),
             "webhook_pause_after_failures": ("SYNTHESIS_WEBHOOK_PAUSE_AFTER", int),
             "deny_private_targets": ("SYNTHESIS_DENY_PRIVATE_TARGETS", _boolean),
+            "token_file": ("SYNTHESIS_TOKEN_FILE", Path),
+            "secrets_file": ("SYNTHESIS_SECRETS_FILE", Path),
+            "integrations": ("SYNTHESIS_INTEGRATIONS", _split_tokens),
         }
         for name, (variable, convert) in from_env.items():
             if env.get(variable):
@@ -101,8 +120,13 @@ class Settings:
         for name, value in flags.items():
             if value is not None and value != () and value != []:
                 values[name] = tuple(value) if isinstance(value, list) else value
-        if "data_dir" in values:
-            values["data_dir"] = Path(str(values["data_dir"])).expanduser()
+        for name in ("data_dir", "token_file", "secrets_file"):
+            if values.get(name):
+                values[name] = Path(str(values[name])).expanduser()
+        if values.get("token_file"):
+            from_file = _read_private(values["token_file"], "token file", parse_tokens)
+            values["tokens"] = (*values.get("tokens", ()), *from_file)  # type: ignore[misc]
+        values["secrets"] = _named_secrets(values.get("secrets_file"), env)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -118,3 +142,36 @@ def _boolean(text: str) -> bool:
 def _split_tokens(text: str) -> Sequence[str]:
     """A comma-separated list (tokens, origins)."""
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _named_secrets(secrets_file: object, env: Mapping[str, str]) -> dict[str, str]:
+    """The secrets file's secrets and the `SYNTHESIS_SECRET_<NAME>` variables'; a name
+    given by both is refused rather than one silently winning."""
+    secrets: dict[str, str] = {}
+    if isinstance(secrets_file, Path):
+        secrets = _read_private(secrets_file, "secrets file", parse_secrets)
+    for variable, value in env.items():
+        if variable.startswith(SECRET_ENV_PREFIX) and len(variable) > len(SECRET_ENV_PREFIX):
+            name = variable[len(SECRET_ENV_PREFIX) :]
+            if name in secrets:
+                raise ConfigError(f"secret {name!r} is in both the secrets file and {variable}")
+            secrets[name] = value
+    return secrets
+
+
+def _read_private(path: Path, what: str, parse: Callable[[str, str], T]) -> T:
+    """Read a file of secrets, refusing one that group or others may read or write."""
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(mode):o}): "
+                f"chmod 600 {path}"
+            )
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    try:
+        return parse(text, f"{what} {path}")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -29,8 +29,10 @@ from synthesis.actors.services import Services
 from synthesis.actors.subscriptions import SubscriptionSupervisor
 from synthesis.actors.supervisor import ExecutionSupervisor
 from synthesis.auth import Authenticator
-from synthesis.config import Settings
+from synthesis.config import ConfigError, Settings
 from synthesis.engine import clock
+from synthesis.engine.secrets import Masker
+from synthesis.integrations import disabled_integrations
 from synthesis.integrations.mcp import McpConnections
 from synthesis.integrations.run_as import StepUser
 from synthesis.store import Pruned, Store
@@ -43,6 +45,11 @@ T = TypeVar("T")
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        try:
+            self.disabled = disabled_integrations(settings.integrations)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.masker = Masker(settings.secrets.values())
         self.auth = Authenticator(
             settings.tokens, settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience
         )
@@ -67,7 +74,14 @@ class Runtime:
         self.hub = EventHub(asyncio.get_running_loop())
         self.bus.tell(Listen(self.hub.bus_listener()))
         services = Services(
-            self.settings, self.store, self.bus, self.aio, self.connections, self.step_user
+            self.settings,
+            self.store,
+            self.bus,
+            self.aio,
+            self.connections,
+            self.step_user,
+            self.masker,
+            self.disabled,
         )
         self.subscriptions = SubscriptionSupervisor.start(services)
         self.supervisor = ExecutionSupervisor.start(services)

@@ -254,6 +254,27 @@ def test_plans_crud_and_execute(server: ServerThread) -> None:
     asyncio.run(main())
 
 
+def test_secret_variables_through_the_client(server: ServerThread) -> None:
+    plan = {"name": "secret", "steps": [command("say", 'echo "$SYNTHESIS_VAR_PIN"')]}
+
+    async def main() -> None:
+        async with make_client(server) as client:
+            execution_id = await client.execute_plan(
+                plan, variables={"pin": "2468-1357"}, secret_variables=["pin"]
+            )
+            done = await client.wait_for_execution(execution_id, timeout=15)
+            assert (done["variables"]["pin"], done["steps"][0]["output"]) == ("***", "***\n")
+            plan_id = (await client.create_plan(plan))["plan_id"]
+            run = await client.execute_plan_by_id(
+                plan_id, variables={"pin": "2468-1357"}, secret_variables=["pin"]
+            )
+            done = await client.wait_for_execution(run["execution_id"], timeout=15)
+            assert done["variables"]["pin"] == "***"
+            await client.delete_plan(plan_id)
+
+    asyncio.run(main())
+
+
 # ---- integrations --------------------------------------------------------------------
 
 

@@ -318,3 +318,80 @@ def test_run_as_refuses_an_unknown_user_or_a_server_that_is_not_root(step_user: 
     assert not_root.returncode == 1
     assert not_root.stderr.strip().endswith("the server must run as root to switch users")
     assert "Traceback" not in not_root.stderr
+
+
+def private_file(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_tokens_and_secrets_from_files_stay_out_of_steps_and_the_log(tmp_path: Path) -> None:
+    api_secret, db_secret = "api-value-from-the-file", "db-value-from-the-env"
+    tokens = private_file(tmp_path / "tokens", "# ops\nfile-token\nfile-reader:read\n")
+    secrets = private_file(tmp_path / "secrets", f"API={api_secret}\n")
+    seen_env = tmp_path / "step-env"
+    server = ServeProcess(
+        tmp_path,
+        "--token-file",
+        str(tokens),
+        "--secrets-file",
+        str(secrets),
+        "--token",
+        "cli-token",
+        env={"SYNTHESIS_SECRET_DB": db_secret, "SYNTHESIS_TOKENS": "env-token"},
+    )
+    try:
+        assert server.client("file-reader").get("/api/executions").status == 200
+        assert server.client("file-reader").post("/api/executions", {}).status == 403
+        client = server.client("file-token")
+        execution_id = client.create(
+            [
+                command("env", f"env > {seen_env}"),
+                command("say", 'echo "${secret.API} ${secret.DB}" >&2; exit 1'),
+            ]
+        )
+        done = client.wait_for_status(execution_id)
+        assert done["steps"][1]["error"] == "*** ***\n"
+        assert server.client("cli-token").get("/api/executions").status == 200
+        assert server.client("env-token").get("/api/executions").status == 401  # flag wins
+        cmdline = Path(f"/proc/{server.process.pid}/cmdline").read_bytes()
+        assert b"file-token" not in cmdline
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        out, err = server.process.communicate(timeout=30)
+    step_env = seen_env.read_text()
+    for private in ("SYNTHESIS_TOKEN_FILE", "SYNTHESIS_SECRETS_FILE", "SYNTHESIS_SECRET_DB"):
+        assert private not in step_env  # a step that references no secret gets none
+    assert err.count("visible to every local user in the process list") == 1
+    log = out + err
+    for value in (api_secret, db_secret, "file-token", "file-reader", "cli-token"):
+        assert value not in log
+
+
+@pytest.mark.parametrize(
+    ("flag", "text", "mode", "expected"),
+    [
+        ("--secrets-file", "API=some-secret-value\n", 0o644, "is accessible by group or others"),
+        ("--secrets-file", "API some-secret-value\n", 0o600, "line 1: expected NAME=value"),
+        ("--secrets-file", "API=abc\n", 0o600, "at least 4 characters"),
+        ("--token-file", "some-secret-value\n", 0o640, "chmod 600"),
+    ],
+)
+def test_unsafe_or_malformed_secret_files_are_refused_in_one_line(
+    tmp_path: Path, flag: str, text: str, mode: int, expected: str
+) -> None:
+    path = private_file(tmp_path / "file", text, mode)
+    result = serve_once(flag, str(path), "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert "cannot start" in lines[-1] and expected in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert "some-secret-value" not in result.stderr
+
+
+def test_an_unknown_integration_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = serve_once("--integrations", "cli,shell", "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "unknown integration 'shell' in --integrations" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr

@@ -52,6 +52,8 @@ export interface Plan {
   description?: string;
   steps: Step[];
   variables?: Record<string, unknown>;
+  /** Variables shown as `***` wherever they would show; steps still get their values. */
+  secret_variables?: string[];
   metadata?: Metadata;
 }
 
@@ -227,6 +229,8 @@ export interface IntegrationSummary {
   name: string;
   description: string;
   capabilities: string[];
+  /** False when the operator turned it off (`--integrations`). */
+  enabled: boolean;
 }
 
 export interface Integration extends IntegrationSummary {
@@ -520,6 +524,8 @@ export interface WaitOptions {
 
 export interface RunOptions {
   variables?: Record<string, unknown>;
+  /** Variables shown as `***` wherever they would show (besides the plan's own). */
+  secretVariables?: string[];
   metadata?: Metadata;
 }
 

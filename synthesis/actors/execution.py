@@ -28,6 +28,7 @@ import pykka
 from synthesis.actors import recording
 from synthesis.actors.bridge import Reply, no_reply
 from synthesis.actors.loop_actor import LoopActor
+from synthesis.actors.masking import ExecutionMask
 from synthesis.actors.messages import (
     CancelStep,
     ChildFinished,
@@ -51,6 +52,7 @@ from synthesis.engine.expressions import ExpressionError, truthy
 from synthesis.engine.plan import CONTROL_SCHEMAS, Plan, Step
 from synthesis.engine.scheduler import Schedule
 from synthesis.engine.schema import check_parameters, with_defaults
+from synthesis.engine.secrets import SECRET_ENV_PREFIX, SecretScope, references
 from synthesis.engine.substitution import UnknownVariable, is_whole_reference, lookup, substitute
 from synthesis.engine.transitions import (
     CANCELLED,
@@ -63,7 +65,7 @@ from synthesis.engine.transitions import (
     transition,
 )
 from synthesis.engine.variables import VariableError, apply_operation
-from synthesis.integrations import STEP_CAPABILITIES
+from synthesis.integrations import STEP_CAPABILITIES, STEP_INTEGRATIONS, disabled_message
 from synthesis.integrations.base import StepResult
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class ExecutionSeed:
     plan_id: str | None = None
     depth: int = 0
     next_position: int | None = None  # where nested step rows go; None: after the plan's
+    secret_names: frozenset[str] = frozenset()  # its secret variables (engine/secrets.py)
 
 
 @dataclass(eq=False)
@@ -137,6 +140,13 @@ class ExecutionActor(LoopActor):
         self._plan = seed.plan
         self._depth = seed.depth
         self._variables = dict(seed.variables)
+        self._mask = ExecutionMask(
+            self._id,
+            services.masker,
+            SecretScope(set(seed.secret_names)),
+            self._variables,
+            kept_stored=True,
+        )
         self._status = seed.status
         self._started_at = seed.started_at
         self._top = Block(
@@ -246,7 +256,8 @@ class ExecutionActor(LoopActor):
     # ---- the state machine ----------------------------------------------------------
 
     def _commit(self, commit: Commit) -> None:
-        self._services.bus.tell(commit)
+        """Everything the execution records passes its mask first (actors/masking.py)."""
+        self._services.bus.tell(self._mask.protect(commit))
 
     def _advance(self) -> None:
         """Start what may start, end what has ended, until nothing changes."""
@@ -323,7 +334,7 @@ class ExecutionActor(LoopActor):
             )
         variables = self._variables_for(block)
         try:
-            parameters = _resolve(step, variables)
+            parameters = _resolve(step, variables, self._services.settings.secrets)
             self._started(full, step, parameters)
             match step.type:
                 case "condition":
@@ -354,6 +365,13 @@ class ExecutionActor(LoopActor):
     def _run_capability(
         self, full: str, entry: Active, parameters: dict[str, Any], variables: dict[str, Any]
     ) -> None:
+        integration = STEP_INTEGRATIONS.get(entry.step.type)
+        if integration in self._services.disabled:
+            message = disabled_message(entry.step.type, integration)
+            self._end_step(full, StepResult(FAILED, None, message))
+            return
+        if "env" in STEP_CAPABILITIES[entry.step.type].parameters:
+            parameters = _with_secret_env(entry.step, parameters, self._services.settings.secrets)
         entry.actor = StepActor.start(
             self._services,
             self.actor_ref,
@@ -362,6 +380,7 @@ class ExecutionActor(LoopActor):
             STEP_CAPABILITIES[entry.step.type],
             parameters,
             variables,
+            masker=self._mask.masker,
         )
 
     def _run_condition(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
@@ -458,6 +477,7 @@ class ExecutionActor(LoopActor):
         return go
 
     def _run_variable(self, full: str, params: dict[str, Any]) -> None:
+        self._mask.scope.declare((), [params["name"]])
         value = apply_operation(
             self._variables, params["operation"], params["name"], params.get("value")
         )
@@ -471,10 +491,11 @@ class ExecutionActor(LoopActor):
         )
 
     def _run_child(self, full: str, params: dict[str, Any]) -> None:
+        variables = params.get("variables") or {}
+        masker = self._mask.masker
+        secret = tuple(name for name, value in variables.items() if masker.mask(value) != value)
         self._supervisor.tell(
-            StartChild(
-                self._id, full, params["plan_id"], params.get("variables") or {}, self._depth + 1
-            )
+            StartChild(self._id, full, params["plan_id"], variables, self._depth + 1, secret)
         )
 
     def _child_finished(self, message: ChildFinished) -> None:
@@ -710,12 +731,12 @@ class ExecutionActor(LoopActor):
             error = f"step {failed[0]!r} failed" if failed else "failed"
         end = (self._cancelled_at or now) if status == CANCELLED else now
         self._status = status
-        self._commit(
-            recording.finished(
-                self._id, status, end, clock.duration_ms(self._started_at, end), error
-            )
-        )
-        self._end(ExecutionEnded(self._id, status, dict(self._variables), error))
+        duration = clock.duration_ms(self._started_at, end)
+        had_secrets = bool(self._mask.scope.names)
+        self._commit(recording.finished(self._id, status, end, duration, error, had_secrets))
+        # a parent sees the variables as they are stored: its child's secrets masked
+        shown = self._mask.scope.view(self._variables, self._mask.masker)
+        self._end(ExecutionEnded(self._id, status, shown, error))
 
     def _end(self, notice: object) -> None:
         """Tell the supervisor once everything this actor committed is stored, so that a
@@ -734,13 +755,15 @@ class InvalidParameters(VariableError):
     pass
 
 
-def _resolve(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
-    """A step's parameters with variables substituted, checked again against its schema
-    now that `${...}` values have their real types."""
+def _resolve(
+    step: Step, variables: Mapping[str, Any], secrets: Mapping[str, str]
+) -> dict[str, Any]:
+    """A step's parameters with variables and `${secret.NAME}`s substituted, checked again
+    against its schema now that `${...}` values have their real types."""
     capability = STEP_CAPABILITIES.get(step.type)
     schema = capability.parameters if capability else CONTROL_SCHEMAS[step.type]
     kept = {k: v for k, v in step.parameters.items() if k not in _NOT_SUBSTITUTED}
-    parameters = substitute(kept, variables)
+    parameters = substitute(kept, variables, secrets)
     problems = check_parameters(
         parameters,
         {k: v for k, v in schema.items() if k not in _NOT_SUBSTITUTED},
@@ -750,6 +773,19 @@ def _resolve(step: Step, variables: Mapping[str, Any]) -> dict[str, Any]:
         detail = "; ".join(f"{p.field} {p.message}" for p in problems)
         raise InvalidParameters(f"invalid parameters: {detail}")
     return {**parameters, **{k: v for k, v in step.parameters.items() if k in _NOT_SUBSTITUTED}}
+
+
+def _with_secret_env(
+    step: Step, parameters: dict[str, Any], secrets: Mapping[str, str]
+) -> dict[str, Any]:
+    """A command or script gets each secret it names as `SYNTHESIS_SECRET_<NAME>` in its
+    environment too, so a script need not put it on a command line. Its recorded
+    parameters stay as written."""
+    named = references({k: v for k, v in step.parameters.items() if k not in _NOT_SUBSTITUTED})
+    if not named:
+        return parameters
+    env = {f"{SECRET_ENV_PREFIX}{name}": secrets[name] for name in sorted(named)}
+    return {**parameters, "env": {**env, **(parameters.get("env") or {})}}
 
 
 def _mark_all(schedule: Schedule, current: str, new: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.actors.bridge import Reply, no_reply
@@ -53,11 +53,12 @@ class Ping:
 class CreateExecution:
     execution_id: str
     plan: Plan
-    variables: Mapping[str, Any]
+    variables: Mapping[str, Any] = field(repr=False)
     metadata: Mapping[str, Any]
     start: bool
     reply: Reply
     plan_id: str | None = None
+    secret_variables: tuple[str, ...] = ()  # besides the plan's own
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Invoke:
     invocation_id: str
     integration_id: str
     capability: Capability
-    parameters: Mapping[str, Any]
+    parameters: Mapping[str, Any] = field(repr=False)
     created_by: str | None
     wait: bool
     reply: Reply
@@ -107,8 +108,9 @@ class StartChild:
     parent_id: str
     step_id: str
     plan_id: str
-    variables: Mapping[str, Any]
+    variables: Mapping[str, Any] = field(repr=False)
     depth: int
+    secret_variables: tuple[str, ...] = ()  # variables holding the parent's secrets
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from synthesis.actors.bridge import Reply, no_reply
+from synthesis.actors.masking import forget_secrets
 from synthesis.actors.messages import Commit
 from synthesis.engine import clock
 from synthesis.engine import events as ev
@@ -135,14 +136,21 @@ def cancelled(execution_id: str, at: str, pending_steps: list[str]) -> Commit:
 
 
 def finished(
-    execution_id: str, status: str, at: str, duration_ms: int | None, error: str | None = None
+    execution_id: str,
+    status: str,
+    at: str,
+    duration_ms: int | None,
+    error: str | None = None,
+    had_secrets: bool = True,
 ) -> Commit:
-    """The terminal event. For a cancelled run the row already says so."""
+    """The terminal event. For a cancelled run the row already says so. The secret
+    variables kept to run it again are forgotten."""
     fields: dict[str, Any] = {"status": status, "completed_at": at, "error": error}
     if status == CANCELLED:
         fields = {"error": error}
+    forget = (forget_secrets(execution_id),) if had_secrets else ()
     return Commit(
-        changes=(ExecutionUpdate(execution_id, fields),),
+        changes=(ExecutionUpdate(execution_id, fields), *forget),
         events=(
             execution_event(
                 ev.EXECUTION_COMPLETED, execution_id, status=status, duration_ms=duration_ms

@@ -9,6 +9,7 @@ import pykka
 
 from synthesis.actors.aio import AsyncioRunner
 from synthesis.config import Settings
+from synthesis.engine.secrets import NO_MASK, Masker
 from synthesis.integrations.run_as import StepUser
 from synthesis.store import Store
 
@@ -21,3 +22,5 @@ class Services:
     aio: AsyncioRunner
     connections: Any = None  # MCP connections, on the aio loop (integrations/mcp.py)
     step_user: StepUser | None = None  # --run-as
+    masker: Masker = NO_MASK  # the server's named secrets (engine/secrets.py)
+    disabled: frozenset[str] = frozenset()  # integrations the operator turned off

@@ -19,6 +19,7 @@ from synthesis.actors.services import Services
 from synthesis.engine import clock
 from synthesis.engine.events import STEP_OUTPUT, execution_event
 from synthesis.engine.output import LiveOutput, pieces, truncation_marker
+from synthesis.engine.secrets import NO_MASK, Masker, OutputMasker
 from synthesis.integrations.base import Capability, RunContext, StepResult
 from synthesis.integrations.processes import ProcessGroup
 
@@ -35,6 +36,7 @@ class StepActor(LoopActor):
         capability: Capability,
         parameters: Mapping[str, Any],
         variables: Mapping[str, Any],
+        masker: Masker = NO_MASK,
     ) -> None:
         super().__init__()
         self.loop = services.aio.loop
@@ -53,6 +55,7 @@ class StepActor(LoopActor):
         self._unsent_markers: set[str] = set()  # streams whose live output just ran out
         self._output_timer: asyncio.TimerHandle | None = None
         self._process: ProcessGroup | None = None
+        self._output_mask = OutputMasker(masker)  # live output shows no secret either
 
     def on_start(self) -> None:
         """aio loop thread."""
@@ -72,7 +75,14 @@ class StepActor(LoopActor):
     def _on_output(self, stream: str, text: str) -> None:
         """aio loop thread. Output is coalesced: at most one `step_output` event per
         stream every OUTPUT_INTERVAL (more only to keep each within 64 KiB), so a chatty
-        command cannot flood the sockets; past the output limit, one marker, then none."""
+        command cannot flood the sockets; past the output limit, one marker, then none.
+        Secrets are masked first, so the limit counts what is shown."""
+        self._admit(stream, self._output_mask.feed(stream, text))
+
+    def _admit(self, stream: str, text: str) -> None:
+        """aio loop thread: queue masked output for the next event, within the limit."""
+        if not text:
+            return
         limit = self._services.settings.output_limit_bytes
         kept, ran_out = self._live_output.setdefault(stream, LiveOutput(limit)).admit(text)
         if kept:
@@ -141,6 +151,8 @@ class StepActor(LoopActor):
             result = StepResult("cancelled", None, "cancelled")
         except Exception as exc:  # a bug in a capability must not leave the step running
             result = StepResult("failed", None, f"{type(exc).__name__}: {exc}")
+        for stream, text in self._output_mask.drain():
+            self._admit(stream, text)
         self._flush_output()  # the last output is stored before the step's end
         with contextlib.suppress(pykka.ActorDeadError):  # a crashed execution hears nothing
             self._parent.tell(

@@ -21,6 +21,7 @@ import pykka
 from synthesis.actors import recording
 from synthesis.actors.bridge import Reply, no_reply
 from synthesis.actors.execution import ExecutionActor, ExecutionSeed
+from synthesis.actors.masking import ExecutionMask, mask_commit
 from synthesis.actors.messages import (
     CancelStep,
     ChildFinished,
@@ -42,6 +43,7 @@ from synthesis.actors.step import StepActor
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError, not_found
 from synthesis.engine.plan import MAX_CHILD_DEPTH, Plan, validate_plan
+from synthesis.engine.secrets import SecretScope
 from synthesis.engine.transitions import (
     CANCELLED,
     CREATED,
@@ -98,7 +100,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         try:
             self._handle(message)
         except Exception as exc:
-            log.exception("the supervisor could not handle %r", message)
+            log.exception("the supervisor could not handle a %s", type(message).__name__)
             reply = getattr(message, "reply", None)
             if callable(reply):
                 reply(ApiError("internal_error", "internal server error"))
@@ -146,7 +148,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                 reply("pong")
 
     def _commit(self, commit: Commit) -> None:
-        self._services.bus.tell(commit)
+        """What the supervisor records (errors, invocations) never shows a named secret."""
+        self._services.bus.tell(mask_commit(commit, self._services.masker))
 
     def _create(self, message: CreateExecution) -> None:
         if not self._accepting and message.start:
@@ -160,6 +163,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             message.start,
             message.reply,
             message.plan_id,
+            secret_variables=message.secret_variables,
         )
 
     def _create_execution(
@@ -173,22 +177,35 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         plan_id: str | None,
         parent: tuple[str, str] | None = None,
         depth: int = 0,
+        secret_variables: tuple[str, ...] = (),
     ) -> None:
         created_at = clock.now()
+        merged = {**plan.variables, **variables}
+        scope = SecretScope({*plan.secret_variables, *secret_variables})
+        scope.declare((), merged)
         commit = recording.created(
             eid, plan, variables, metadata, created_at, plan_id, parent, depth
         )
+        mask = ExecutionMask(eid, self._services.masker, scope, merged)
         if not start:
             value = {"status": CREATED, "created_at": created_at}
-            self._commit(recording.with_reply(commit, reply, value))
+            self._commit(mask.protect(recording.with_reply(commit, reply, value)))
             return
         begin = recording.started(eid, plan.name, created_at, plan_id)
         commit = Commit(commit.changes + begin.changes, commit.events + begin.events)
         seed = ExecutionSeed(
-            eid, plan, {**plan.variables, **variables}, RUNNING, created_at, {}, plan_id, depth
+            eid,
+            plan,
+            merged,
+            RUNNING,
+            created_at,
+            {},
+            plan_id,
+            depth,
+            secret_names=frozenset(scope.names),
         )
         value = {"status": RUNNING, "created_at": created_at, "started_at": created_at}
-        self._launch_when_stored(commit, reply, value, seed)
+        self._launch_when_stored(mask.protect(commit), reply, value, seed)
 
     def _launch_when_stored(
         self, commit: Commit, reply: Reply, value: Any, seed: ExecutionSeed
@@ -252,6 +269,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             message.plan_id,
             (message.parent_id, message.step_id),
             message.depth,
+            message.secret_variables,
         )
         if parent is not None:
             parent.tell(ChildStarted(message.step_id, child_id))
@@ -272,7 +290,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         }
         commit = recording.invocation_started(row)
         if not message.wait:  # asynchronous: answer once it is stored as running
-            commit = recording.with_reply(commit, message.reply, recording.invocation_view(row))
+            view = self._services.masker.mask(recording.invocation_view(row))
+            commit = recording.with_reply(commit, message.reply, view)
         self._commit(commit)
         actor = StepActor.start(
             self._services,
@@ -282,6 +301,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             message.capability,
             message.parameters,
             {},
+            masker=self._services.masker,
         )
         self._invocations[message.invocation_id] = _Invocation(
             row, actor, message.reply if message.wait else None
@@ -293,11 +313,12 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             return
         commit, row = recording.invocation_finished(run.row, result, clock.now())
         if run.reply is not None:
-            answer: object = recording.invocation_view(row)
+            masker = self._services.masker
+            answer: object = masker.mask(recording.invocation_view(row))
             if result.far_side_failed:
                 answer = ApiError(
                     "integration_error",
-                    f"{result.error} (invocation {invocation_id})",
+                    masker.text(f"{result.error} (invocation {invocation_id})"),
                 )
             commit = recording.with_reply(commit, run.reply, answer)
         self._commit(commit)
@@ -362,16 +383,22 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         statuses = {s["step_id"]: s["status"] for s in store.list_steps(eid)}
         if row["parent_execution_id"]:
             self._parents[eid] = (row["parent_execution_id"], row["parent_step_id"])
+        plan = validate_plan(row["plan"], STEP_SCHEMAS)
+        kept = store.get_execution_secrets(eid) or {"names": [], "variables": {}}
+        variables = {**row["variables"], **kept["variables"]}
+        scope = SecretScope({*plan.secret_variables, *kept["names"]})
+        scope.declare((), variables)
         return ExecutionSeed(
             eid,
-            validate_plan(row["plan"], STEP_SCHEMAS),
-            row["variables"],
+            plan,
+            variables,
             status,
             row["started_at"] or clock.now(),
             {k: PENDING if v == RUNNING else v for k, v in statuses.items()},
             row["plan_id"],
             row["depth"],
             store.next_position(eid),
+            frozenset(scope.names),
         )
 
     def _launch(self, seed: ExecutionSeed) -> None:

@@ -24,7 +24,7 @@ from synthesis.engine.schema import (
 from synthesis.engine.substitution import is_whole_reference
 
 STEP_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-PLAN_FIELDS = {"name", "description", "steps", "variables", "metadata"}
+PLAN_FIELDS = {"name", "description", "steps", "variables", "secret_variables", "metadata"}
 STEP_FIELDS = {
     "id",
     "type",
@@ -108,6 +108,7 @@ class Plan:
     variables: Mapping[str, Any]
     metadata: Mapping[str, Any]
     document: Mapping[str, Any]  # the plan as given, echoed back by the API
+    secret_variables: tuple[str, ...] = ()  # masked wherever they would show
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
@@ -136,6 +137,15 @@ def check_metadata(metadata: Any, field: str) -> list[FieldError]:
     if created_by is not None and not isinstance(created_by, str):
         errors.append(FieldError(f"{field}.created_by", "must be a string"))
     return errors
+
+
+def check_names(value: Any, field: str) -> list[FieldError]:
+    """A list of variable names (`secret_variables`)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+        return [FieldError(field, "must be a list of variable names")]
+    return []
 
 
 def require_object(value: Any, field: str) -> dict[str, Any]:
@@ -390,6 +400,7 @@ def validate_plan(doc: Any, step_types: Mapping[str, Schema], field: str = "plan
     if not isinstance(variables, dict):
         checker.error(f"{prefix}variables", "must be an object")
     checker.errors.extend(check_metadata(doc.get("metadata"), f"{prefix}metadata"))
+    checker.errors.extend(check_names(doc.get("secret_variables"), f"{prefix}secret_variables"))
     steps = checker.steps(doc.get("steps"), f"{prefix}steps", 0)
     if checker.errors:
         raise validation_error(checker.errors)
@@ -400,6 +411,7 @@ def validate_plan(doc: Any, step_types: Mapping[str, Schema], field: str = "plan
         variables=variables,
         metadata=doc.get("metadata") or {},
         document=doc,
+        secret_variables=tuple(doc.get("secret_variables") or ()),
     )
 
 
@@ -409,24 +421,37 @@ __all__ = [
     "Retry",
     "Step",
     "check_metadata",
+    "check_names",
     "find_cycle",
     "validate_plan",
     "walk",
 ]
 
 
+NESTED_STEP_LISTS = ("then", "else", "steps")
+
+
+def raw_steps(document_steps: Any, where: str = "steps") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every step of a raw (accepted or stored) step list, at any depth, with its field
+    path: `steps[1].parameters.then[0]`."""
+    for index, raw in enumerate(document_steps if isinstance(document_steps, list) else ()):
+        if not isinstance(raw, dict):
+            continue
+        path = f"{where}[{index}]"
+        yield path, raw
+        params = raw.get("parameters")
+        for key in NESTED_STEP_LISTS if isinstance(params, dict) else ():
+            yield from raw_steps(params.get(key), f"{path}.parameters.{key}")
+
+
 def child_plan_ids(document_steps: Any) -> set[str]:
     """The plan ids that `plan` steps name, at any depth of a raw (stored) step list.
     Ids given as `${...}` are only known at run time and are left out."""
     found: set[str] = set()
-    for raw in document_steps if isinstance(document_steps, list) else ():
-        if not isinstance(raw, dict):
-            continue
+    for _where, raw in raw_steps(document_steps):
         params = raw.get("parameters") or {}
         if raw.get("type") == "plan":
             plan_id = params.get("plan_id")
             if isinstance(plan_id, str) and not is_whole_reference(plan_id) and "${" not in plan_id:
                 found.add(plan_id)
-        for key in ("then", "else", "steps"):
-            found |= child_plan_ids(params.get(key))
     return found

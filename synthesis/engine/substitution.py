@@ -4,7 +4,8 @@
 list indexes). A string that is exactly `${name}` becomes the variable's value
 with its own type (a list stays a list); inside a longer string a value is written as
 text (strings as they are, anything else as JSON). An unknown name is an error that
-names it, never a silent empty string.
+names it, never a silent empty string. `${secret.NAME}` reads the server's named secrets
+(engine/secrets.py), not the variables.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+from synthesis.engine.secrets import PREFIX
 
 _NAME = r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)"  # step ids may start with a digit
 _TOKEN = re.compile(r"\$\$\{|\$\{" + _NAME + r"\}")
@@ -29,6 +32,11 @@ class UnknownVariable(KeyError):
         return f"unknown variable {self.name!r}"
 
 
+class UnknownSecret(UnknownVariable):
+    def __str__(self) -> str:
+        return f"unknown secret {self.name!r}"
+
+
 def is_whole_reference(value: Any) -> bool:
     return isinstance(value, str) and _WHOLE.fullmatch(value) is not None
 
@@ -37,8 +45,16 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def lookup(name: str, variables: Mapping[str, Any]) -> Any:
-    """`name`, or a path into a variable's value: `fetch_output.body.items.0.id`."""
+def lookup(
+    name: str, variables: Mapping[str, Any], secrets: Mapping[str, str] | None = None
+) -> Any:
+    """`name`, or a path into a variable's value: `fetch_output.body.items.0.id`; with
+    `secrets`, `secret.NAME` is that secret."""
+    if secrets is not None and name.startswith(PREFIX):
+        secret = name[len(PREFIX) :]
+        if secret not in secrets:
+            raise UnknownSecret(secret)
+        return secrets[secret]
     if name in variables:
         return variables[name]
     head, *path = name.split(".")
@@ -55,23 +71,26 @@ def lookup(name: str, variables: Mapping[str, Any]) -> Any:
     return value
 
 
-def substitute(value: Any, variables: Mapping[str, Any]) -> Any:
-    """Return `value` with every reference replaced; raises UnknownVariable."""
+def substitute(
+    value: Any, variables: Mapping[str, Any], secrets: Mapping[str, str] | None = None
+) -> Any:
+    """Return `value` with every reference replaced; raises UnknownVariable (or
+    UnknownSecret for `${secret.NAME}` when `secrets` are given)."""
     if isinstance(value, str):
         whole = _WHOLE.fullmatch(value)
         if whole:
-            return lookup(whole.group(1), variables)
+            return lookup(whole.group(1), variables, secrets)
         if "$" not in value:
             return value
 
         def replace(match: re.Match[str]) -> str:
             if match.group(0) == "$${":
                 return "${"
-            return as_text(lookup(match.group(1), variables))
+            return as_text(lookup(match.group(1), variables, secrets))
 
         return _TOKEN.sub(replace, value)
     if isinstance(value, dict):
-        return {key: substitute(item, variables) for key, item in value.items()}
+        return {key: substitute(item, variables, secrets) for key, item in value.items()}
     if isinstance(value, list):
-        return [substitute(item, variables) for item in value]
+        return [substitute(item, variables, secrets) for item in value]
     return value

@@ -1,6 +1,8 @@
 """Integrations and the step types that run their capabilities: a step is an invocation of
 a capability inside an execution, so both go through the same `Capability.run`."""
 
+from collections.abc import Collection
+
 from synthesis.engine.schema import Schema
 from synthesis.integrations import cli, control, http, mcp
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
@@ -19,6 +21,29 @@ STEP_CAPABILITIES: dict[str, Capability] = {
 
 STEP_SCHEMAS: dict[str, Schema] = {name: cap.parameters for name, cap in STEP_CAPABILITIES.items()}
 
+# The integration each step type needs; the others (wait, control steps) need none.
+STEP_INTEGRATIONS: dict[str, str] = {"command": "cli", "script": "cli", "http": "api", "mcp": "mcp"}
+
+
+def disabled_integrations(enabled: Collection[str] | None) -> frozenset[str]:
+    """The operator's policy (`--integrations`): what is not enabled is off. None: all on;
+    `none` alone: all off. Raises ValueError naming an unknown integration."""
+    if enabled is None:
+        return frozenset()
+    chosen = set(enabled) - {"none"}
+    unknown = sorted(chosen - INTEGRATIONS.keys())
+    if unknown:
+        known = ", ".join(INTEGRATIONS)
+        raise ValueError(f"unknown integration {unknown[0]!r} in --integrations; one of: {known}")
+    return frozenset(INTEGRATIONS.keys() - chosen)
+
+
+def disabled_message(step_type: str, integration_id: str) -> str:
+    return (
+        f"step type {step_type!r} needs the {integration_id!r} integration, "
+        "which the operator turned off"
+    )
+
 
 def find_capability(integration_id: str, capability_id: str) -> Capability | None:
     integration = INTEGRATIONS.get(integration_id)
@@ -30,10 +55,13 @@ def find_capability(integration_id: str, capability_id: str) -> Capability | Non
 __all__ = [
     "INTEGRATIONS",
     "STEP_CAPABILITIES",
+    "STEP_INTEGRATIONS",
     "STEP_SCHEMAS",
     "Capability",
     "Integration",
     "RunContext",
     "StepResult",
+    "disabled_integrations",
+    "disabled_message",
     "find_capability",
 ]

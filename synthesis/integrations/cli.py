@@ -20,12 +20,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from synthesis.engine.schema import Param, seconds, with_defaults
+from synthesis.engine.secrets import SECRET_ENV_PREFIX
 from synthesis.engine.substitution import as_text
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 from synthesis.integrations.processes import MARKER, process_group
 
-# The server's own secrets never reach a user's command.
-_PRIVATE_ENV = ("SYNTHESIS_TOKENS", "SYNTHESIS_JWT_SECRET", "SYNTHESIS_DATABASE_URL")
+# The server's own secrets never reach a user's command (a step gets the named secrets
+# it references as SYNTHESIS_SECRET_<NAME> through its parameters, not from here).
+_PRIVATE_ENV = (
+    "SYNTHESIS_TOKENS",
+    "SYNTHESIS_TOKEN_FILE",
+    "SYNTHESIS_JWT_SECRET",
+    "SYNTHESIS_DATABASE_URL",
+    "SYNTHESIS_SECRETS_FILE",
+)
 _ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 _COMMON = {
@@ -79,7 +87,11 @@ class CappedText:
 def child_environment(ctx: RunContext, extra: Mapping[str, str]) -> dict[str, str]:
     """The server's environment minus its secrets (and, with --run-as, the step user's
     HOME and names), the variables as SYNTHESIS_VAR_*, then the step's own `env`."""
-    env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _PRIVATE_ENV and not k.startswith(SECRET_ENV_PREFIX)
+    }
     if ctx.run_as is not None:
         env.update(ctx.run_as.environment())
     for name, value in ctx.variables.items():

@@ -37,6 +37,7 @@ from synthesis.engine.events import Event
 from synthesis.store.changes import Change
 from synthesis.store.models import (
     events,
+    execution_secrets,
     execution_tags,
     executions,
     invocations,
@@ -260,6 +261,16 @@ class Store:
             row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
             return dict(row._mapping) if row else None
 
+    def get_execution_secrets(self, execution_id: str) -> dict[str, Any] | None:
+        """`{names, variables}`: the execution's secret variables, to run it again."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(execution_secrets.c.names, execution_secrets.c.variables).where(
+                    execution_secrets.c.execution_id == execution_id
+                )
+            ).first()
+            return dict(row._mapping) if row else None
+
     def execution_status(self, execution_id: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(
@@ -453,6 +464,7 @@ class Store:
                 events,
                 steps,
                 execution_tags,
+                execution_secrets,
                 executions,
                 plan_tags,
                 plans,

@@ -31,6 +31,17 @@ class ExecutionRow(SQLModel, table=True):
     depth: int = 0
 
 
+class ExecutionSecretRow(SQLModel, table=True):
+    """The real values of an execution's secret variables, which `executions.variables`
+    holds masked: read only to run the execution again, never served, deleted at its end."""
+
+    __tablename__ = "execution_secrets"
+
+    execution_id: str = Field(primary_key=True, max_length=36)
+    names: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    variables: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
 class ExecutionTagRow(SQLModel, table=True):
     __tablename__ = "execution_tags"
 
@@ -130,6 +141,7 @@ class EventRow(SQLModel, table=True):
 
 executions = ExecutionRow.__table__
 execution_tags = ExecutionTagRow.__table__
+execution_secrets = ExecutionSecretRow.__table__
 steps = StepRow.__table__
 events = EventRow.__table__
 plans = PlanRow.__table__

@@ -33,6 +33,7 @@ from synthesis.store.changes import (
 )
 from synthesis.store.models import (
     events,
+    execution_secrets,
     execution_tags,
     executions,
     invocations,
@@ -158,6 +159,7 @@ class BatchWriter:
                 for table, column in (
                     (steps, steps.c.execution_id),
                     (execution_tags, execution_tags.c.execution_id),
+                    (execution_secrets, execution_secrets.c.execution_id),
                     (events, events.c.execution_id),
                     (executions, executions.c.id),
                 ):

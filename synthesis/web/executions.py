@@ -9,12 +9,12 @@ from typing import Any
 from synthesis.actors.messages import Control, CreateExecution
 from synthesis.engine import clock
 from synthesis.engine.errors import FieldError, not_found, validation_error
-from synthesis.engine.plan import check_metadata, require_object, validate_plan
+from synthesis.engine.plan import check_metadata, check_names, require_object, validate_plan
 from synthesis.engine.transitions import EXECUTION_STATUSES
 from synthesis.integrations import STEP_SCHEMAS
 from synthesis.store import ExecutionFilter
 from synthesis.web.base import ApiHandler, choice_param, date_params, page_params
-from synthesis.web.plans import check_child_plans
+from synthesis.web.plans import check_child_plans, check_policy
 
 _NESTED = re.compile(r"^(.*)(?:\.(?:then|else)|\[\d+\])\.[A-Za-z0-9_-]+$")
 
@@ -108,15 +108,17 @@ class ExecutionsHandler(ApiHandler):
         )
 
     async def post(self) -> None:
-        body = self.json_body(("plan", "variables", "metadata", "start"))
+        body = self.json_body(("plan", "variables", "secret_variables", "metadata", "start"))
         if "plan" not in body:
             raise validation_error([FieldError("plan", "is required")])
         errors = check_metadata(body.get("metadata"), "metadata")
+        errors += check_names(body.get("secret_variables"), "secret_variables")
         if not isinstance(body.get("start", False), bool):
             errors.append(FieldError("start", "must be a boolean"))
         if errors:
             raise validation_error(errors)
         plan = validate_plan(body["plan"], STEP_SCHEMAS)
+        check_policy(self, plan, field="plan.steps")
         await check_child_plans(self, plan, field="plan.steps")
         variables = require_object(body.get("variables"), "variables")
         metadata = {**plan.metadata, **require_object(body.get("metadata"), "metadata")}
@@ -125,7 +127,15 @@ class ExecutionsHandler(ApiHandler):
         execution_id = str(uuid.uuid4())
         start = body.get("start", False)
         result = await self.runtime.ask_supervisor(
-            lambda reply: CreateExecution(execution_id, plan, variables, metadata, start, reply)
+            lambda reply: CreateExecution(
+                execution_id,
+                plan,
+                variables,
+                metadata,
+                start,
+                reply,
+                secret_variables=tuple(body.get("secret_variables") or ()),
+            )
         )
         self.send({"execution_id": execution_id, **result, "plan": plan.document}, 201)
 

@@ -26,12 +26,14 @@ def capability_view(capability: Capability) -> dict[str, Any]:
     }
 
 
-def integration_summary(integration: Integration) -> dict[str, Any]:
+def integration_summary(integration: Integration, disabled: frozenset[str]) -> dict[str, Any]:
+    """`enabled` is false for an integration the operator turned off (`--integrations`)."""
     return {
         "id": integration.id,
         "name": integration.name,
         "description": integration.description,
         "capabilities": [c.id for c in integration.capabilities],
+        "enabled": integration.id not in disabled,
     }
 
 
@@ -45,7 +47,10 @@ def known_integration(integration_id: str) -> Integration:
 class IntegrationsHandler(ApiHandler):
     def get(self) -> None:
         self.query(())
-        self.send({"integrations": [integration_summary(i) for i in INTEGRATIONS.values()]})
+        disabled = self.runtime.disabled
+        self.send(
+            {"integrations": [integration_summary(i, disabled) for i in INTEGRATIONS.values()]}
+        )
 
 
 class IntegrationHandler(ApiHandler):
@@ -54,7 +59,7 @@ class IntegrationHandler(ApiHandler):
         integration = known_integration(integration_id)
         self.send(
             {
-                **integration_summary(integration),
+                **integration_summary(integration, self.runtime.disabled),
                 "parameters": {
                     c.id: capability_view(c)["parameters"] for c in integration.capabilities
                 },
@@ -80,6 +85,11 @@ class InvokeHandler(ApiHandler):
         capability = find_capability(integration.id, capability_id)
         if capability is None:
             raise not_found("capability", f"{integration_id}/{capability_id}")
+        if integration.id in self.runtime.disabled:
+            raise ApiError(
+                "permission_denied",
+                f"the {integration.id!r} integration is turned off by the operator",
+            )
         body = self.json_body(("parameters", "async"))
         run_async = body.get("async", False)
         errors = check_parameters(body.get("parameters", {}), capability.parameters, resolved=True)

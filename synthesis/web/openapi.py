@@ -333,12 +333,22 @@ def _retry_schema() -> dict[str, Any]:
     return {"type": "object", "properties": fields, "additionalProperties": False}
 
 
+SECRET_VARIABLES = {
+    "type": ["array", "null"],
+    "items": {"type": "string", "minLength": 1},
+    "description": "Variables shown as `***` wherever they would show (variables, step "
+    "parameters and outputs, events, webhooks); steps still get their real values. "
+    "Variables named like a secret (password, token, api_key...) are secret anyway",
+}
+
+
 def _plan_schema() -> dict[str, Any]:
     fields = {
         "name": {"type": "string", "pattern": not_blank()},
         "description": {"type": ["string", "null"]},
         "steps": {"type": "array", "minItems": 1, "items": ref("Step")},
         "variables": {"type": "object", "description": "Default values of variables"},
+        "secret_variables": SECRET_VARIABLES,
         "metadata": or_null(ref("Metadata")),
     }
     _same_fields(fields, PLAN_FIELDS, "PLAN_FIELDS")
@@ -478,6 +488,7 @@ def components_schemas() -> dict[str, dict[str, Any]]:
             "properties": {
                 "plan": ref("Plan"),
                 "variables": {"type": ["object", "null"]},
+                "secret_variables": SECRET_VARIABLES,
                 "metadata": or_null(ref("Metadata")),
                 "start": {
                     "type": "boolean",
@@ -593,13 +604,16 @@ def components_schemas() -> dict[str, dict[str, Any]]:
                 "updated_at": time_or_null,
                 "steps": {"type": "array", "items": ref("Step")},
                 "variables": {"type": "object"},
+                "secret_variables": {"type": "array", "items": text},
                 "metadata": ref("Metadata"),
-            }
+            },
+            optional=("secret_variables",),
         ),
         "PlanExecute": {
             "type": "object",
             "properties": {
                 "variables": {"type": ["object", "null"]},
+                "secret_variables": SECRET_VARIABLES,
                 "metadata": or_null(ref("Metadata")),
             },
             "additionalProperties": False,
@@ -622,6 +636,11 @@ def components_schemas() -> dict[str, dict[str, Any]]:
                 "name": text,
                 "description": text,
                 "capabilities": {"type": "array", "items": text},
+                "enabled": {
+                    "type": "boolean",
+                    "description": "False when the operator turned it off (--integrations): "
+                    "its step types are refused and invoking it is permission_denied (403)",
+                },
             }
         ),
         "IntegrationList": _object(
@@ -1146,7 +1165,8 @@ def paths() -> dict[str, dict[str, Any]]:
                 "post": operation(
                     "invokeCapability",
                     "Integrations",
-                    "Invoke a capability; answers at its end unless `async`",
+                    "Invoke a capability; answers at its end unless `async`; 403 "
+                    "`permission_denied` when the operator turned its integration off",
                     method="post",
                     ok=(201, "Invoked", "Invocation"),
                     errors=(404, 502, 503),

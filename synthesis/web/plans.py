@@ -1,5 +1,6 @@
-"""/api/plans: create, list, get, replace, delete, execute; and the check, shared with
-inline plans, that every `plan` step names a stored plan without recursion."""
+"""/api/plans: create, list, get, replace, delete, execute; and the checks, shared with
+inline plans, that every `plan` step names a stored plan without recursion and that the
+plan keeps to the operator's policy (its secrets exist, its integrations are on)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,18 @@ from synthesis.engine.errors import FieldError, not_found, validation_error
 from synthesis.engine.events import Event
 from synthesis.engine.plan import (
     MAX_CHILD_DEPTH,
+    NESTED_STEP_LISTS,
     PLAN_FIELDS,
     Plan,
     check_metadata,
+    check_names,
     child_plan_ids,
+    raw_steps,
     require_object,
     validate_plan,
 )
-from synthesis.integrations import STEP_SCHEMAS
+from synthesis.engine.secrets import NO_MASK, SecretScope, unknown_references
+from synthesis.integrations import STEP_INTEGRATIONS, STEP_SCHEMAS, disabled_message
 from synthesis.store import PlanDeleted, PlanFilter, PlanSaved
 from synthesis.web.base import ApiHandler, date_params, page_params
 
@@ -59,18 +64,52 @@ async def check_child_plans(
         raise validation_error(errors)
 
 
-def plan_view(row: dict[str, Any]) -> dict[str, Any]:
+def check_policy(handler: ApiHandler, plan: Plan, field: str = "steps") -> None:
+    """Every `${secret.NAME}` names one of the server's secrets, and no step needs an
+    integration the operator turned off (`--integrations`)."""
+    runtime = handler.runtime
+    errors: list[FieldError] = []
+    for where, raw in raw_steps(plan.document.get("steps"), field):
+        integration = STEP_INTEGRATIONS.get(raw.get("type", ""))
+        if integration in runtime.disabled:
+            errors.append(FieldError(f"{where}.type", disabled_message(raw["type"], integration)))
+        params = {k: v for k, v in (raw.get("parameters") or {}).items() if k not in _NESTED}
+        errors.extend(
+            FieldError(path, f"unknown secret {name!r}: the server has no such secret")
+            for path, name in unknown_references(
+                params, runtime.settings.secrets, f"{where}.parameters"
+            )
+        )
+    if errors:
+        raise validation_error(errors)
+
+
+_NESTED = (*NESTED_STEP_LISTS, "if", "while")  # step lists and expressions: no ${...}
+
+
+def plan_view(row: dict[str, Any], masked: bool = False) -> dict[str, Any]:
+    """A stored plan; `masked` (a read-only token's view) shows the defaults of its secret
+    variables as `***`."""
     document = row["document"]
-    return {
+    variables = document.get("variables", {})
+    secret = document.get("secret_variables")
+    if masked:
+        scope = SecretScope(set(secret or ()))
+        scope.declare((), variables)
+        variables = scope.view(variables, NO_MASK)
+    view = {
         "plan_id": row["id"],
         "name": row["name"],
         "description": row["description"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "steps": document["steps"],
-        "variables": document.get("variables", {}),
+        "variables": variables,
         "metadata": row["meta"],
     }
+    if secret is not None:
+        view["secret_variables"] = secret
+    return view
 
 
 class PlanWriter(ApiHandler):
@@ -79,6 +118,7 @@ class PlanWriter(ApiHandler):
     async def checked_plan(self, own_id: str | None = None) -> Plan:
         body = self.json_body(PLAN_FIELDS)
         plan = validate_plan(body, STEP_SCHEMAS, field="")
+        check_policy(self, plan)
         await check_child_plans(self, plan, own_id)
         return plan
 
@@ -144,7 +184,7 @@ class PlanHandler(PlanWriter):
         row = await self.read(self.runtime.store.get_plan, plan_id)
         if row is None:
             raise not_found("plan", plan_id)
-        self.send(plan_view(row))
+        self.send(plan_view(row, masked="write" not in self.principal.scopes))
 
     async def put(self, plan_id: str) -> None:
         existing = await self.read(self.runtime.store.get_plan, plan_id)
@@ -166,22 +206,31 @@ class PlanHandler(PlanWriter):
 
 class PlanExecuteHandler(ApiHandler):
     async def post(self, plan_id: str) -> None:
-        body = self.json_body(("variables", "metadata"))
+        body = self.json_body(("variables", "secret_variables", "metadata"))
         variables = require_object(body.get("variables"), "variables")
         errors = check_metadata(body.get("metadata"), "metadata")
+        errors += check_names(body.get("secret_variables"), "secret_variables")
         if errors:
             raise validation_error(errors)
         row = await self.read(self.runtime.store.get_plan, plan_id)
         if row is None:
             raise not_found("plan", plan_id)
         plan = validate_plan(row["document"], STEP_SCHEMAS, field="")
+        check_policy(self, plan)
         metadata = {**row["meta"], **require_object(body.get("metadata"), "metadata")}
         if "created_by" not in (body.get("metadata") or {}) and self.principal.subject:
             metadata["created_by"] = self.principal.subject
         execution_id = str(uuid.uuid4())
         result = await self.runtime.ask_supervisor(
             lambda reply: CreateExecution(
-                execution_id, plan, variables, metadata, True, reply, plan_id
+                execution_id,
+                plan,
+                variables,
+                metadata,
+                True,
+                reply,
+                plan_id,
+                tuple(body.get("secret_variables") or ()),
             )
         )
         self.send({"execution_id": execution_id, **result, "plan_id": plan_id}, 201)

@@ -494,9 +494,10 @@ export class SynthesisClient {
 
   // ---- Executions ----
 
-  async createExecution(plan, { variables, metadata, start } = {}) {
+  async createExecution(plan, { variables, secretVariables, metadata, start } = {}) {
     const body = { plan };
     if (variables !== undefined) body.variables = variables;
+    if (secretVariables !== undefined) body.secret_variables = secretVariables;
     if (metadata !== undefined) body.metadata = metadata;
     if (start !== undefined) body.start = start;
     return this._request('POST', '/api/executions', { body });
@@ -564,16 +565,22 @@ export class SynthesisClient {
   }
 
   /** Creates and starts an execution of a stored plan; resolves with the server's answer. */
-  async executePlanById(planId, { variables, metadata } = {}) {
+  async executePlanById(planId, { variables, secretVariables, metadata } = {}) {
     const body = {};
     if (variables !== undefined) body.variables = variables;
+    if (secretVariables !== undefined) body.secret_variables = secretVariables;
     if (metadata !== undefined) body.metadata = metadata;
     return this._request('POST', `/api/plans/${id(planId, 'planId')}/execute`, { body });
   }
 
   /** Creates and starts an execution of an inline plan; resolves with its execution id. */
-  async executePlan(plan, { variables, metadata } = {}) {
-    const created = await this.createExecution(plan, { variables, metadata, start: true });
+  async executePlan(plan, { variables, secretVariables, metadata } = {}) {
+    const created = await this.createExecution(plan, {
+      variables,
+      secretVariables,
+      metadata,
+      start: true,
+    });
     return created.execution_id;
   }
 

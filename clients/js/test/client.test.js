@@ -213,6 +213,17 @@ test('the API reference example runs as written', async () => {
 
 // ---- REST ----
 
+test('secret variables are masked, and the plan and execute bodies carry them', async () => {
+  const secretPlan = plan('secret', [commandStep('say', 'echo "$SYNTHESIS_VAR_PIN"')]);
+  const id = await client.executePlan(secretPlan, { variables: { pin: '2468-1357' }, secretVariables: ['pin'] });
+  const done = await client.waitForExecution(id, { timeout: 10000 });
+  assert.deepEqual([done.variables.pin, done.steps[0].output], ['***', '***\n']);
+  const stored = await client.createPlan(secretPlan);
+  const run = await client.executePlanById(stored.plan_id, { variables: { pin: '2468-1357' }, secretVariables: ['pin'] });
+  assert.equal((await client.waitForExecution(run.execution_id, { timeout: 10000 })).variables.pin, '***');
+  await client.deletePlan(stored.plan_id);
+});
+
 test('executions: create, start, get, list, steps, one step, variables', async () => {
   const created = await client.createExecution(
     plan('greeting', [commandStep('greet', 'echo Hello, ${who}'), commandStep('shout', 'printf %s "$SYNTHESIS_VAR_GREET_OUTPUT" | tr a-z A-Z')]),
