@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(serve(settings))
     except ConfigError as exc:
         log.error("cannot start: %s", exc)
-        return 2
+        return 1
     except (SchemaMismatch, OperationalError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         log.error("cannot use the database: %s", reason)

@@ -116,7 +116,8 @@ class Settings:
                 try:
                     values[name] = convert(env[variable])
                 except ValueError:
-                    raise ConfigError(f"{variable} is not a valid {convert.__name__}") from None
+                    expected = _EXPECTED.get(convert, "valid")
+                    raise ConfigError(f"{variable} must be {expected}") from None
         for name, value in flags.items():
             if value is not None and value != () and value != []:
                 values[name] = tuple(value) if isinstance(value, list) else value
@@ -137,6 +138,9 @@ def _boolean(text: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"not a boolean: {text!r} (use 1 or 0)")
+
+
+_EXPECTED: dict[object, str] = {int: "a whole number", float: "a number", _boolean: "1 or 0"}
 
 
 def _split_tokens(text: str) -> Sequence[str]:

@@ -254,7 +254,7 @@ def test_a_database_from_another_version_is_refused_clearly(tmp_path: Path) -> N
         db.execute("CREATE TABLE executions (id TEXT PRIMARY KEY, metadata TEXT)")
     result = serve_once("--database", f"sqlite:///{tmp_path / 'old.db'}")
     assert result.returncode == 1
-    assert "table 'executions' in this database lacks columns" in result.stderr
+    assert "table 'executions' in this database lacks column" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -383,7 +383,7 @@ def test_unsafe_or_malformed_secret_files_are_refused_in_one_line(
 ) -> None:
     path = private_file(tmp_path / "file", text, mode)
     result = serve_once(flag, str(path), "--data-dir", str(tmp_path))
-    assert result.returncode == 2
+    assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert "cannot start" in lines[-1] and expected in lines[-1]
     assert "Traceback" not in result.stderr
@@ -392,6 +392,6 @@ def test_unsafe_or_malformed_secret_files_are_refused_in_one_line(
 
 def test_an_unknown_integration_is_refused_in_one_line(tmp_path: Path) -> None:
     result = serve_once("--integrations", "cli,shell", "--data-dir", str(tmp_path))
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "unknown integration 'shell' in --integrations" in result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr
