@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from synthesis.engine.plan import Limits
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -26,6 +28,8 @@ class Settings:
     kill_grace_seconds: float = 5.0
     shutdown_grace_seconds: float = 10.0
     max_concurrent_executions: int = 1024
+    max_plan_steps: int = 10_000  # steps in one plan, nested steps included
+    max_loop_iterations: int = 10_000  # the most a loop's max_iterations may be
     actor_timeout_seconds: float = 10.0
     websocket_ping_seconds: float = 20.0
     websocket_buffer_messages: int = 1000  # unsent messages a socket may hold, then 1013
@@ -36,6 +40,10 @@ class Settings:
     webhook_backoff_seconds: float = 0.5  # doubling after each failed attempt
     webhook_max_backoff_seconds: float = 60.0
     webhook_request_timeout_seconds: float = 10.0
+
+    @property
+    def plan_limits(self) -> Limits:
+        return Limits(self.max_plan_steps, self.max_loop_iterations)
 
     @property
     def database(self) -> str:
@@ -56,6 +64,8 @@ class Settings:
             "tokens": ("SYNTHESIS_TOKENS", _split_tokens),
             "jwt_secret": ("SYNTHESIS_JWT_SECRET", str),
             "max_concurrent_executions": ("SYNTHESIS_MAX_EXECUTIONS", int),
+            "max_plan_steps": ("SYNTHESIS_MAX_PLAN_STEPS", int),
+            "max_loop_iterations": ("SYNTHESIS_MAX_LOOP_ITERATIONS", int),
             "shutdown_grace_seconds": ("SYNTHESIS_SHUTDOWN_GRACE", float),
             "retention_days": ("SYNTHESIS_RETENTION_DAYS", float),
             "retention_events": ("SYNTHESIS_RETENTION_EVENTS", int),

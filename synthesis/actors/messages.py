@@ -140,6 +140,19 @@ class GraceOver:
 
 
 @dataclass(frozen=True)
+class Released:
+    """A commit an execution sent ahead of the others is stored; the others may follow."""
+
+
+@dataclass(frozen=True)
+class Continue:
+    """An execution's next turn, told by itself (`stored=False`) or, once the changes of
+    one of its turns are stored, by the bus (`stored=True`)."""
+
+    stored: bool = False
+
+
+@dataclass(frozen=True)
 class StepTimedOut:
     step_id: str
     attempt: int

@@ -39,7 +39,7 @@ from synthesis.actors.services import Services
 from synthesis.actors.step import StepActor
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError, not_found
-from synthesis.engine.plan import MAX_CHILD_DEPTH, Plan, validate_plan
+from synthesis.engine.plan import MAX_CHILD_DEPTH, NO_LIMITS, Plan, validate_plan
 from synthesis.engine.transitions import (
     CANCELLED,
     CREATED,
@@ -198,7 +198,9 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         if row is None:
             return refuse(f"unknown plan {message.plan_id!r}")
         try:
-            plan = validate_plan(row["document"], STEP_SCHEMAS, field="")
+            plan = validate_plan(
+                row["document"], STEP_SCHEMAS, "", self._services.settings.plan_limits
+            )
         except ApiError as exc:
             return refuse(f"plan {message.plan_id!r} is not valid: {exc.message}")
         child_id = str(uuid.uuid4())
@@ -308,14 +310,23 @@ class ExecutionSupervisor(pykka.ThreadingActor):
 
     def _cancel_idle(self, eid: str, now: str, reply: Reply, answer: dict[str, Any]) -> None:
         """Cancel an execution no actor is running: its steps that never ran with it."""
-        row = self._services.store.get_execution(eid) or {}
-        pending = [
-            s["step_id"] for s in self._services.store.list_steps(eid) if s["status"] == PENDING
-        ]
-        self._commit(recording.with_reply(recording.cancelled(eid, now, pending), reply, answer))
-        self._commit(
-            recording.finished(eid, CANCELLED, now, clock.duration_ms(row.get("started_at"), now))
+        store, bus = self._services.store, self._services.bus
+        row = store.get_execution(eid) or {}
+        then = recording.merged(
+            [
+                recording.steps_cancelled(eid, store.step_ids_in(eid, PENDING)),
+                recording.finished(
+                    eid, CANCELLED, now, clock.duration_ms(row.get("started_at"), now)
+                ),
+            ]
         )
+
+        def on_stored(stored: Any) -> None:  # bus thread: answer, then the events
+            reply(stored if isinstance(stored, BaseException) else answer)
+            if not isinstance(stored, BaseException):
+                bus.tell(then)
+
+        self._commit(Commit(recording.cancelled(eid, now).changes, on_stored=on_stored))
 
     def _seed_from_store(self, eid: str, status: str) -> ExecutionSeed:
         row = self._services.store.get_execution(eid)
@@ -327,7 +338,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             self._parents[eid] = (row["parent_execution_id"], row["parent_step_id"])
         return ExecutionSeed(
             eid,
-            validate_plan(row["plan"], STEP_SCHEMAS),
+            validate_plan(row["plan"], STEP_SCHEMAS, limits=NO_LIMITS),  # accepted before
             row["variables"],
             status,
             row["started_at"] or clock.now(),

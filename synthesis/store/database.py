@@ -233,6 +233,16 @@ class Store:
             )
             return [dict(r._mapping) for r in rows]
 
+    def step_ids_in(self, execution_id: str, status: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(steps.c.step_id)
+                    .where(steps.c.execution_id == execution_id, steps.c.status == status)
+                    .order_by(steps.c.position)
+                ).scalars()
+            )
+
     def get_step(self, execution_id: str, step_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(

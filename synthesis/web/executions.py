@@ -116,7 +116,7 @@ class ExecutionsHandler(ApiHandler):
             errors.append(FieldError("start", "must be a boolean"))
         if errors:
             raise validation_error(errors)
-        plan = validate_plan(body["plan"], STEP_SCHEMAS)
+        plan = validate_plan(body["plan"], STEP_SCHEMAS, limits=self.runtime.settings.plan_limits)
         await check_child_plans(self, plan, field="plan.steps")
         variables = require_object(body.get("variables"), "variables")
         metadata = {**plan.metadata, **require_object(body.get("metadata"), "metadata")}

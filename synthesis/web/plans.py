@@ -78,7 +78,7 @@ class PlanWriter(ApiHandler):
 
     async def checked_plan(self, own_id: str | None = None) -> Plan:
         body = self.json_body(PLAN_FIELDS)
-        plan = validate_plan(body, STEP_SCHEMAS, field="")
+        plan = validate_plan(body, STEP_SCHEMAS, "", self.runtime.settings.plan_limits)
         await check_child_plans(self, plan, own_id)
         return plan
 
@@ -174,7 +174,7 @@ class PlanExecuteHandler(ApiHandler):
         row = await self.read(self.runtime.store.get_plan, plan_id)
         if row is None:
             raise not_found("plan", plan_id)
-        plan = validate_plan(row["document"], STEP_SCHEMAS, field="")
+        plan = validate_plan(row["document"], STEP_SCHEMAS, "", self.runtime.settings.plan_limits)
         metadata = {**row["meta"], **require_object(body.get("metadata"), "metadata")}
         if "created_by" not in (body.get("metadata") or {}) and self.principal.subject:
             metadata["created_by"] = self.principal.subject
