@@ -19,11 +19,14 @@ import sys
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from run import Server  # benchmarks/run.py
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.run import Server
 
 PROBE_INTERVAL = 1.0
 
