@@ -51,6 +51,10 @@ class Ping:
 
 @dataclass(frozen=True)
 class CreateExecution:
+    """Create (and with `start`, start) an execution; the reply is `{status, created_at,
+    started_at?}` once stored. `also_store(reply value)` is a change stored in the same
+    commit (an idempotency key's answer)."""
+
     execution_id: str
     plan: Plan
     variables: Mapping[str, Any]
@@ -58,6 +62,16 @@ class CreateExecution:
     start: bool
     reply: Reply
     plan_id: str | None = None
+    also_store: Callable[[Mapping[str, Any]], Change] | None = None
+
+
+@dataclass(frozen=True)
+class Launch:
+    """To the supervisor, from the bus: an execution it created is stored (`stored`) or
+    was refused by the store; only a stored one runs."""
+
+    execution_id: str
+    stored: bool
 
 
 @dataclass(frozen=True)

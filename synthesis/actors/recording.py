@@ -5,7 +5,7 @@ through these functions, so a transition is written one way only."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from synthesis.actors.bridge import Reply, no_reply
@@ -326,6 +326,19 @@ _ANSWER_TIME = {
 def control_answer(execution_id: str, action: str, status: str, at: str) -> dict[str, Any]:
     """The API's answer to start, pause, resume or cancel."""
     return {"execution_id": execution_id, "status": status, _ANSWER_TIME[action]: at}
+
+
+def after_stored(commit: Commit, then: Callable[[bool], None]) -> Commit:
+    """`commit`, calling `then(stored)` (bus thread) once the store took it (True) or
+    refused it (False), before its own `on_stored` (so what `then` tells an actor is in
+    its inbox before whoever waits on the reply can send it anything)."""
+    own = commit.on_stored
+
+    def on_stored(stored: Any) -> None:
+        then(not isinstance(stored, BaseException))
+        own(stored)
+
+    return Commit(commit.changes, commit.events, on_stored)
 
 
 def with_reply(commit: Commit, reply: Reply = no_reply, value: Any = None) -> Commit:

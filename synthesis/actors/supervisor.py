@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pykka
 
 from synthesis.actors import recording
-from synthesis.actors.bridge import Reply, no_reply
+from synthesis.actors.bridge import Reply
 from synthesis.actors.execution import ExecutionActor, ExecutionSeed
 from synthesis.actors.messages import (
     CancelStep,
@@ -30,6 +30,7 @@ from synthesis.actors.messages import (
     ExecutionCrashed,
     ExecutionEnded,
     Invoke,
+    Launch,
     Ping,
     Shutdown,
     StartChild,
@@ -51,7 +52,7 @@ from synthesis.engine.transitions import (
 )
 from synthesis.integrations import STEP_SCHEMAS
 from synthesis.integrations.base import StepResult
-from synthesis.store import InvocationUpdate, StepsMarked, steps_reset
+from synthesis.store import Change, InvocationUpdate, StepsMarked, steps_reset
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._cap = services.settings.max_concurrent_executions
         self._live: dict[str, pykka.ActorRef[Any]] = {}
         self._queue: deque[ExecutionSeed] = deque()
+        self._launching: dict[str, ExecutionSeed] = {}  # created; runs once stored
         self._accepting = True
         self._shutdown_reply: Reply | None = None
         self._parents: dict[str, tuple[str, str]] = {}  # child: (parent, its plan step)
@@ -109,6 +111,10 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                 self._retire(eid)
                 if status is not None:
                     self._tell_parent(eid, status, variables or {}, error)
+            case Launch(execution_id=eid, stored=stored):
+                seed = self._launching.pop(eid, None)
+                if seed is not None and stored:
+                    self._launch(seed)
             case StartChild():
                 self._start_child(message)
             case Invoke():
@@ -144,6 +150,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             message.start,
             message.reply,
             message.plan_id,
+            also_store=message.also_store,
         )
 
     def _create_execution(
@@ -157,7 +164,10 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         plan_id: str | None,
         parent: tuple[str, str] | None = None,
         depth: int = 0,
+        also_store: Callable[[Mapping[str, Any]], Change] | None = None,
     ) -> None:
+        """Record the new execution; with `start`, it runs once that is stored (nothing
+        runs that the store refused: a request with a used idempotency key, say)."""
         created_at = clock.now()
         commit = recording.created(
             eid, plan, variables, metadata, created_at, plan_id, parent, depth
@@ -167,20 +177,16 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             begin = recording.started(eid, plan.name, created_at, plan_id)
             commit = Commit(commit.changes + begin.changes, commit.events + begin.events)
             value = {"status": RUNNING, "created_at": created_at, "started_at": created_at}
-        self._commit(recording.with_reply(commit, reply, value))
+        if also_store is not None:
+            commit = Commit((*commit.changes, also_store(value)), commit.events)
+        commit = recording.with_reply(commit, reply, value)
         if start:
-            self._launch(
-                ExecutionSeed(
-                    eid,
-                    plan,
-                    {**plan.variables, **variables},
-                    RUNNING,
-                    created_at,
-                    {},
-                    plan_id,
-                    depth,
-                )
-            )
+            variables = {**plan.variables, **variables}
+            seed = ExecutionSeed(eid, plan, variables, RUNNING, created_at, {}, plan_id, depth)
+            self._launching[eid] = seed
+            ref = self.actor_ref
+            commit = recording.after_stored(commit, lambda stored: ref.tell(Launch(eid, stored)))
+        self._commit(commit)
 
     def _start_child(self, message: StartChild) -> None:
         """A plan step runs a stored plan as a child execution of its own."""
@@ -206,13 +212,19 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         child_id = str(uuid.uuid4())
         self._parents[child_id] = (message.parent_id, message.step_id)
         metadata = {**row["meta"], "parent_execution_id": message.parent_id}
+
+        def stored(value: Any) -> None:  # bus thread
+            if isinstance(value, BaseException) and parent is not None:
+                reason = f"the child execution could not be stored: {value}"
+                parent.tell(ChildFinished(message.step_id, child_id, FAILED, {}, reason))
+
         self._create_execution(
             child_id,
             plan,
             message.variables,
             metadata,
             True,
-            no_reply,
+            stored,
             message.plan_id,
             (message.parent_id, message.step_id),
             message.depth,
@@ -284,13 +296,16 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             return
         if action in ("start", "resume") and not self._accepting:
             raise ApiError("unavailable", "the server is shutting down")
-        queued = next((seed for seed in self._queue if seed.execution_id == eid), None)
+        # waiting for room, or for its creation to be stored: running, with no actor yet
+        queued = self._launching.get(eid) or next(
+            (seed for seed in self._queue if seed.execution_id == eid), None
+        )
         status = RUNNING if queued else self._services.store.execution_status(eid)
         if status is None:
             raise not_found("execution", eid)
         target = transition(status, action)
         now = clock.now()
-        if queued:
+        if queued and self._launching.pop(eid, None) is None:
             self._queue.remove(queued)
         answer = recording.control_answer(eid, action, target, now)
         if action == "cancel":
@@ -321,12 +336,12 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             ]
         )
 
-        def on_stored(stored: Any) -> None:  # bus thread: answer, then the events
-            reply(stored if isinstance(stored, BaseException) else answer)
-            if not isinstance(stored, BaseException):
+        def events_then(stored: bool) -> None:  # bus thread: in a later transaction
+            if stored:
                 bus.tell(then)
 
-        self._commit(Commit(recording.cancelled(eid, now).changes, on_stored=on_stored))
+        cancel = recording.with_reply(recording.cancelled(eid, now), reply, answer)
+        self._commit(recording.after_stored(cancel, events_then))
 
     def _seed_from_store(self, eid: str, status: str) -> ExecutionSeed:
         row = self._services.store.get_execution(eid)

@@ -30,6 +30,7 @@ from sqlmodel import SQLModel
 
 from synthesis.engine.events import Event
 from synthesis.store.changes import Change
+from synthesis.store.idempotency import idempotency_keys
 from synthesis.store.models import (
     events,
     execution_tags,
@@ -415,3 +416,4 @@ class Store:
         with self.engine.begin() as conn:
             for table in (events, steps, execution_tags, executions, plan_tags, plans, invocations):
                 conn.execute(delete(table))
+            conn.execute(delete(idempotency_keys))

@@ -119,4 +119,4 @@ invocations = InvocationRow.__table__
 plan_tags = PlanTagRow.__table__
 
 # Tables defined in modules of their own join SQLModel.metadata here.
-from synthesis.store import subscription_models  # noqa: E402, F401
+from synthesis.store import idempotency, subscription_models  # noqa: E402, F401

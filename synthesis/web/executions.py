@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from synthesis.actors.messages import Control, CreateExecution
 from synthesis.engine import clock
 from synthesis.engine.errors import FieldError, not_found, validation_error
-from synthesis.engine.plan import check_metadata, require_object, validate_plan
+from synthesis.engine.plan import check_metadata, require_object
 from synthesis.engine.transitions import EXECUTION_STATUSES
-from synthesis.integrations import STEP_SCHEMAS
 from synthesis.store import ExecutionFilter
 from synthesis.web.base import ApiHandler, choice_param, date_params, page_params
-from synthesis.web.plans import check_child_plans
+from synthesis.web.idempotency import Remember, create_once
+from synthesis.web.plans import check_child_plans, checked
 
 _NESTED = re.compile(r"^(.*)(?:\.(?:then|else)|\[\d+\])\.[A-Za-z0-9_-]+$")
 
@@ -109,6 +110,9 @@ class ExecutionsHandler(ApiHandler):
 
     async def post(self) -> None:
         body = self.json_body(("plan", "variables", "metadata", "start"))
+        await create_once(self, body, lambda remember: self._create(body, remember))
+
+    async def _create(self, body: dict[str, Any], remember: Remember | None) -> tuple[int, Any]:
         if "plan" not in body:
             raise validation_error([FieldError("plan", "is required")])
         errors = check_metadata(body.get("metadata"), "metadata")
@@ -116,7 +120,7 @@ class ExecutionsHandler(ApiHandler):
             errors.append(FieldError("start", "must be a boolean"))
         if errors:
             raise validation_error(errors)
-        plan = validate_plan(body["plan"], STEP_SCHEMAS, limits=self.runtime.settings.plan_limits)
+        plan = await checked(self, body["plan"], "plan")
         await check_child_plans(self, plan, field="plan.steps")
         variables = require_object(body.get("variables"), "variables")
         metadata = {**plan.metadata, **require_object(body.get("metadata"), "metadata")}
@@ -124,10 +128,22 @@ class ExecutionsHandler(ApiHandler):
             metadata["created_by"] = self.principal.subject
         execution_id = str(uuid.uuid4())
         start = body.get("start", False)
+
+        def answer(result: Mapping[str, Any]) -> dict[str, Any]:
+            return {"execution_id": execution_id, **result, "plan": plan.document}
+
         result = await self.runtime.ask_supervisor(
-            lambda reply: CreateExecution(execution_id, plan, variables, metadata, start, reply)
+            lambda reply: CreateExecution(
+                execution_id,
+                plan,
+                variables,
+                metadata,
+                start,
+                reply,
+                also_store=(lambda v: remember.saved(201, answer(v))) if remember else None,
+            )
         )
-        self.send({"execution_id": execution_id, **result, "plan": plan.document}, 201)
+        return 201, answer(result)
 
 
 class ExecutionHandler(ApiHandler):
