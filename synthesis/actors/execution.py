@@ -56,7 +56,7 @@ from synthesis.actors.step import StepActor
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError
 from synthesis.engine.expressions import ExpressionError, truthy
-from synthesis.engine.plan import CONTROL_SCHEMAS, Plan, Step
+from synthesis.engine.plan import CONTROL_SCHEMAS, Plan, Step, loop_bound
 from synthesis.engine.scheduler import Schedule
 from synthesis.engine.schema import check_parameters, with_defaults
 from synthesis.engine.substitution import UnknownVariable, is_whole_reference, lookup, substitute
@@ -467,7 +467,7 @@ class ExecutionActor(LoopActor):
         self, full: str, entry: Active, parameters: dict[str, Any], variables: Mapping[str, Any]
     ) -> None:
         params = with_defaults(parameters, CONTROL_SCHEMAS["loop"])
-        limit = params["max_iterations"]
+        limit = loop_bound(parameters.get("max_iterations"), self._max_iterations)
         if limit > self._max_iterations:  # given as ${...}: checked now that it is known
             raise VariableError(
                 f"max_iterations {limit} is over the server's max_loop_iterations "

@@ -32,6 +32,7 @@ RETRY_FIELDS = {"max_attempts", "backoff_seconds", "backoff_multiplier", "jitter
 MAX_DEPTH = 8
 MAX_ITERATIONS = 10_000  # default of the setting max_loop_iterations
 MAX_PLAN_STEPS = 10_000  # default of the setting max_plan_steps
+DEFAULT_LOOP_BOUND = 100  # a loop's max_iterations when it gives none
 MAX_CHILD_DEPTH = 5  # plan steps running plans running plans ...
 VARIABLE_OPERATIONS = ("set", "delete", "increment", "append", "merge")
 
@@ -46,7 +47,12 @@ CONTROL_SCHEMAS: dict[str, Schema] = {
         "count": Param("integer", "Run the body this many times", minimum=0),
         "while": Param("string", "Expression checked before each iteration"),
         "steps": Param("array", "The body", required=True),
-        "max_iterations": Param("integer", "Upper bound, always enforced", default=100, minimum=1),
+        "max_iterations": Param(
+            "integer",
+            "Upper bound, always enforced; at most the server's max_loop_iterations",
+            default=DEFAULT_LOOP_BOUND,
+            minimum=1,
+        ),
         "parallel": Param("boolean", "Run iterations concurrently", default=False),
         "max_concurrency": Param("integer", "Iterations at once when parallel", minimum=1),
     },
@@ -330,8 +336,8 @@ class _Checker:
         if len(kinds) != 1:
             self.error(where, "a loop needs exactly one of: for, count, while")
             return None
-        bound = params.get("max_iterations", 100)
         cap = self.limits.max_loop_iterations
+        bound = loop_bound(params.get("max_iterations"), cap)
         if cap is not None and isinstance(bound, int) and bound > cap:
             self.error(
                 f"{where}.max_iterations",
@@ -372,6 +378,13 @@ def _resolve_dependencies(raw_steps: list[dict[str, Any]]) -> dict[str, tuple[st
             resolved[raw["id"]] = tuple(dict.fromkeys(given))
         previous = raw["id"]
     return resolved
+
+
+def loop_bound(given: Any, cap: int | None) -> Any:
+    """A loop's max_iterations: as given, or the default, lowered to the server's cap."""
+    if given is not None:
+        return given
+    return DEFAULT_LOOP_BOUND if cap is None else min(DEFAULT_LOOP_BOUND, cap)
 
 
 def count_steps(raw_steps: Any) -> int:
