@@ -510,6 +510,12 @@ export interface WaitOptions {
 export interface RunOptions {
   variables?: Record<string, unknown>;
   metadata?: Metadata;
+  /**
+   * Sent as the Idempotency-Key header: the same call with the same key (within 24 hours)
+   * answers the first call's answer and creates nothing more; the same key with another
+   * request fails with code `idempotency_key_reused` (409). 1-255 printable ASCII characters.
+   */
+  idempotencyKey?: string;
 }
 
 export interface CreateExecutionOptions extends RunOptions {
@@ -548,7 +554,7 @@ export class SynthesisClient {
   getExecutionVariables(executionId: string): Promise<ExecutionVariables>;
 
   // Plans
-  createPlan(plan: Plan): Promise<StoredPlan>;
+  createPlan(plan: Plan, options?: { idempotencyKey?: string }): Promise<StoredPlan>;
   listPlans(filters?: PlanFilters): Promise<PlanList>;
   getPlan(planId: string): Promise<StoredPlan>;
   updatePlan(planId: string, plan: Plan): Promise<StoredPlan>;
