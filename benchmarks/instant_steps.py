@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.run import Server
 
-PROBE_INTERVAL = 1.0
+PROBE_INTERVAL = 0.25
 
 
 def request(server: Server, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
@@ -90,12 +90,7 @@ def probe_while(server: Server, size: int, errors: list[str]) -> dict[str, Any]:
     big, create_big = create(server, instant_plan(size), errors)
     victim, create_victim = create(server, instant_plan(size), errors)
     assert big and victim, errors
-    probes: dict[str, list[float]] = {
-        "health": [],
-        "create": [create_big, create_victim],
-        "small_run": [],
-        "cancel": [],
-    }
+    probes: dict[str, list[float]] = {"health": [], "create": [], "small_run": [], "cancel": []}
     small = {"plan": {"name": "small", "steps": [NOTIFY]}, "start": True}
     done = threading.Event()
 
@@ -136,8 +131,10 @@ def probe_while(server: Server, size: int, errors: list[str]) -> dict[str, Any]:
     wait_end(server, big)
     done.set()
     prober.join()
-    return {f"worst_{k}_s": round(max(v), 3) if v else None for k, v in probes.items()} | {
-        "probes": len(probes["health"])
+    return {
+        "create_big_s": round(max(create_big, create_victim), 3),
+        **{f"worst_{k}_s": round(max(v), 3) if v else None for k, v in probes.items()},
+        "probes": len(probes["health"]),
     }
 
 

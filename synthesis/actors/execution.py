@@ -13,8 +13,10 @@ tell, never wait, so a thousand runs in flight cost no thread each. It shares th
 so it takes turns: one message starts at most BATCH steps (instant ones, `variable` and
 `notify`, end at once and make the next ready); with more to do it tells itself to
 `Continue`, and other actors' messages, step I/O and timers run in between. What a turn
-changed is sent to the bus as one Commit; at most WINDOW such turns wait to be stored,
-so one big plan cannot bury the bus (and every other request) under its commits.
+changed goes to the bus as one Commit; while one is on its way to the store, the next
+turns' changes are gathered into the next (up to GATHER turns, then it waits), so one big
+plan sends one commit per round trip and cannot bury the bus (and every other request
+waiting on it) under its commits.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ from synthesis.integrations.base import StepResult
 log = logging.getLogger(__name__)
 
 BATCH = 64  # steps started (or loop iterations opened) per message, then a turn for others
-WINDOW = 2  # turns sent to the bus and not stored yet, before this one waits for the bus
+GATHER = 8  # turns gathered into one commit while the previous one is being stored
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ class ExecutionActor(LoopActor):
         self._dirty_loops: dict[str, None] = {}
         self._budget = BATCH  # steps this turn may still start
         self._outbox: list[Commit] = []  # this turn's changes, sent as one Commit
-        self._unstored = 0  # turns sent to the bus and not stored yet
+        self._in_flight = False  # a commit sent with work left is not stored yet
+        self._gathered = 0  # turns since it was sent
         self._next_turn: str | None = None  # None, "told" (a Continue) or "bus" (waiting)
         self._held = False  # a commit sent ahead is not stored yet (`_send_ahead`)
 
@@ -192,7 +195,7 @@ class ExecutionActor(LoopActor):
                 self._held = False
             case Continue(stored=stored):
                 if stored:
-                    self._unstored -= 1
+                    self._in_flight = False
                 if self._next_turn == ("bus" if stored else "told"):
                     self._next_turn = None
             case StepFinished(step_id=full, result=result, interrupted=interrupted):
@@ -227,19 +230,28 @@ class ExecutionActor(LoopActor):
         self._supervisor.tell(ExecutionCrashed(self._id, f"internal error: {value}"))
 
     def _end_turn(self) -> None:
-        """After each message: send what it changed as one Commit; if work is left (the
-        batch was used up), take the next turn now, or once the bus has stored enough."""
+        """After each message. With nothing left to do, send what it changed. With work
+        left (the batch used up), take another turn once the loop's other callbacks have
+        run; and while a commit sent with work left is on its way to the store, gather the
+        turns' changes (up to GATHER turns, then wait for the store), to send as one
+        Commit once it is stored: one commit per store round trip, however fast the run,
+        its variables written once per commit."""
         behind = bool(self._dirty_blocks or self._dirty_loops) and not self._ended
-        if behind and self._next_turn is None:
+        if not behind:
+            self._send_outbox()
+            return
+        if not self._in_flight:
             ref = self.actor_ref
             self._commit(Commit(on_stored=lambda _: _tell_quietly(ref, Continue(stored=True))))
-            self._unstored += 1
-            if self._unstored < WINDOW:
+            self._in_flight, self._gathered = True, 0
+            self._send_outbox()
+        if self._next_turn is None:
+            if self._gathered < GATHER:
+                self._gathered += 1
                 self._next_turn = "told"
-                ref.tell(Continue())
+                self.actor_ref.tell(Continue())
             else:
                 self._next_turn = "bus"
-        self._send_outbox()
 
     def _send_ahead(self, commit: Commit) -> None:
         """Send `commit` now, in a transaction of its own, and hold this actor's later
