@@ -7,14 +7,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from synthesis.actors.messages import Control, CreateExecution
+from synthesis.actors.messages import Control
 from synthesis.engine import clock
 from synthesis.engine.errors import FieldError, not_found, validation_error
 from synthesis.engine.plan import check_metadata, require_object
 from synthesis.engine.transitions import EXECUTION_STATUSES
 from synthesis.store import ExecutionFilter
 from synthesis.web.base import ApiHandler, choice_param, date_params, page_params
-from synthesis.web.idempotency import Remember, create_once
+from synthesis.web.idempotency import Remember, create_execution, create_once
 from synthesis.web.plans import check_child_plans, checked
 
 _NESTED = re.compile(r"^(.*)(?:\.(?:then|else)|\[\d+\])\.[A-Za-z0-9_-]+$")
@@ -132,18 +132,8 @@ class ExecutionsHandler(ApiHandler):
         def answer(result: Mapping[str, Any]) -> dict[str, Any]:
             return {"execution_id": execution_id, **result, "plan": plan.document}
 
-        result = await self.runtime.ask_supervisor(
-            lambda reply: CreateExecution(
-                execution_id,
-                plan,
-                variables,
-                metadata,
-                start,
-                reply,
-                also_store=(lambda v: remember.saved(201, answer(v))) if remember else None,
-            )
-        )
-        return 201, answer(result)
+        fields = (execution_id, plan, variables, metadata, start)
+        return await create_execution(self, remember, answer, *fields)
 
 
 class ExecutionHandler(ApiHandler):

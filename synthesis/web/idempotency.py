@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from synthesis.actors.messages import CreateExecution
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError, FieldError, validation_error
+from synthesis.engine.plan import Plan
 from synthesis.store import IdempotencyKeySaved
 from synthesis.store.idempotency import KEY_TTL, find_key
 
@@ -80,6 +82,28 @@ async def _replayed(handler: ApiHandler, remember: Remember) -> bool:
     handler.set_header("Idempotent-Replayed", "true")
     handler.send(row["response"], row["status"])
     return True
+
+
+async def create_execution(
+    handler: ApiHandler,
+    remember: Remember | None,
+    answer: Callable[[Mapping[str, Any]], dict[str, Any]],
+    execution_id: str,
+    plan: Plan,
+    variables: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    start: bool,
+    plan_id: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Ask the supervisor to create an execution; the response is `answer(its reply)`,
+    kept under the request's key (if any) in the same commit as the execution."""
+    keep = (lambda value: remember.saved(201, answer(value))) if remember else None
+    result = await handler.runtime.ask_supervisor(
+        lambda reply: CreateExecution(
+            execution_id, plan, variables, metadata, start, reply, plan_id, keep
+        )
+    )
+    return 201, answer(result)
 
 
 async def create_once(

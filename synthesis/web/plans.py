@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from synthesis.actors.messages import Commit, CreateExecution
+from synthesis.actors.messages import Commit
 from synthesis.engine import clock
 from synthesis.engine import events as ev
 from synthesis.engine.errors import FieldError, not_found, validation_error
@@ -25,7 +25,7 @@ from synthesis.engine.plan import (
 from synthesis.integrations import STEP_SCHEMAS
 from synthesis.store import PlanDeleted, PlanFilter, PlanSaved
 from synthesis.web.base import ApiHandler, date_params, page_params
-from synthesis.web.idempotency import Remember, create_once
+from synthesis.web.idempotency import Remember, create_execution, create_once
 
 INLINE_STEPS = 200  # plans up to this size are checked on the IOLoop, bigger ones off it
 
@@ -210,19 +210,8 @@ class PlanExecuteHandler(ApiHandler):
         def answer(result: Mapping[str, Any]) -> dict[str, Any]:
             return {"execution_id": execution_id, **result, "plan_id": plan_id}
 
-        result = await self.runtime.ask_supervisor(
-            lambda reply: CreateExecution(
-                execution_id,
-                plan,
-                variables,
-                metadata,
-                True,
-                reply,
-                plan_id,
-                also_store=(lambda v: remember.saved(201, answer(v))) if remember else None,
-            )
-        )
-        return 201, answer(result)
+        fields = (execution_id, plan, variables, metadata, True, plan_id)
+        return await create_execution(self, remember, answer, *fields)
 
 
 _ID = r"([^/]+)"
