@@ -276,6 +276,8 @@ def test_idempotency_keys_make_retried_creates_safe(server: ServerThread) -> Non
             assert rerun == run
             assert (await client.list_executions(tag=tag))["total"] == 2
             assert (await client.list_plans(tag=tag))["total"] == 1
+            for execution_id in (first["execution_id"], run["execution_id"]):
+                await client.wait_for_execution(execution_id, timeout=15)
 
     asyncio.run(main())
 

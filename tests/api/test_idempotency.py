@@ -62,6 +62,7 @@ def test_the_same_key_and_request_create_one_execution_and_answer_the_same(clien
     )
     assert reordered.status == 201 and reordered.json == first.json
     assert total(client, "executions", tag) == 1
+    client.wait_for_status(first.json["execution_id"])
 
 
 def test_the_same_key_with_another_request_is_refused(client: Client) -> None:
@@ -107,6 +108,7 @@ def test_stored_plans_and_their_executions_take_keys_too(client: Client) -> None
     assert runs[0].status == runs[1].status == 201
     assert runs[0].json == runs[1].json
     assert total(client, "executions", tag) == 1
+    client.wait_for_status(runs[0].json["execution_id"])
 
 
 @pytest.mark.parametrize("bad", ["", "x" * 256, "caf\u00e9", "tab\there"])
