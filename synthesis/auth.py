@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ SCOPES = frozenset({"read", "write"})
 class Principal:
     subject: str | None
     scopes: frozenset[str]
+    identity: str = ""  # who this is, for scoping idempotency keys; never the token itself
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(b"synthesis-principal\0" + token.encode()).hexdigest()[:40]
 
 
 def _parse_static(entry: str) -> tuple[str, frozenset[str]]:
@@ -74,8 +80,8 @@ class Authenticator:
         found = None
         for known, scopes in self._static:  # compare with every token: constant time
             if hmac.compare_digest(given, known):
-                found = Principal(None, scopes)
-        return found
+                found = scopes
+        return None if found is None else Principal(None, found, f"token:{_digest(token)}")
 
     def _jwt_principal(self, token: str) -> Principal:
         assert self._jwt_secret is not None
@@ -94,8 +100,10 @@ class Authenticator:
             raise ApiError("unauthenticated", "invalid token") from None
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) & SCOPES if isinstance(scope, str) else frozenset()
-        subject = claims.get("sub")
-        return Principal(subject if isinstance(subject, str) else None, scopes)
+        subject = claims.get("sub") if isinstance(claims.get("sub"), str) else None
+        # tokens of one subject share its keys; a token without `sub` is its own principal
+        identity = f"sub:{_digest(subject)}" if subject else f"jwt:{_digest(token)}"
+        return Principal(subject, scopes, identity)
 
 
 def require_scope(principal: Principal, scope: str) -> None:

@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="executions running at once; the rest wait in order (default 1024)",
     )
     serve.add_argument(
+        "--max-plan-steps",
+        dest="max_plan_steps",
+        type=int,
+        help="steps one plan may have, nested ones included (default 10000)",
+    )
+    serve.add_argument(
+        "--max-loop-iterations",
+        dest="max_loop_iterations",
+        type=int,
+        help="the most a loop's max_iterations may be (default 10000)",
+    )
+    serve.add_argument(
         "--shutdown-grace",
         dest="shutdown_grace_seconds",
         type=float,

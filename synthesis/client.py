@@ -109,6 +109,11 @@ def _list_query(
     }
 
 
+def _idempotency(key: str | None) -> dict[str, str] | None:
+    """The Idempotency-Key header, when a key is given."""
+    return None if key is None else {"Idempotency-Key": key}
+
+
 def _segment(value: str) -> str:
     return urllib.parse.quote(str(value), safe="")
 
@@ -264,9 +269,12 @@ class SynthesisClient:
         metadata: Mapping[str, Any] | None = None,
         start: bool = False,
         secret_variables: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """POST /api/executions: an execution of an inline plan (started if `start`);
-        `secret_variables` are shown as `***` wherever they would show."""
+        `secret_variables` are shown as `***` wherever they would show. With an
+        `idempotency_key`, sending the same call again (after a timeout or a 503, say)
+        answers the first call's answer and creates nothing more."""
         body: dict[str, Any] = {"plan": plan}
         if variables is not None:
             body["variables"] = variables
@@ -276,7 +284,8 @@ class SynthesisClient:
             body["metadata"] = metadata
         if start:
             body["start"] = True
-        return await self._json("POST", "/api/executions", body=body)
+        headers = _idempotency(idempotency_key)
+        return await self._json("POST", "/api/executions", body=body, headers=headers)
 
     async def execute_plan(
         self,
@@ -284,10 +293,16 @@ class SynthesisClient:
         variables: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         secret_variables: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
         """Create and start an execution of an inline plan; its execution id."""
         created = await self.create_execution(
-            plan, variables, metadata, start=True, secret_variables=secret_variables
+            plan,
+            variables,
+            metadata,
+            start=True,
+            secret_variables=secret_variables,
+            idempotency_key=idempotency_key,
         )
         return created["execution_id"]
 
@@ -345,9 +360,12 @@ class SynthesisClient:
 
     # ---- plans ----------------------------------------------------------------------
 
-    async def create_plan(self, plan: Mapping[str, Any]) -> dict[str, Any]:
+    async def create_plan(
+        self, plan: Mapping[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """POST /api/plans: store a plan; the stored plan, with its `plan_id`."""
-        return await self._json("POST", "/api/plans", body=plan)
+        headers = _idempotency(idempotency_key)
+        return await self._json("POST", "/api/plans", body=plan, headers=headers)
 
     async def list_plans(
         self,
@@ -380,6 +398,7 @@ class SynthesisClient:
         variables: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         secret_variables: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """POST /api/plans/{id}/execute: create and start an execution of a stored plan."""
         body: dict[str, Any] = {}
@@ -389,7 +408,8 @@ class SynthesisClient:
             body["secret_variables"] = list(secret_variables)
         if metadata is not None:
             body["metadata"] = metadata
-        return await self._json("POST", f"/api/plans/{_segment(plan_id)}/execute", body=body)
+        path = f"/api/plans/{_segment(plan_id)}/execute"
+        return await self._json("POST", path, body=body, headers=_idempotency(idempotency_key))
 
     # ---- integrations ---------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from synthesis.engine.plan import Limits
 from synthesis.engine.secrets import SECRET_ENV_PREFIX, check_secrets, parse_secrets, parse_tokens
 
 T = TypeVar("T")
@@ -48,6 +49,8 @@ class Settings:
     kill_grace_seconds: float = 5.0
     shutdown_grace_seconds: float = 10.0
     max_concurrent_executions: int = 1024
+    max_plan_steps: int = 10_000  # steps in one plan, nested steps included
+    max_loop_iterations: int = 10_000  # the most a loop's max_iterations may be
     actor_timeout_seconds: float = 10.0
     websocket_ping_seconds: float = 20.0
     websocket_buffer_bytes: int = 8 * 1024 * 1024  # unsent bytes a socket may hold, then 1013
@@ -76,6 +79,10 @@ class Settings:
             raise ConfigError(str(exc)) from None
 
     @property
+    def plan_limits(self) -> Limits:
+        return Limits(self.max_plan_steps, self.max_loop_iterations)
+
+    @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'synthesis.db'}"
 
@@ -99,6 +106,8 @@ class Settings:
             "websocket_buffer_bytes": ("SYNTHESIS_WEBSOCKET_BUFFER_BYTES", int),
             "max_concurrent_executions": ("SYNTHESIS_MAX_EXECUTIONS", int),
             "http_idle_timeout_seconds": ("SYNTHESIS_HTTP_IDLE_TIMEOUT", float),
+            "max_plan_steps": ("SYNTHESIS_MAX_PLAN_STEPS", int),
+            "max_loop_iterations": ("SYNTHESIS_MAX_LOOP_ITERATIONS", int),
             "shutdown_grace_seconds": ("SYNTHESIS_SHUTDOWN_GRACE", float),
             "retention_days": ("SYNTHESIS_RETENTION_DAYS", float),
             "retention_events": ("SYNTHESIS_RETENTION_EVENTS", int),

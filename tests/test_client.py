@@ -272,6 +272,33 @@ def test_secret_variables_through_the_client(server: ServerThread) -> None:
             assert done["variables"]["pin"] == "***"
             await client.delete_plan(plan_id)
 
+
+def test_idempotency_keys_make_retried_creates_safe(server: ServerThread) -> None:
+    tag = f"i-{uuid.uuid4().hex[:8]}"
+    plan = {"name": "once", "steps": [command("a", "true")], "metadata": {"tags": [tag]}}
+
+    async def main() -> None:
+        async with make_client(server) as client:
+            key = f"k-{tag}"
+            first = await client.create_execution(plan, start=True, idempotency_key=key)
+            again = await client.create_execution(plan, start=True, idempotency_key=key)
+            assert again == first
+            assert await client.execute_plan(plan, idempotency_key=key) == first["execution_id"]
+            with pytest.raises(SynthesisError) as caught:
+                await client.create_execution(plan, idempotency_key=key)  # not started
+            assert caught.value.code == "idempotency_key_reused"
+            assert caught.value.status == 409
+
+            stored = await client.create_plan(plan, idempotency_key=f"p-{tag}")
+            assert await client.create_plan(plan, idempotency_key=f"p-{tag}") == stored
+            run = await client.execute_plan_by_id(stored["plan_id"], idempotency_key=f"r-{tag}")
+            rerun = await client.execute_plan_by_id(stored["plan_id"], idempotency_key=f"r-{tag}")
+            assert rerun == run
+            assert (await client.list_executions(tag=tag))["total"] == 2
+            assert (await client.list_plans(tag=tag))["total"] == 1
+            for execution_id in (first["execution_id"], run["execution_id"]):
+                await client.wait_for_execution(execution_id, timeout=15)
+
     asyncio.run(main())
 
 

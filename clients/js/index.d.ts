@@ -527,6 +527,12 @@ export interface RunOptions {
   /** Variables shown as `***` wherever they would show (besides the plan's own). */
   secretVariables?: string[];
   metadata?: Metadata;
+  /**
+   * Sent as the Idempotency-Key header: the same call with the same key (within 24 hours)
+   * answers the first call's answer and creates nothing more; the same key with another
+   * request fails with code `idempotency_key_reused` (409). 1-255 printable ASCII characters.
+   */
+  idempotencyKey?: string;
 }
 
 export interface CreateExecutionOptions extends RunOptions {
@@ -565,7 +571,7 @@ export class SynthesisClient {
   getExecutionVariables(executionId: string): Promise<ExecutionVariables>;
 
   // Plans
-  createPlan(plan: Plan): Promise<StoredPlan>;
+  createPlan(plan: Plan, options?: { idempotencyKey?: string }): Promise<StoredPlan>;
   listPlans(filters?: PlanFilters): Promise<PlanList>;
   getPlan(planId: string): Promise<StoredPlan>;
   updatePlan(planId: string, plan: Plan): Promise<StoredPlan>;

@@ -9,7 +9,14 @@ step type ends through `_end_step`, so timeouts, retries, variables and records 
 same for all of them.
 
 It lives on the aio loop (a LoopActor) beside its steps: its handlers only compute and
-tell, never wait, so a thousand runs in flight cost no thread each.
+tell, never wait, so a thousand runs in flight cost no thread each. It shares that loop,
+so it takes turns: one message starts at most BATCH steps (instant ones, `variable` and
+`notify`, end at once and make the next ready); with more to do it tells itself to
+`Continue`, and other actors' messages, step I/O and timers run in between. What a turn
+changed goes to the bus as one Commit; while one is on its way to the store, the next
+turns' changes are gathered into the next (up to GATHER turns, then it waits), so one big
+plan sends one commit per round trip and cannot bury the bus (and every other request
+waiting on it) under its commits.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import contextlib
 import logging
 import random
 import sys
-from collections.abc import Mapping
+from collections import ChainMap
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +42,12 @@ from synthesis.actors.messages import (
     ChildFinished,
     ChildStarted,
     Commit,
+    Continue,
     Control,
     ExecutionCrashed,
     ExecutionEnded,
     GraceOver,
+    Released,
     RetryStep,
     Shutdown,
     StartChild,
@@ -49,7 +59,7 @@ from synthesis.actors.step import StepActor
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError
 from synthesis.engine.expressions import ExpressionError, truthy
-from synthesis.engine.plan import CONTROL_SCHEMAS, Plan, Step
+from synthesis.engine.plan import CONTROL_SCHEMAS, Plan, Step, loop_bound
 from synthesis.engine.scheduler import Schedule
 from synthesis.engine.schema import check_parameters, with_defaults
 from synthesis.engine.secrets import SECRET_ENV_PREFIX, SecretScope, references
@@ -69,6 +79,9 @@ from synthesis.integrations import STEP_CAPABILITIES, STEP_INTEGRATIONS, disable
 from synthesis.integrations.base import StepResult
 
 log = logging.getLogger(__name__)
+
+BATCH = 64  # steps started (or loop iterations opened) per message, then a turn for others
+GATHER = 8  # turns gathered into one commit while the previous one is being stored
 
 
 @dataclass(frozen=True)
@@ -96,9 +109,6 @@ class Block:
     parent: Block | None = None  # are the execution's variables
     owner: str | None = None  # the control step running this block
     index: int | None = None  # its iteration, in a loop
-
-    def step(self, step_id: str) -> Step:
-        return next(s for s in self.steps if s.id == step_id)
 
 
 @dataclass(eq=False)
@@ -152,28 +162,52 @@ class ExecutionActor(LoopActor):
         self._top = Block(
             "", seed.plan.steps, Schedule(seed.plan.steps, seed.step_statuses), self._variables
         )
-        self._blocks: list[Block] = [self._top]
+        self._blocks: dict[Block, None] = {self._top: None}  # an ordered set
         self._active: dict[str, Active] = {}
         self._loops: dict[str, LoopRun] = {}
         self._results: dict[str, dict[str, Any]] = {}
         self._position = len(seed.plan.steps) if seed.next_position is None else seed.next_position
-        self._variables_changed = False
+        self._max_iterations = services.settings.max_loop_iterations
+        self._variables_changed = False  # by the step being recorded
+        self._variables_unsaved = False  # since the last turn's commit
         self._draining = False
         self._ended = False
         self._cancelled_at: str | None = None
+        # what changed since the last pass, so a pass touches only that
+        self._dirty_blocks: dict[Block, None] = {self._top: None}
+        self._dirty_loops: dict[str, None] = {}
+        self._budget = BATCH  # steps this turn may still start
+        self._outbox: list[Commit] = []  # this turn's changes, sent as one Commit
+        self._in_flight = False  # a commit sent with work left is not stored yet
+        self._gathered = 0  # turns since it was sent
+        self._next_turn: str | None = None  # None, "told" (a Continue) or "bus" (waiting)
+        self._held = False  # a commit sent ahead is not stored yet (`_send_ahead`)
 
     # ---- messages (aio loop thread) -------------------------------------------------
 
     def on_start(self) -> None:
         try:
             self._advance()
+            self._end_turn()
         except Exception:  # Pykka calls no on_failure for on_start: supervise it here
             log.exception("execution %s failed to start", self._id)
             self.on_failure(*sys.exc_info())
             self.stop()
 
     def on_receive(self, message: object) -> None:
+        self._handle(message)
+        self._advance()
+        self._end_turn()
+
+    def _handle(self, message: object) -> None:
         match message:
+            case Released():
+                self._held = False
+            case Continue(stored=stored):
+                if stored:
+                    self._in_flight = False
+                if self._next_turn == ("bus" if stored else "told"):
+                    self._next_turn = None
             case StepFinished(step_id=full, result=result, interrupted=interrupted):
                 if interrupted:
                     self._reset(full)
@@ -198,12 +232,65 @@ class ExecutionActor(LoopActor):
                 for entry in self._active.values():
                     if entry.actor is not None:
                         _tell_quietly(entry.actor, CancelStep(interrupted=True))
-        self._advance()
 
     def on_failure(self, _type: object, value: object, _tb: object) -> None:
         """Rule 6: a crashed execution is reported, never left running."""
         self._stop_everything()
+        self._send_outbox(force=True)
         self._supervisor.tell(ExecutionCrashed(self._id, f"internal error: {value}"))
+
+    def _end_turn(self) -> None:
+        """After each message. With nothing left to do, send what it changed. With work
+        left (the batch used up), take another turn once the loop's other callbacks have
+        run; and while a commit sent with work left is on its way to the store, gather the
+        turns' changes (up to GATHER turns, then wait for the store), to send as one
+        Commit once it is stored: one commit per store round trip, however fast the run,
+        its variables written once per commit."""
+        behind = bool(self._dirty_blocks or self._dirty_loops) and not self._ended
+        if not behind:
+            self._send_outbox()
+            return
+        if not self._in_flight:
+            ref = self.actor_ref
+            self._commit(Commit(on_stored=lambda _: _tell_quietly(ref, Continue(stored=True))))
+            self._in_flight, self._gathered = True, 0
+            self._send_outbox()
+        if self._next_turn is None:
+            if self._gathered < GATHER:
+                self._gathered += 1
+                self._next_turn = "told"
+                self.actor_ref.tell(Continue())
+            else:
+                self._next_turn = "bus"
+
+    def _send_ahead(self, commit: Commit) -> None:
+        """Send `commit` now, in a transaction of its own, and hold this actor's later
+        changes until it is stored: a reply that must not wait behind them."""
+        self._send_outbox()
+        ref, then = self.actor_ref, commit.on_stored
+
+        def on_stored(stored: Any) -> None:
+            then(stored)
+            _tell_quietly(ref, Released())
+
+        self._held = True
+        self._send(Commit(commit.changes, commit.events, on_stored))
+
+    def _send_outbox(self, force: bool = False) -> None:
+        if self._held and not force:
+            return
+        if self._variables_unsaved:
+            self._variables_unsaved = False
+            self._outbox.append(recording.variables_changed(self._id, self._variables))
+        if self._outbox:
+            commit = recording.merged(self._outbox)
+            self._outbox = []
+            self._send(commit)
+
+    def _send(self, commit: Commit) -> None:
+        """Everything the execution records passes its mask on its way to the bus
+        (actors/masking.py)."""
+        self._services.bus.tell(self._mask.protect(commit))
 
     # ---- control requests -----------------------------------------------------------
 
@@ -217,26 +304,26 @@ class ExecutionActor(LoopActor):
             return
         now = clock.now()
         self._status = target
+        answer = recording.control_answer(self._id, action, target, now)
         if action == "pause":
-            commit = recording.paused(self._id, now)
+            self._commit(recording.with_reply(recording.paused(self._id, now), reply, answer))
         elif action == "resume":
-            commit = recording.resumed(self._id)
-        else:  # cancel
+            self._commit(recording.with_reply(recording.resumed(self._id), reply, answer))
+        else:  # cancel: answered once the state is stored, before the (many) step events
             self._cancelled_at = now
             pending = [
                 block.prefix + step_id
                 for block in self._blocks
                 for step_id in _mark_all(block.schedule, PENDING, CANCELLED)
             ]
-            commit = recording.cancelled(self._id, now, pending)
-        self._commit(
-            recording.with_reply(
-                commit, reply, recording.control_answer(self._id, action, target, now)
+            self._send_ahead(
+                recording.with_reply(recording.cancelled(self._id, now), reply, answer)
             )
-        )
+            self._commit(recording.steps_cancelled(self._id, pending))
         for entry in list(self._active.values()):
             if entry.child_id is not None:
                 self._supervisor.tell(Control(entry.child_id, action, no_reply))
+        self._dirty_everything()
         if action == "cancel":
             self._stop_everything()
         elif action == "resume":
@@ -256,33 +343,50 @@ class ExecutionActor(LoopActor):
     # ---- the state machine ----------------------------------------------------------
 
     def _commit(self, commit: Commit) -> None:
-        """Everything the execution records passes its mask first (actors/masking.py)."""
-        self._services.bus.tell(self._mask.protect(commit))
+        """Queue a change; the turn's changes go to the bus together (`_end_turn`)."""
+        self._outbox.append(commit)
+
+    def _dirty_everything(self) -> None:
+        """The run's status changed: every block and loop may have something to do."""
+        self._dirty_blocks.update(dict.fromkeys(self._blocks))
+        self._dirty_loops.update(dict.fromkeys(self._loops))
 
     def _advance(self) -> None:
-        """Start what may start, end what has ended, until nothing changes."""
+        """Start what may start and end what has ended in the blocks and loops that
+        changed, until nothing changes or this turn's batch is used up."""
         if self._ended:
             return
-        progress = True
-        while progress:
-            progress = False
-            for block in list(self._blocks):
-                progress |= self._advance_block(block)
-            for full, loop in list(self._loops.items()):
-                progress |= self._advance_loop(full, loop)
+        self._budget = BATCH
+        while self._budget > 0 and (self._dirty_blocks or self._dirty_loops):
+            if self._dirty_blocks:
+                block = next(iter(self._dirty_blocks))
+                del self._dirty_blocks[block]
+                self._advance_block(block)
+            else:
+                full = next(iter(self._dirty_loops))
+                del self._dirty_loops[full]
+                if (loop := self._loops.get(full)) is not None:
+                    self._advance_loop(full, loop)
+        if self._dirty_blocks or self._dirty_loops:
+            return  # more next turn
         if self._top.schedule.finished and not self._active:
             self._finish()
         elif self._draining and not any(e.actor for e in self._active.values()):
             self._end(ExecutionEnded(self._id))
 
-    def _advance_block(self, block: Block) -> bool:
-        changed = False
+    def _advance_block(self, block: Block) -> None:
+        if block not in self._blocks:
+            return  # finished, or dropped with a control step that timed out
+        schedule = block.schedule
         if self._status == RUNNING and not self._draining:
-            for step_id in block.schedule.ready():
-                self._start(block, block.step(step_id))
-                changed = True
+            while ready := schedule.ready(1):
+                if self._budget <= 0:
+                    self._dirty_blocks[block] = None
+                    return
+                self._budget -= 1
+                self._start(block, schedule.step(ready[0]))
         now = clock.now()
-        for step_id in block.schedule.skip_unreachable():
+        for step_id in schedule.skip_unreachable():
             self._record(
                 block,
                 step_id,
@@ -290,12 +394,10 @@ class ExecutionActor(LoopActor):
                 None,
                 now,
             )
-            changed = True
-        if block.owner is not None and block.schedule.finished:
-            self._blocks.remove(block)
+        if block.owner is not None and schedule.finished:
+            del self._blocks[block]
+            self._dirty_blocks.pop(block, None)
             self._block_finished(block)
-            changed = True
-        return changed
 
     def _start(self, block: Block, step: Step) -> None:
         full = block.prefix + step.id
@@ -363,7 +465,7 @@ class ExecutionActor(LoopActor):
             )
 
     def _run_capability(
-        self, full: str, entry: Active, parameters: dict[str, Any], variables: dict[str, Any]
+        self, full: str, entry: Active, parameters: dict[str, Any], variables: Mapping[str, Any]
     ) -> None:
         integration = STEP_INTEGRATIONS.get(entry.step.type)
         if integration in self._services.disabled:
@@ -379,11 +481,11 @@ class ExecutionActor(LoopActor):
             full,
             STEP_CAPABILITIES[entry.step.type],
             parameters,
-            variables,
+            dict(variables),  # a snapshot: the step reads it later, the run goes on
             masker=self._mask.masker,
         )
 
-    def _run_condition(self, full: str, entry: Active, variables: dict[str, Any]) -> None:
+    def _run_condition(self, full: str, entry: Active, variables: Mapping[str, Any]) -> None:
         assert entry.step.expression is not None
         taken = truthy(entry.step.expression, variables, self._steps_for(entry.block))
         entry.branch = "then" if taken else "else"
@@ -397,10 +499,15 @@ class ExecutionActor(LoopActor):
         self._open_block(f"{full}.{entry.branch}.", steps, {}, entry.block, full)
 
     def _run_loop(
-        self, full: str, entry: Active, parameters: dict[str, Any], variables: dict[str, Any]
+        self, full: str, entry: Active, parameters: dict[str, Any], variables: Mapping[str, Any]
     ) -> None:
         params = with_defaults(parameters, CONTROL_SCHEMAS["loop"])
-        limit = params["max_iterations"]
+        limit = loop_bound(parameters.get("max_iterations"), self._max_iterations)
+        if limit > self._max_iterations:  # given as ${...}: checked now that it is known
+            raise VariableError(
+                f"max_iterations {limit} is over the server's max_loop_iterations "
+                f"({self._max_iterations})"
+            )
         items: list[Any] | None = None
         if "for" in params:
             items = params["for"]
@@ -416,13 +523,13 @@ class ExecutionActor(LoopActor):
             items = list(range(params["count"]))
         width = (params.get("max_concurrency") or limit) if params["parallel"] else 1
         self._loops[full] = LoopRun(items, limit, width)
+        self._dirty_loops[full] = None
 
-    def _advance_loop(self, full: str, loop: LoopRun) -> bool:
+    def _advance_loop(self, full: str, loop: LoopRun) -> None:
         entry = self._active.get(full)
         if entry is None:  # cancelled or timed out
             del self._loops[full]
-            return False
-        changed = False
+            return
         while (
             self._status == RUNNING
             and not self._draining
@@ -430,6 +537,10 @@ class ExecutionActor(LoopActor):
             and loop.running < loop.width
             and self._more(entry, loop)
         ):
+            if self._budget <= 0:
+                self._dirty_loops[full] = None
+                return
+            self._budget -= 1
             index = loop.next_index
             loop.next_index += 1
             loop.running += 1
@@ -442,9 +553,8 @@ class ExecutionActor(LoopActor):
                 full,
                 index,
             )
-            changed = True
         if loop.running:
-            return changed
+            return
         if self._status == CANCELLED:
             self._end_step(full, StepResult(CANCELLED, None, "cancelled"))
         elif loop.failure is not None or not self._more(entry, loop):
@@ -454,9 +564,8 @@ class ExecutionActor(LoopActor):
             else:
                 self._end_step(full, StepResult(COMPLETED, results, variables={"output": results}))
         else:
-            return changed
+            return
         del self._loops[full]
-        return True
 
     def _more(self, entry: Active, loop: LoopRun) -> bool:
         """Is there another iteration to run? Enforces max_iterations on while loops."""
@@ -465,7 +574,7 @@ class ExecutionActor(LoopActor):
         if loop.items is not None:
             return loop.next_index < len(loop.items)
         assert entry.step.expression is not None
-        variables = {**self._variables_for(entry.block), "index": loop.next_index}
+        variables = ChainMap({"index": loop.next_index}, self._variables_for(entry.block))
         try:
             go = truthy(entry.step.expression, variables, self._steps_for(entry.block))
         except ExpressionError as exc:
@@ -528,7 +637,9 @@ class ExecutionActor(LoopActor):
     ) -> None:
         self._commit(recording.nested_steps(self._id, steps, prefix, self._position))
         self._position += len(steps)
-        self._blocks.append(Block(prefix, steps, Schedule(steps), scope, parent, owner, index))
+        block = Block(prefix, steps, Schedule(steps), scope, parent, owner, index)
+        self._blocks[block] = None
+        self._dirty_blocks[block] = None
 
     def _block_finished(self, block: Block) -> None:
         assert block.owner is not None
@@ -540,6 +651,7 @@ class ExecutionActor(LoopActor):
         if entry.step.type == "loop":
             loop = self._loops[block.owner]
             loop.running -= 1
+            self._dirty_loops[block.owner] = None
             if outcome == COMPLETED:
                 loop.results[block.index or 0] = last
             elif loop.failure is None:
@@ -574,7 +686,8 @@ class ExecutionActor(LoopActor):
         nested = (f"{full}.", f"{full}[")
         now = clock.now()
         for block in [b for b in self._blocks if b.prefix.startswith(nested)]:
-            self._blocks.remove(block)
+            del self._blocks[block]
+            self._dirty_blocks.pop(block, None)
             for step_id in _mark_all(block.schedule, PENDING, CANCELLED):
                 self._record(block, step_id, StepResult(CANCELLED, None, "cancelled"), None, now)
         for key, entry in list(self._active.items()):
@@ -601,6 +714,7 @@ class ExecutionActor(LoopActor):
         if entry is None:
             return
         entry.block.schedule.mark(entry.step.id, PENDING)
+        self._dirty_blocks[entry.block] = None
         self._commit(recording.step_reset(self._id, full))
 
     def _end_step(self, full: str, result: StepResult) -> None:
@@ -644,6 +758,8 @@ class ExecutionActor(LoopActor):
                 self.loop.call_later(delay, lambda: _tell_quietly(ref, RetryStep(full)))
                 return
         del self._active[full]
+        if full in self._loops:
+            self._dirty_loops[full] = None
         self._record(
             entry.block,
             step.id,
@@ -669,58 +785,34 @@ class ExecutionActor(LoopActor):
         for name, value in outputs.items():
             block.scope[f"{step_id}_{name}"] = value
         block.schedule.mark(step_id, result.status)
+        self._dirty_blocks[block] = None
         self._results[full] = {
             "status": result.status,
             "output": result.output,
             "error": result.error,
             "exit_code": result.exit_code,
         }
-        changed = (block is self._top and bool(outputs)) or self._variables_changed
+        if (block is self._top and outputs) or self._variables_changed:
+            self._variables_unsaved = True  # stored with this turn's commit
         self._variables_changed = False
         duration = clock.duration_ms(started, ended) if started else None
         self._commit(
-            recording.step_finished(
-                self._id,
-                full,
-                result,
-                started,
-                ended,
-                duration,
-                self._variables if changed else None,
-                attempts,
-            )
+            recording.step_finished(self._id, full, result, started, ended, duration, attempts)
         )
 
-    def _variables_for(self, block: Block) -> dict[str, Any]:
-        """What `${name}` and expressions see: the execution's variables, then each
-        enclosing block's scope, innermost last."""
-        chain = []
+    def _variables_for(self, block: Block) -> Mapping[str, Any]:
+        """What `${name}` and expressions see: each enclosing block's scope, innermost
+        first, then the execution's variables. A live view, not a copy: read it now."""
+        scopes = []
         while block.parent is not None:
-            chain.append(block.scope)
+            scopes.append(block.scope)
             block = block.parent
-        view = dict(self._variables)
-        for scope in reversed(chain):
-            view.update(scope)
-        return view
+        return ChainMap(*scopes, self._variables) if scopes else self._variables
 
-    def _steps_for(self, block: Block | None) -> dict[str, Any]:
-        """`steps.<id>` in expressions: the steps of this block and the blocks around it."""
-        chain = []
-        while block is not None:
-            chain.append(block)
-            block = block.parent
-        view: dict[str, Any] = {}
-        for outer in reversed(chain):
-            for step in outer.steps:
-                full = outer.prefix + step.id
-                view[step.id] = {
-                    "status": outer.schedule.status[step.id],
-                    "output": None,
-                    "error": None,
-                    "exit_code": None,
-                    **self._results.get(full, {}),
-                }
-        return view
+    def _steps_for(self, block: Block) -> Mapping[str, Any]:
+        """`steps.<id>` in expressions: the steps of this block and the blocks around it,
+        each looked up when the expression reads it."""
+        return StepsView(block, self._results)
 
     def _finish(self) -> None:
         now = clock.now()
@@ -786,6 +878,67 @@ def _with_secret_env(
         return parameters
     env = {f"{SECRET_ENV_PREFIX}{name}": secrets[name] for name in sorted(named)}
     return {**parameters, "env": {**env, **(parameters.get("env") or {})}}
+
+
+class StepsView(dict):  # type: ignore[type-arg]
+    """`steps` for one block: `steps.<id>` is the innermost enclosing block's step of that
+    id. Nothing is built until read, so a condition costs what it reads, not the plan's
+    size. A dict (empty underneath) so the evaluator's helpers treat it as one."""
+
+    def __init__(self, block: Block, results: Mapping[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self._block = block
+        self._results = results
+
+    def _find(self, step_id: Any) -> dict[str, Any] | None:
+        block: Block | None = self._block
+        while block is not None:
+            if step_id in block.schedule.status:
+                return {
+                    "status": block.schedule.status[step_id],
+                    "output": None,
+                    "error": None,
+                    "exit_code": None,
+                    **self._results.get(block.prefix + step_id, {}),
+                }
+            block = block.parent
+        return None
+
+    def __getitem__(self, step_id: Any) -> dict[str, Any]:
+        found = self._find(step_id)
+        if found is None:
+            raise KeyError(step_id)
+        return found
+
+    def __contains__(self, step_id: object) -> bool:
+        return self._find(step_id) is not None
+
+    def get(self, step_id: Any, default: Any = None) -> Any:
+        found = self._find(step_id)
+        return default if found is None else found
+
+    def __iter__(self) -> Iterator[str]:
+        seen: dict[str, None] = {}
+        block: Block | None = self._block
+        while block is not None:
+            seen.update(dict.fromkeys(block.schedule.status))
+            block = block.parent
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return list(self)
+
+    def values(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return [self[k] for k in self]
+
+    def items(self) -> list[tuple[str, dict[str, Any]]]:  # type: ignore[override]
+        return [(k, self[k]) for k in self]
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
 
 
 def _mark_all(schedule: Schedule, current: str, new: str) -> list[str]:

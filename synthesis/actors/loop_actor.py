@@ -27,13 +27,24 @@ class _LoopInbox:
         self._actor = actor
 
     def put(self, envelope: Envelope[Any], /) -> None:
-        self._actor.loop.call_soon_threadsafe(self._actor._handle_envelope, envelope)
+        loop = self._actor.loop
+        if _running_loop() is loop:  # told from the loop itself (an actor to itself or to
+            loop.call_soon(self._actor._handle_envelope, envelope)  # a sibling): no wake-up
+        else:  # another thread: the loop's self-pipe wakes it
+            loop.call_soon_threadsafe(self._actor._handle_envelope, envelope)
 
     def get(self) -> Envelope[Any]:
         raise RuntimeError("a LoopActor's inbox is drained by its loop")
 
     def empty(self) -> bool:
         return True
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class LoopActor(pykka.Actor):

@@ -51,6 +51,10 @@ class Ping:
 
 @dataclass(frozen=True)
 class CreateExecution:
+    """Create (and with `start`, start) an execution; the reply is `{status, created_at,
+    started_at?}` once stored. `also_store(reply value)` is a change stored in the same
+    commit (an idempotency key's answer)."""
+
     execution_id: str
     plan: Plan
     variables: Mapping[str, Any] = field(repr=False)
@@ -59,6 +63,7 @@ class CreateExecution:
     reply: Reply
     plan_id: str | None = None
     secret_variables: tuple[str, ...] = ()  # besides the plan's own
+    also_store: Callable[[Mapping[str, Any]], Change] | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,19 @@ class CancelStep:
 @dataclass(frozen=True)
 class GraceOver:
     pass
+
+
+@dataclass(frozen=True)
+class Released:
+    """A commit an execution sent ahead of the others is stored; the others may follow."""
+
+
+@dataclass(frozen=True)
+class Continue:
+    """An execution's next turn, told by itself (`stored=False`) or, once the changes of
+    one of its turns are stored, by the bus (`stored=True`)."""
+
+    stored: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ through these functions, so a transition is written one way only."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from synthesis.actors.bridge import Reply, no_reply
@@ -26,8 +27,11 @@ from synthesis.store import (
     NewSteps,
     RowsDeleted,
     RowsInserted,
+    StepsMarked,
     StepUpdate,
 )
+
+log = logging.getLogger(__name__)
 
 
 def answer(reply: Reply, value: Any) -> Any:
@@ -116,16 +120,21 @@ def resumed(execution_id: str) -> Commit:
     )
 
 
-def cancelled(execution_id: str, at: str, pending_steps: list[str]) -> Commit:
-    """The execution is cancelled at once; its pending steps with it."""
+def cancelled(execution_id: str, at: str) -> Commit:
+    """The execution is cancelled at once; its pending steps with it (one statement,
+    however many). Their events follow in `steps_cancelled`."""
     return Commit(
         changes=(
             ExecutionUpdate(execution_id, {"status": CANCELLED, "completed_at": at}),
-            *(
-                StepUpdate(execution_id, s, {"status": CANCELLED, "completed_at": at})
-                for s in pending_steps
-            ),
-        ),
+            StepsMarked(execution_id, (PENDING,), {"status": CANCELLED, "completed_at": at}),
+        )
+    )
+
+
+def steps_cancelled(execution_id: str, pending_steps: list[str]) -> Commit:
+    """The `step_completed` events of the steps a cancel ended before they ran. They may
+    be many: sent after the cancel is stored and answered, so it does not wait for them."""
+    return Commit(
         events=tuple(
             execution_event(
                 ev.STEP_COMPLETED, execution_id, step_id=s, status=CANCELLED, duration_ms=None
@@ -183,30 +192,27 @@ def step_finished(
     started_at: str | None,
     completed_at: str,
     duration_ms: int | None,
-    variables: Mapping[str, Any] | None,
     attempts: list[dict[str, Any]] | None = None,
 ) -> Commit:
-    """A step's end; `variables` is the execution's whole variable set when it changed."""
-    changes: list[Any] = [
-        StepUpdate(
-            execution_id,
-            step_id,
-            {
-                "status": result.status,
-                "output": None if result.output is None else as_text(result.output),
-                "error": result.error,
-                "exit_code": result.exit_code,
-                "started_at": started_at,
-                "completed_at": completed_at,
-                "duration_ms": duration_ms,
-                "attempts": attempts,
-            },
-        )
-    ]
-    if variables is not None:
-        changes.append(ExecutionUpdate(execution_id, {"variables": dict(variables)}))
+    """A step's end. The variables it set are stored with it, in the same transaction
+    (`variables_changed`, once per turn of the execution actor)."""
     return Commit(
-        changes=tuple(changes),
+        changes=(
+            StepUpdate(
+                execution_id,
+                step_id,
+                {
+                    "status": result.status,
+                    "output": None if result.output is None else as_text(result.output),
+                    "error": result.error,
+                    "exit_code": result.exit_code,
+                    "started_at": started_at,
+                    "completed_at": completed_at,
+                    "duration_ms": duration_ms,
+                    "attempts": attempts,
+                },
+            ),
+        ),
         events=(
             execution_event(
                 ev.STEP_COMPLETED,
@@ -216,6 +222,32 @@ def step_finished(
                 duration_ms=duration_ms,
             ),
         ),
+    )
+
+
+def variables_changed(execution_id: str, variables: Mapping[str, Any]) -> Commit:
+    """The execution's whole variable set, as it stands now (a copy)."""
+    return Commit(changes=(ExecutionUpdate(execution_id, {"variables": dict(variables)}),))
+
+
+def merged(commits: list[Commit]) -> Commit:
+    """Several commits as one: their changes and events in order, in one transaction,
+    then each one's `on_stored`, in order."""
+    if len(commits) == 1:
+        return commits[0]
+    callbacks = [c.on_stored for c in commits if c.on_stored is not no_reply]
+
+    def on_stored(stored: Any) -> None:
+        for callback in callbacks:
+            try:
+                callback(stored)
+            except Exception:  # one failing callback must not silence the others
+                log.exception("an on_stored callback failed")
+
+    return Commit(
+        tuple(change for c in commits for change in c.changes),
+        tuple(event for c in commits for event in c.events),
+        on_stored,
     )
 
 
@@ -317,6 +349,19 @@ _ANSWER_TIME = {
 def control_answer(execution_id: str, action: str, status: str, at: str) -> dict[str, Any]:
     """The API's answer to start, pause, resume or cancel."""
     return {"execution_id": execution_id, "status": status, _ANSWER_TIME[action]: at}
+
+
+def after_stored(commit: Commit, then: Callable[[bool], None]) -> Commit:
+    """`commit`, calling `then(stored)` (bus thread) once the store took it (True) or
+    refused it (False), before its own `on_stored` (so what `then` tells an actor is in
+    its inbox before whoever waits on the reply can send it anything)."""
+    own = commit.on_stored
+
+    def on_stored(stored: Any) -> None:
+        then(not isinstance(stored, BaseException))
+        own(stored)
+
+    return Commit(commit.changes, commit.events, on_stored)
 
 
 def with_reply(commit: Commit, reply: Reply = no_reply, value: Any = None) -> Commit:

@@ -12,14 +12,14 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pykka
 
 from synthesis.actors import recording
-from synthesis.actors.bridge import Reply, no_reply
+from synthesis.actors.bridge import Reply
 from synthesis.actors.execution import ExecutionActor, ExecutionSeed
 from synthesis.actors.masking import ExecutionMask, mask_commit
 from synthesis.actors.messages import (
@@ -42,7 +42,7 @@ from synthesis.actors.services import Services
 from synthesis.actors.step import StepActor
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError, not_found
-from synthesis.engine.plan import MAX_CHILD_DEPTH, Plan, validate_plan
+from synthesis.engine.plan import MAX_CHILD_DEPTH, NO_LIMITS, Plan, validate_plan
 from synthesis.engine.secrets import SecretScope
 from synthesis.engine.transitions import (
     CANCELLED,
@@ -55,9 +55,18 @@ from synthesis.engine.transitions import (
 )
 from synthesis.integrations import STEP_SCHEMAS, processes
 from synthesis.integrations.base import StepResult
-from synthesis.store import InvocationUpdate, StepsMarked, steps_reset
+from synthesis.store import Change, InvocationUpdate, StepsMarked, steps_reset
 
 log = logging.getLogger(__name__)
+
+
+def _also(
+    commit: Commit, also_store: Callable[[Mapping[str, Any]], Change] | None, value: Any
+) -> Commit:
+    """`commit` with what the request stores beside it (an idempotency key's answer)."""
+    if also_store is None:
+        return commit
+    return Commit((*commit.changes, also_store(value)), commit.events, commit.on_stored)
 
 
 @dataclass
@@ -164,6 +173,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             message.reply,
             message.plan_id,
             secret_variables=message.secret_variables,
+            also_store=message.also_store,
         )
 
     def _create_execution(
@@ -178,7 +188,10 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         parent: tuple[str, str] | None = None,
         depth: int = 0,
         secret_variables: tuple[str, ...] = (),
+        also_store: Callable[[Mapping[str, Any]], Change] | None = None,
     ) -> None:
+        """Record the new execution; with `start`, it runs once that is stored (nothing
+        runs that the store refused: a request with a used idempotency key, say)."""
         created_at = clock.now()
         merged = {**plan.variables, **variables}
         scope = SecretScope({*plan.secret_variables, *secret_variables})
@@ -189,6 +202,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         mask = ExecutionMask(eid, self._services.masker, scope, merged)
         if not start:
             value = {"status": CREATED, "created_at": created_at}
+            commit = _also(commit, also_store, value)
             self._commit(mask.protect(recording.with_reply(commit, reply, value)))
             return
         begin = recording.started(eid, plan.name, created_at, plan_id)
@@ -205,6 +219,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             secret_names=frozenset(scope.names),
         )
         value = {"status": RUNNING, "created_at": created_at, "started_at": created_at}
+        commit = _also(commit, also_store, value)
         self._launch_when_stored(mask.protect(commit), reply, value, seed)
 
     def _launch_when_stored(
@@ -253,19 +268,27 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         if row is None:
             return refuse(f"unknown plan {message.plan_id!r}")
         try:
-            plan = validate_plan(row["document"], STEP_SCHEMAS, field="")
+            plan = validate_plan(
+                row["document"], STEP_SCHEMAS, "", self._services.settings.plan_limits
+            )
         except ApiError as exc:
             return refuse(f"plan {message.plan_id!r} is not valid: {exc.message}")
         child_id = str(uuid.uuid4())
         self._parents[child_id] = (message.parent_id, message.step_id)
         metadata = {**row["meta"], "parent_execution_id": message.parent_id}
+
+        def stored(value: Any) -> None:  # bus thread
+            if isinstance(value, BaseException) and parent is not None:
+                reason = f"the child execution could not be stored: {value}"
+                parent.tell(ChildFinished(message.step_id, child_id, FAILED, {}, reason))
+
         self._create_execution(
             child_id,
             plan,
             message.variables,
             metadata,
             True,
-            no_reply,
+            stored,
             message.plan_id,
             (message.parent_id, message.step_id),
             message.depth,
@@ -341,6 +364,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             return
         if action in ("start", "resume") and not self._accepting:
             raise ApiError("unavailable", "the server is shutting down")
+        # waiting for room: running, with no actor yet
         queued = next((seed for seed in self._queue if seed.execution_id == eid), None)
         status = RUNNING if queued else self._services.store.execution_status(eid)
         if status is None:
@@ -366,14 +390,23 @@ class ExecutionSupervisor(pykka.ThreadingActor):
 
     def _cancel_idle(self, eid: str, now: str, reply: Reply, answer: dict[str, Any]) -> None:
         """Cancel an execution no actor is running: its steps that never ran with it."""
-        row = self._services.store.get_execution(eid) or {}
-        pending = [
-            s["step_id"] for s in self._services.store.list_steps(eid) if s["status"] == PENDING
-        ]
-        self._commit(recording.with_reply(recording.cancelled(eid, now, pending), reply, answer))
-        self._commit(
-            recording.finished(eid, CANCELLED, now, clock.duration_ms(row.get("started_at"), now))
+        store, bus = self._services.store, self._services.bus
+        row = store.get_execution(eid) or {}
+        then = recording.merged(
+            [
+                recording.steps_cancelled(eid, store.step_ids_in(eid, PENDING)),
+                recording.finished(
+                    eid, CANCELLED, now, clock.duration_ms(row.get("started_at"), now)
+                ),
+            ]
         )
+
+        def events_then(stored: bool) -> None:  # bus thread: in a later transaction
+            if stored:
+                bus.tell(then)
+
+        cancel = recording.with_reply(recording.cancelled(eid, now), reply, answer)
+        self._commit(recording.after_stored(cancel, events_then))
 
     def _seed_from_store(self, eid: str, status: str) -> ExecutionSeed:
         row = self._services.store.get_execution(eid)
@@ -383,7 +416,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         statuses = {s["step_id"]: s["status"] for s in store.list_steps(eid)}
         if row["parent_execution_id"]:
             self._parents[eid] = (row["parent_execution_id"], row["parent_step_id"])
-        plan = validate_plan(row["plan"], STEP_SCHEMAS)
+        plan = validate_plan(row["plan"], STEP_SCHEMAS, limits=NO_LIMITS)  # accepted before
         kept = store.get_execution_secrets(eid) or {"names": [], "variables": {}}
         variables = {**row["variables"], **kept["variables"]}
         scope = SecretScope({*plan.secret_variables, *kept["names"]})

@@ -13,6 +13,7 @@ HTTP_STATUS = {
     "method_not_allowed": 405,
     "already_exists": 409,
     "invalid_state": 409,
+    "idempotency_key_reused": 409,
     "payload_too_large": 413,
     "uri_too_long": 414,
     "integration_error": 502,

@@ -37,7 +37,9 @@ STEP_FIELDS = {
 }
 RETRY_FIELDS = {"max_attempts", "backoff_seconds", "backoff_multiplier", "jitter"}
 MAX_DEPTH = 8
-MAX_ITERATIONS = 10_000
+MAX_ITERATIONS = 10_000  # default of the setting max_loop_iterations
+MAX_PLAN_STEPS = 10_000  # default of the setting max_plan_steps
+DEFAULT_LOOP_BOUND = 100  # a loop's max_iterations when it gives none
 MAX_CHILD_DEPTH = 5  # plan steps running plans running plans ...
 VARIABLE_OPERATIONS = ("set", "delete", "increment", "append", "merge")
 
@@ -52,7 +54,12 @@ CONTROL_SCHEMAS: dict[str, Schema] = {
         "count": Param("integer", "Run the body this many times", minimum=0),
         "while": Param("string", "Expression checked before each iteration"),
         "steps": Param("array", "The body", required=True),
-        "max_iterations": Param("integer", "Upper bound, always enforced", default=100, minimum=1),
+        "max_iterations": Param(
+            "integer",
+            "Upper bound, always enforced; at most the server's max_loop_iterations",
+            default=DEFAULT_LOOP_BOUND,
+            minimum=1,
+        ),
         "parallel": Param("boolean", "Run iterations concurrently", default=False),
         "max_concurrency": Param("integer", "Iterations at once when parallel", minimum=1),
     },
@@ -70,6 +77,20 @@ CONTROL_SCHEMAS: dict[str, Schema] = {
         "variables": Param("object", "Variables for the child execution"),
     },
 }
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one plan may ask for: its steps, nested ones included (`max_plan_steps`), and
+    a loop's `max_iterations` (`max_loop_iterations`). None: no cap (a run accepted
+    earlier, read back from the store)."""
+
+    max_steps: int | None = MAX_PLAN_STEPS
+    max_loop_iterations: int | None = MAX_ITERATIONS
+
+
+DEFAULT_LIMITS = Limits()
+NO_LIMITS = Limits(None, None)
 
 
 @dataclass(frozen=True)
@@ -182,8 +203,9 @@ def find_cycle(dependencies: Mapping[str, tuple[str, ...]]) -> list[str] | None:
 class _Checker:
     """Walks a plan document once, collecting every problem with its field path."""
 
-    def __init__(self, step_types: Mapping[str, Schema]) -> None:
+    def __init__(self, step_types: Mapping[str, Schema], limits: Limits) -> None:
         self.schemas = {**step_types, **CONTROL_SCHEMAS}
+        self.limits = limits
         self.errors: list[FieldError] = []
         self.ids: set[str] = set()
 
@@ -341,9 +363,13 @@ class _Checker:
         if len(kinds) != 1:
             self.error(where, "a loop needs exactly one of: for, count, while")
             return None
-        bound = params.get("max_iterations", 100)
-        if isinstance(bound, int) and bound > MAX_ITERATIONS:
-            self.error(f"{where}.max_iterations", f"must be at most {MAX_ITERATIONS}")
+        cap = self.limits.max_loop_iterations
+        bound = loop_bound(params.get("max_iterations"), cap)
+        if cap is not None and isinstance(bound, int) and bound > cap:
+            self.error(
+                f"{where}.max_iterations",
+                f"must be at most {cap} (the server's max_loop_iterations)",
+            )
         if not params["steps"]:
             self.error(f"{where}.steps", "a loop needs at least one step")
         items = params.get("for")
@@ -381,15 +407,52 @@ def _resolve_dependencies(raw_steps: list[dict[str, Any]]) -> dict[str, tuple[st
     return resolved
 
 
-def validate_plan(doc: Any, step_types: Mapping[str, Schema], field: str = "plan") -> Plan:
-    """Check a plan document; raise one validation_error listing every problem."""
+def loop_bound(given: Any, cap: int | None) -> Any:
+    """A loop's max_iterations: as given, or the default, lowered to the server's cap."""
+    if given is not None:
+        return given
+    return DEFAULT_LOOP_BOUND if cap is None else min(DEFAULT_LOOP_BOUND, cap)
+
+
+def count_steps(raw_steps: Any) -> int:
+    """The steps of a raw step list, nested ones (branches, loop bodies) included, down
+    to MAX_DEPTH + 1 levels; cheap enough to run before anything else."""
+    total = 0
+    stack = [(raw_steps, 0)]
+    while stack:
+        steps, depth = stack.pop()
+        if not isinstance(steps, list) or depth > MAX_DEPTH + 1:
+            continue
+        total += len(steps)
+        for raw in steps:
+            params = raw.get("parameters") if isinstance(raw, dict) else None
+            if isinstance(params, dict):
+                stack.extend((params.get(key), depth + 1) for key in ("then", "else", "steps"))
+    return total
+
+
+def validate_plan(
+    doc: Any,
+    step_types: Mapping[str, Schema],
+    field: str = "plan",
+    limits: Limits = DEFAULT_LIMITS,
+) -> Plan:
+    """Check a plan document; raise one validation_error listing every problem. A plan
+    over `limits.max_steps` is refused before anything else is checked."""
     if not isinstance(doc, dict):
         raise validation_error([FieldError(field, "must be an object")])
-    checker = _Checker(step_types)
+    prefix = f"{field}." if field else ""
+    total = count_steps(doc.get("steps"))
+    if limits.max_steps is not None and total > limits.max_steps:
+        message = (
+            f"has {total} steps, nested ones included; at most {limits.max_steps} "
+            "(the server's max_plan_steps)"
+        )
+        raise validation_error([FieldError(f"{prefix}steps", message)])
+    checker = _Checker(step_types, limits)
     for key in doc:
         if key not in PLAN_FIELDS:
             checker.error(f"{field}.{key}" if field else key, f"unknown field {key!r}")
-    prefix = f"{field}." if field else ""
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip():
         checker.error(f"{prefix}name", "is required and must be a non-empty string")
@@ -416,7 +479,9 @@ def validate_plan(doc: Any, step_types: Mapping[str, Schema], field: str = "plan
 
 
 __all__ = [
+    "NO_LIMITS",
     "ApiError",
+    "Limits",
     "Plan",
     "Retry",
     "Step",

@@ -3,6 +3,7 @@
 from synthesis.store.changes import (
     Change,
     ExecutionUpdate,
+    IdempotencyKeySaved,
     InvocationUpdate,
     NewExecution,
     NewInvocation,
@@ -25,6 +26,7 @@ __all__ = [
     "EventFilter",
     "ExecutionFilter",
     "ExecutionUpdate",
+    "IdempotencyKeySaved",
     "InvocationUpdate",
     "NewExecution",
     "NewInvocation",

@@ -49,6 +49,15 @@ class PlanDeleted:
 
 
 @dataclass(frozen=True)
+class IdempotencyKeySaved:
+    """A create's answer under its Idempotency-Key (store/idempotency.py); an expired row
+    of the same key (saved before `expired_before`) is replaced."""
+
+    row: Mapping[str, Any]
+    expired_before: str
+
+
+@dataclass(frozen=True)
 class RowsInserted:
     """Generic: new rows for any table (by name) that has no change type of its own."""
 

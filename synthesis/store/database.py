@@ -35,6 +35,7 @@ from sqlmodel import SQLModel
 
 from synthesis.engine.events import Event
 from synthesis.store.changes import Change
+from synthesis.store.idempotency import idempotency_keys
 from synthesis.store.models import (
     events,
     execution_secrets,
@@ -284,6 +285,16 @@ class Store:
             )
             return [dict(r._mapping) for r in rows]
 
+    def step_ids_in(self, execution_id: str, status: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(steps.c.step_id)
+                    .where(steps.c.execution_id == execution_id, steps.c.status == status)
+                    .order_by(steps.c.position)
+                ).scalars()
+            )
+
     def get_step(self, execution_id: str, step_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -472,3 +483,4 @@ class Store:
                 step_processes,
             ):
                 conn.execute(delete(table))
+            conn.execute(delete(idempotency_keys))

@@ -150,4 +150,4 @@ step_processes = StepProcessRow.__table__
 plan_tags = PlanTagRow.__table__
 
 # Tables defined in modules of their own join SQLModel.metadata here.
-from synthesis.store import subscription_models  # noqa: E402, F401
+from synthesis.store import idempotency, subscription_models  # noqa: E402, F401

@@ -18,6 +18,7 @@ from sqlmodel import SQLModel
 from synthesis.store.changes import (
     Change,
     ExecutionUpdate,
+    IdempotencyKeySaved,
     InvocationUpdate,
     NewExecution,
     NewInvocation,
@@ -31,6 +32,7 @@ from synthesis.store.changes import (
     StepsMarked,
     StepUpdate,
 )
+from synthesis.store.idempotency import save_key
 from synthesis.store.models import (
     events,
     execution_secrets,
@@ -128,6 +130,9 @@ class BatchWriter:
             case Pruned():
                 self.flush()
                 self._prune(change)
+            case IdempotencyKeySaved():
+                self.flush()
+                save_key(self._conn, change)
             case ExecutionUpdate(execution_id=eid, fields=fields):
                 self._update("executions", (eid,), fields)
             case StepUpdate(execution_id=eid, step_id=sid, fields=fields):

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from synthesis.actors.messages import Control, CreateExecution
+from synthesis.actors.messages import Control
 from synthesis.engine import clock
 from synthesis.engine.errors import FieldError, not_found, validation_error
-from synthesis.engine.plan import check_metadata, check_names, require_object, validate_plan
+from synthesis.engine.plan import check_metadata, check_names, require_object
 from synthesis.engine.transitions import EXECUTION_STATUSES
-from synthesis.integrations import STEP_SCHEMAS
 from synthesis.store import ExecutionFilter
 from synthesis.web.base import ApiHandler, choice_param, date_params, page_params
-from synthesis.web.plans import check_child_plans, check_policy
+from synthesis.web.idempotency import Remember, create_execution, create_once
+from synthesis.web.plans import check_child_plans, checked
 
 _NESTED = re.compile(r"^(.*)(?:\.(?:then|else)|\[\d+\])\.[A-Za-z0-9_-]+$")
 
@@ -109,6 +110,9 @@ class ExecutionsHandler(ApiHandler):
 
     async def post(self) -> None:
         body = self.json_body(("plan", "variables", "secret_variables", "metadata", "start"))
+        await create_once(self, body, lambda remember: self._create(body, remember))
+
+    async def _create(self, body: dict[str, Any], remember: Remember | None) -> tuple[int, Any]:
         if "plan" not in body:
             raise validation_error([FieldError("plan", "is required")])
         errors = check_metadata(body.get("metadata"), "metadata")
@@ -117,8 +121,7 @@ class ExecutionsHandler(ApiHandler):
             errors.append(FieldError("start", "must be a boolean"))
         if errors:
             raise validation_error(errors)
-        plan = validate_plan(body["plan"], STEP_SCHEMAS)
-        check_policy(self, plan, field="plan.steps")
+        plan = await checked(self, body["plan"], "plan")
         await check_child_plans(self, plan, field="plan.steps")
         variables = require_object(body.get("variables"), "variables")
         metadata = {**plan.metadata, **require_object(body.get("metadata"), "metadata")}
@@ -126,18 +129,13 @@ class ExecutionsHandler(ApiHandler):
             metadata["created_by"] = self.principal.subject
         execution_id = str(uuid.uuid4())
         start = body.get("start", False)
-        result = await self.runtime.ask_supervisor(
-            lambda reply: CreateExecution(
-                execution_id,
-                plan,
-                variables,
-                metadata,
-                start,
-                reply,
-                secret_variables=tuple(body.get("secret_variables") or ()),
-            )
-        )
-        self.send({"execution_id": execution_id, **result, "plan": plan.document}, 201)
+
+        def answer(result: Mapping[str, Any]) -> dict[str, Any]:
+            return {"execution_id": execution_id, **result, "plan": plan.document}
+
+        fields = (execution_id, plan, variables, metadata, start)
+        secret = tuple(body.get("secret_variables") or ())
+        return await create_execution(self, remember, answer, *fields, secret_variables=secret)
 
 
 class ExecutionHandler(ApiHandler):

@@ -59,7 +59,7 @@ from synthesis.engine.transitions import (
 )
 from synthesis.integrations import INTEGRATIONS, STEP_SCHEMAS
 from synthesis.store.subscription_models import DELIVERY_STATUSES, SUBSCRIPTION_STATUSES
-from synthesis.web import metrics, sockets, subscriptions
+from synthesis.web import idempotency, metrics, sockets, subscriptions
 from synthesis.web.base import MAX_OFFSET, ApiHandler
 
 OPENAPI_PATH = "/api/openapi.json"
@@ -209,7 +209,7 @@ def _control_parameters() -> dict[str, dict[str, dict[str, Any]]]:
             "max_iterations": param_schema(
                 c["loop"]["max_iterations"],
                 references=True,
-                extra={"maximum": MAX_ITERATIONS},
+                extra={"maximum": MAX_ITERATIONS},  # the default of max_loop_iterations
             ),
         },
         "variable": {
@@ -894,6 +894,37 @@ def _path(name: str, description: str, **schema: Any) -> dict[str, Any]:
     }
 
 
+IDEMPOTENCY_KEY = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Make a retry safe: the same key, from the same principal, with the same "
+    "request (method, path, JSON body) within 24 hours gets the first answer again (status "
+    "and body, with `Idempotent-Replayed: true`) and creates nothing; the same key with "
+    "another request is refused (409 `idempotency_key_reused`). Only creates that "
+    "succeeded are kept.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": idempotency.MAX_KEY_LENGTH,
+        "pattern": "^[ -~]+$",
+    },
+}
+
+
+def _idempotent(op: dict[str, Any]) -> dict[str, Any]:
+    """A create that takes an Idempotency-Key."""
+    op["parameters"] = [*op.get("parameters", []), IDEMPOTENCY_KEY]
+    created = next(code for code in op["responses"] if code.startswith("2"))
+    op["responses"][created]["headers"] = {
+        "Idempotent-Replayed": {
+            "description": "Present on an answer replayed for an Idempotency-Key",
+            "schema": {"const": "true"},
+        }
+    }
+    return op
+
+
 def _date_range(what: str) -> list[dict[str, Any]]:
     return [
         _query("from_date", DATE_QUERY, f"{what} at or after"),
@@ -984,14 +1015,16 @@ def paths() -> dict[str, dict[str, Any]]:
                     OFFSET,
                 ],
             ),
-            "post": operation(
-                "createExecution",
-                "Executions",
-                "Create an execution of an inline plan (and start it with `start: true`)",
-                method="post",
-                ok=(201, "Created", "ExecutionCreated"),
-                errors=(503,),
-                body="ExecutionCreate",
+            "post": _idempotent(
+                operation(
+                    "createExecution",
+                    "Executions",
+                    "Create an execution of an inline plan (and start it with `start: true`)",
+                    method="post",
+                    ok=(201, "Created", "ExecutionCreated"),
+                    errors=(409, 503),
+                    body="ExecutionCreate",
+                )
             ),
         },
         "/api/executions/{execution_id}": {
@@ -1066,14 +1099,16 @@ def paths() -> dict[str, dict[str, Any]]:
                     ok=(200, "A page of plans", "PlanList"),
                     parameters=[tag_query, created_by, *_date_range("Created"), LIMIT, OFFSET],
                 ),
-                "post": operation(
-                    "createPlan",
-                    "Plans",
-                    "Store a plan",
-                    method="post",
-                    ok=(201, "Stored", "StoredPlan"),
-                    errors=(503,),
-                    body="Plan",
+                "post": _idempotent(
+                    operation(
+                        "createPlan",
+                        "Plans",
+                        "Store a plan",
+                        method="post",
+                        ok=(201, "Stored", "StoredPlan"),
+                        errors=(409, 503),
+                        body="Plan",
+                    )
                 ),
             },
             "/api/plans/{plan_id}": {
@@ -1107,16 +1142,18 @@ def paths() -> dict[str, dict[str, Any]]:
                 ),
             },
             "/api/plans/{plan_id}/execute": {
-                "post": operation(
-                    "executePlan",
-                    "Plans",
-                    "Create and start an execution of a stored plan",
-                    method="post",
-                    ok=(201, "Started", "PlanExecution"),
-                    errors=(404, 503),
-                    parameters=[plan_id],
-                    body="PlanExecute",
-                    body_required=False,
+                "post": _idempotent(
+                    operation(
+                        "executePlan",
+                        "Plans",
+                        "Create and start an execution of a stored plan",
+                        method="post",
+                        ok=(201, "Started", "PlanExecution"),
+                        errors=(404, 409, 503),
+                        parameters=[plan_id],
+                        body="PlanExecute",
+                        body_required=False,
+                    )
                 )
             },
             "/api/integrations": {

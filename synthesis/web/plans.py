@@ -5,9 +5,10 @@ plan keeps to the operator's policy (its secrets exist, its integrations are on)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from synthesis.actors.messages import Commit, CreateExecution
+from synthesis.actors.messages import Commit
 from synthesis.engine import clock
 from synthesis.engine import events as ev
 from synthesis.engine.errors import FieldError, not_found, validation_error
@@ -20,6 +21,7 @@ from synthesis.engine.plan import (
     check_metadata,
     check_names,
     child_plan_ids,
+    count_steps,
     raw_steps,
     require_object,
     validate_plan,
@@ -28,6 +30,23 @@ from synthesis.engine.secrets import NO_MASK, SecretScope, unknown_references
 from synthesis.integrations import STEP_INTEGRATIONS, STEP_SCHEMAS, disabled_message
 from synthesis.store import PlanDeleted, PlanFilter, PlanSaved
 from synthesis.web.base import ApiHandler, date_params, page_params
+from synthesis.web.idempotency import Remember, create_execution, create_once
+
+INLINE_STEPS = 200  # plans up to this size are checked on the IOLoop, bigger ones off it
+
+
+async def checked(handler: ApiHandler, document: Any, field: str) -> Plan:
+    """validate_plan with the server's limits, then its policy (`check_policy`). Checking
+    10,000 steps takes a third of a second: a big plan is checked on the read pool, so the
+    IOLoop goes on serving."""
+    limits = handler.runtime.settings.plan_limits
+    steps = document.get("steps") if isinstance(document, dict) else None
+    if count_steps(steps) <= INLINE_STEPS:
+        plan = validate_plan(document, STEP_SCHEMAS, field, limits)
+    else:
+        plan = await handler.read(validate_plan, document, STEP_SCHEMAS, field, limits)
+    check_policy(handler, plan, f"{field}.steps" if field else "steps")
+    return plan
 
 
 async def check_child_plans(
@@ -117,8 +136,7 @@ class PlanWriter(ApiHandler):
 
     async def checked_plan(self, own_id: str | None = None) -> Plan:
         body = self.json_body(PLAN_FIELDS)
-        plan = validate_plan(body, STEP_SCHEMAS, field="")
-        check_policy(self, plan)
+        plan = await checked(self, body, "")
         await check_child_plans(self, plan, own_id)
         return plan
 
@@ -136,11 +154,12 @@ class PlanWriter(ApiHandler):
             "created_at": created_at,
         }
 
-    async def record(self, change: Any, kind: str, plan_id: str, name: str) -> None:
+    async def record(self, change: Any, kind: str, plan_id: str, name: str, *also: Any) -> None:
+        """Store `change` and its event (and `also`, changes of the same commit)."""
         event = Event(kind, {"plan_id": plan_id, "name": name})
         await self.runtime.bridge.ask(
             self.runtime.bus,
-            lambda reply: Commit(changes=(change,), events=(event,), on_stored=reply),
+            lambda reply: Commit(changes=(change, *also), events=(event,), on_stored=reply),
         )
 
 
@@ -171,11 +190,17 @@ class PlansHandler(PlanWriter):
         self.send({"total": total, "offset": offset, "limit": limit, "plans": plans})
 
     async def post(self) -> None:
+        await create_once(self, self.json_body(PLAN_FIELDS), self._create)
+
+    async def _create(self, remember: Remember | None) -> tuple[int, Any]:
         plan = await self.checked_plan()
         row = self.plan_row(str(uuid.uuid4()), plan, clock.now())
         tags = tuple(row["meta"].get("tags") or ())
-        await self.record(PlanSaved(row, tags, created=True), ev.PLAN_CREATED, row["id"], plan.name)
-        self.send(plan_view({**row, "updated_at": None}), 201)
+        answer = plan_view({**row, "updated_at": None})
+        also = (remember.saved(201, answer),) if remember else ()
+        saved = PlanSaved(row, tags, created=True)
+        await self.record(saved, ev.PLAN_CREATED, row["id"], plan.name, *also)
+        return 201, answer
 
 
 class PlanHandler(PlanWriter):
@@ -207,6 +232,11 @@ class PlanHandler(PlanWriter):
 class PlanExecuteHandler(ApiHandler):
     async def post(self, plan_id: str) -> None:
         body = self.json_body(("variables", "secret_variables", "metadata"))
+        await create_once(self, body, lambda remember: self._start_plan(plan_id, body, remember))
+
+    async def _start_plan(
+        self, plan_id: str, body: dict[str, Any], remember: Remember | None
+    ) -> tuple[int, Any]:
         variables = require_object(body.get("variables"), "variables")
         errors = check_metadata(body.get("metadata"), "metadata")
         errors += check_names(body.get("secret_variables"), "secret_variables")
@@ -215,25 +245,18 @@ class PlanExecuteHandler(ApiHandler):
         row = await self.read(self.runtime.store.get_plan, plan_id)
         if row is None:
             raise not_found("plan", plan_id)
-        plan = validate_plan(row["document"], STEP_SCHEMAS, field="")
-        check_policy(self, plan)
+        plan = await checked(self, row["document"], "")
         metadata = {**row["meta"], **require_object(body.get("metadata"), "metadata")}
         if "created_by" not in (body.get("metadata") or {}) and self.principal.subject:
             metadata["created_by"] = self.principal.subject
         execution_id = str(uuid.uuid4())
-        result = await self.runtime.ask_supervisor(
-            lambda reply: CreateExecution(
-                execution_id,
-                plan,
-                variables,
-                metadata,
-                True,
-                reply,
-                plan_id,
-                tuple(body.get("secret_variables") or ()),
-            )
-        )
-        self.send({"execution_id": execution_id, **result, "plan_id": plan_id}, 201)
+
+        def answer(result: Mapping[str, Any]) -> dict[str, Any]:
+            return {"execution_id": execution_id, **result, "plan_id": plan_id}
+
+        fields = (execution_id, plan, variables, metadata, True, plan_id)
+        secret = tuple(body.get("secret_variables") or ())
+        return await create_execution(self, remember, answer, *fields, secret_variables=secret)
 
 
 _ID = r"([^/]+)"

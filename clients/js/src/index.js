@@ -494,13 +494,17 @@ export class SynthesisClient {
 
   // ---- Executions ----
 
-  async createExecution(plan, { variables, secretVariables, metadata, start } = {}) {
+  /**
+   * With `idempotencyKey`, the same call sent again (after a timeout or a 503, say) answers
+   * the first call's answer and creates nothing more.
+   */
+  async createExecution(plan, { variables, secretVariables, metadata, start, idempotencyKey } = {}) {
     const body = { plan };
     if (variables !== undefined) body.variables = variables;
     if (secretVariables !== undefined) body.secret_variables = secretVariables;
     if (metadata !== undefined) body.metadata = metadata;
     if (start !== undefined) body.start = start;
-    return this._request('POST', '/api/executions', { body });
+    return this._request('POST', '/api/executions', { body, idempotencyKey });
   }
 
   async listExecutions(filters = {}) {
@@ -544,8 +548,8 @@ export class SynthesisClient {
 
   // ---- Plans ----
 
-  async createPlan(plan) {
-    return this._request('POST', '/api/plans', { body: plan });
+  async createPlan(plan, { idempotencyKey } = {}) {
+    return this._request('POST', '/api/plans', { body: plan, idempotencyKey });
   }
 
   async listPlans(filters = {}) {
@@ -565,22 +569,19 @@ export class SynthesisClient {
   }
 
   /** Creates and starts an execution of a stored plan; resolves with the server's answer. */
-  async executePlanById(planId, { variables, secretVariables, metadata } = {}) {
+  async executePlanById(planId, { variables, secretVariables, metadata, idempotencyKey } = {}) {
     const body = {};
     if (variables !== undefined) body.variables = variables;
     if (secretVariables !== undefined) body.secret_variables = secretVariables;
     if (metadata !== undefined) body.metadata = metadata;
-    return this._request('POST', `/api/plans/${id(planId, 'planId')}/execute`, { body });
+    const path = `/api/plans/${id(planId, 'planId')}/execute`;
+    return this._request('POST', path, { body, idempotencyKey });
   }
 
   /** Creates and starts an execution of an inline plan; resolves with its execution id. */
-  async executePlan(plan, { variables, secretVariables, metadata } = {}) {
-    const created = await this.createExecution(plan, {
-      variables,
-      secretVariables,
-      metadata,
-      start: true,
-    });
+  async executePlan(plan, { variables, secretVariables, metadata, idempotencyKey } = {}) {
+    const options = { variables, secretVariables, metadata, start: true, idempotencyKey };
+    const created = await this.createExecution(plan, options);
     return created.execution_id;
   }
 
@@ -736,10 +737,15 @@ export class SynthesisClient {
 
   // ---- internals ----
 
-  async _request(method, path, { query, body, accept, signal, okStatuses = [], check } = {}) {
+  async _request(
+    method,
+    path,
+    { query, body, accept, signal, okStatuses = [], check, idempotencyKey } = {},
+  ) {
     const url = this.baseUrl + path + queryString(query);
     const headers = { Accept: accept ?? 'application/json', ...this.headers };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (idempotencyKey !== undefined) headers['Idempotency-Key'] = idempotencyKey;
     const init = { method, headers };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';

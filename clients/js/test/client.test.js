@@ -330,6 +330,26 @@ test('plans: create, get, list, update, execute by id, delete', async () => {
   await rejectsWith(client.deletePlan(planId), { status: 404, code: 'not_found' });
 });
 
+test('idempotency keys: a create sent twice creates once', async () => {
+  const tag = `js-idem-${Date.now()}`;
+  const once = plan('once', [commandStep('a', 'true')], { metadata: { tags: [tag] } });
+  const key = `${tag}-execution`;
+  const first = await client.createExecution(once, { start: true, idempotencyKey: key });
+  assert.deepEqual(await client.createExecution(once, { start: true, idempotencyKey: key }), first);
+  assert.equal(await client.executePlan(once, { idempotencyKey: key }), first.execution_id);
+  await rejectsWith(client.createExecution(once, { idempotencyKey: key }), {
+    status: 409,
+    code: 'idempotency_key_reused',
+  });
+
+  const stored = await client.createPlan(once, { idempotencyKey: `${tag}-plan` });
+  assert.deepEqual(await client.createPlan(once, { idempotencyKey: `${tag}-plan` }), stored);
+  const run = await client.executePlanById(stored.plan_id, { idempotencyKey: `${tag}-run` });
+  assert.deepEqual(await client.executePlanById(stored.plan_id, { idempotencyKey: `${tag}-run` }), run);
+  assert.equal((await client.listExecutions({ tag })).total, 2);
+  assert.equal((await client.listPlans({ tag })).total, 1);
+});
+
 test('integrations: list, get, capabilities, invoke (waiting and async), invocation', async () => {
   const { integrations } = await client.listIntegrations();
   const ids = integrations.map((i) => i.id);
