@@ -4,6 +4,7 @@ PostgreSQL is never skipped: a test run that cannot reach it fails."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -16,21 +17,32 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.http_target import HttpTarget
+from tests.receiver import Receiver
 from tests.support import Client, ServerThread, make_settings
 
 PG_ADMIN = os.environ.get("SYNTHESIS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database, dropped afterwards."""
     name = f"synthesis_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN.rsplit("/", 1)[0]
-    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,13 +66,16 @@ def server(
 ) -> Iterator[ServerThread]:
     """One real server per test module and store; tests keep to their own executions."""
     data_dir = tmp_path_factory.mktemp("server")
-    if request.param == "sqlite":
-        url = f"sqlite:///{data_dir / 'synthesis.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    running = ServerThread(make_settings(data_dir, url, **server_overrides)).start()
-    yield running
-    running.stop()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{data_dir / 'synthesis.db'}"
+        elif getattr(request.module, "OWN_DATABASE", False):  # counts the whole store
+            url = stack.enter_context(fresh_postgres_database())
+        else:
+            url = request.getfixturevalue("postgres_url")
+        running = ServerThread(make_settings(data_dir, url, **server_overrides)).start()
+        yield running
+        running.stop()
 
 
 @pytest.fixture
@@ -92,3 +107,19 @@ def open_dir() -> Iterator[Path]:
     path.chmod(0o755)
     yield path
     shutil.rmtree(path)
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[HttpTarget]:
+    """A loopback HTTP server for http steps and invocations (tests/http_target.py)."""
+    running = HttpTarget().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A loopback webhook receiver (tests/receiver.py)."""
+    running = Receiver().start()
+    yield running
+    running.stop()

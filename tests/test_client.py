@@ -16,7 +16,7 @@ import pytest
 from tornado.websocket import WebSocketClientConnection
 
 from synthesis.client import SynthesisClient, SynthesisError, SynthesisTimeout
-from tests.actors.test_subscriptions import Receiver
+from tests.receiver import Receiver
 from tests.support import TOKEN, ServerThread, command
 
 T = TypeVar("T")

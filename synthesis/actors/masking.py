@@ -61,6 +61,7 @@ class ExecutionMask:
         self.masker = scope.masker(variables, base)
         self._kept: tuple[list[str], dict[str, Any]] | None = None
         self.kept_stored = kept_stored
+        self._forgotten = False
 
     def refresh(self, variables: Mapping[str, Any]) -> None:
         """The secret variables' values changed (a `variable` step, a step's outputs)."""
@@ -69,18 +70,24 @@ class ExecutionMask:
     def protect(self, commit: Commit) -> Commit:
         if not self.masker and not self.scope.names:
             return commit
-        extra: list[Any] = []
+        kept: list[list[Any]] = []  # what to store after each change, in its place
         for change in commit.changes:
+            if _forgets(change, self._id):  # the run ended: nothing is kept from now on
+                self._forgotten = True
             variables = _variables_of(change)
             if variables is not None:
                 self.refresh(variables)
-                extra.extend(self._keep(variables))
+            kept.append(self._keep(variables) if variables is not None else [])
         masked = _Masking(self.masker, self.scope).commit(commit)
-        return Commit(masked.changes + tuple(extra), masked.events, masked.on_stored)
+        changes = [
+            c for change, extra in zip(masked.changes, kept, strict=True) for c in (change, *extra)
+        ]
+        return Commit(tuple(changes), masked.events, masked.on_stored)
 
     def _keep(self, variables: Mapping[str, Any]) -> list[Any]:
-        """Store the real values of the secret variables when they changed."""
-        if not self.scope.names:
+        """Store the real values of the secret variables when they changed, until the
+        run ends (a commit holds its end and its last variables in either order)."""
+        if not self.scope.names or self._forgotten:
             return []
         kept = (sorted(self.scope.names), self.scope.kept(variables, self._base))
         if kept == self._kept:
@@ -90,6 +97,10 @@ class ExecutionMask:
         changes: list[Any] = [forget_secrets(self._id)] if self.kept_stored else []
         self.kept_stored = True
         return [*changes, RowsInserted(SECRETS_TABLE, (row,))]
+
+
+def _forgets(change: Any, execution_id: str) -> bool:
+    return change == forget_secrets(execution_id)
 
 
 def _variables_of(change: Any) -> Mapping[str, Any] | None:

@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -52,13 +51,6 @@ LIMIT = 1024 * 1024  # max_body_bytes
 @pytest.fixture(scope="module")
 def server_overrides() -> dict[str, object]:
     return {"cors_origins": (ORIGIN,), "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE}
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[HttpTarget]:
-    running = HttpTarget().start()
-    yield running
-    running.stop()
 
 
 def send_head(port: int, method: str, target: str, headers: dict[str, object]) -> socket.socket:

@@ -4,7 +4,6 @@ a loopback HTTP server."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,6 @@ import pytest
 
 from tests.http_target import HttpTarget
 from tests.support import Client, ServerThread, command, make_settings, wait_until
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[HttpTarget]:
-    running = HttpTarget().start()
-    yield running
-    running.stop()
 
 
 def invoke(client: Client, integration: str, capability: str, **body: Any):

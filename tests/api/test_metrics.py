@@ -14,6 +14,8 @@ import pytest
 from synthesis.web.metrics import p95, prefers_text
 from tests.support import READ_TOKEN, TOKEN, Client, command
 
+OWN_DATABASE = True  # metrics count the whole store: no other module's runs in it
+
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SCRAPER_ACCEPT = (
     "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"

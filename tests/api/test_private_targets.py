@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.actors.test_subscriptions import Receiver
 from tests.http_target import HttpTarget
+from tests.receiver import Receiver
 from tests.support import Client, ServerThread, command, wait_until
 
 SUBSCRIPTIONS = "/api/events/subscriptions"
@@ -20,20 +20,6 @@ SUBSCRIPTIONS = "/api/events/subscriptions"
 @pytest.fixture(scope="module")
 def server_overrides() -> dict[str, Any]:
     return {"deny_private_targets": True}
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[HttpTarget]:
-    running = HttpTarget().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    running = Receiver().start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module", autouse=True)

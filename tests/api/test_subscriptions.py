@@ -22,8 +22,8 @@ from synthesis.engine import clock
 from synthesis.engine.events import EVENT_TYPES
 from synthesis.store.database import EventFilter
 from synthesis.store.subscription_models import all_subscriptions
-from tests.actors.test_subscriptions import Receiver
 from tests.conftest import PG_ADMIN
+from tests.receiver import Receiver
 from tests.support import READ_TOKEN, Client, ServerThread, command, make_settings, wait_until
 
 SUBSCRIPTIONS = "/api/events/subscriptions"
@@ -60,13 +60,6 @@ def server_overrides() -> dict[str, Any]:
 def no_subscription_left(server: ServerThread) -> Iterator[None]:
     yield
     delete_all_subscriptions(server.client())
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    running = Receiver().start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ names and addresses and redirects to refused addresses, against a real loopback 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,13 +12,6 @@ from synthesis.engine import address_policy
 from synthesis.integrations.base import RunContext, StepResult
 from synthesis.integrations.http import request
 from tests.http_target import HttpTarget
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[HttpTarget]:
-    running = HttpTarget().start()
-    yield running
-    running.stop()
 
 
 def get(url: str, deny_private: bool) -> StepResult:
