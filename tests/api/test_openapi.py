@@ -20,7 +20,7 @@ import requests
 import schemathesis
 import tornado.web
 import tornado.websocket
-from hypothesis import HealthCheck, reject, settings
+from hypothesis import HealthCheck, Phase, reject, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -561,15 +561,20 @@ def make_harmless(case: schemathesis.Case) -> None:
             body["callback_url"] = f"http://127.0.0.1:9/{uuid.uuid4().hex}"
 
 
-@SCHEMA.parametrize()
-@settings(
-    max_examples=25,
-    deadline=None,
-    database=None,  # no .hypothesis directory in the repository
-    derandomize=True,  # the same examples every run: CI cannot turn red by chance
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-def test_fuzz(case: schemathesis.Case, live: ServerThread) -> None:
+# Operations whose body is a whole plan: schemathesis would send every combination of the
+# document's explicit step examples (about 6,000 requests each, 90 % of the suite's
+# fuzzing time), so they get generated examples only. The documented plans are checked by
+# tests/test_examples.py.
+PLAN_BODIES = ["POST /api/plans", "PUT /api/plans/{plan_id}", "POST /api/executions"]
+FUZZ_SETTINGS = {
+    "deadline": None,
+    "database": None,  # no .hypothesis directory in the repository
+    "derandomize": True,  # the same examples every run: CI cannot turn red by chance
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much],
+}
+
+
+def fuzz(case: schemathesis.Case, live: ServerThread) -> None:
     make_harmless(case)
     case.call_and_validate(
         base_url=base_url(live),
@@ -583,3 +588,15 @@ def test_fuzz(case: schemathesis.Case, live: ServerThread) -> None:
         ],
         timeout=30,
     )
+
+
+@SCHEMA.exclude(name=PLAN_BODIES).parametrize()
+@settings(max_examples=25, **FUZZ_SETTINGS)
+def test_fuzz(case: schemathesis.Case, live: ServerThread) -> None:
+    fuzz(case, live)
+
+
+@SCHEMA.include(name=PLAN_BODIES).parametrize()
+@settings(max_examples=25, phases=[Phase.generate], **FUZZ_SETTINGS)
+def test_fuzz_plan_bodies(case: schemathesis.Case, live: ServerThread) -> None:
+    fuzz(case, live)
