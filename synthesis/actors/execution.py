@@ -62,7 +62,7 @@ from synthesis.engine.expressions import ExpressionError, truthy
 from synthesis.engine.plan import CONTROL_SCHEMAS, Plan, Step, loop_bound
 from synthesis.engine.scheduler import Schedule
 from synthesis.engine.schema import check_parameters, with_defaults
-from synthesis.engine.secrets import SECRET_ENV_PREFIX, SecretScope, references
+from synthesis.engine.secrets import SECRET_ENV_PREFIX, Masker, SecretScope, references
 from synthesis.engine.substitution import UnknownVariable, is_whole_reference, lookup, substitute
 from synthesis.engine.transitions import (
     CANCELLED,
@@ -482,8 +482,15 @@ class ExecutionActor(LoopActor):
             STEP_CAPABILITIES[entry.step.type],
             parameters,
             dict(variables),  # a snapshot: the step reads it later, the run goes on
-            masker=self._mask.masker,
+            masker=self._current_masker(),
         )
+
+    def _current_masker(self) -> Masker:
+        """The mask for what a step or a child shows from now on: its live output goes to
+        the bus directly, so it must know the secrets set earlier in this very turn."""
+        if self._mask.scope.names:
+            self._mask.refresh(self._variables)
+        return self._mask.masker
 
     def _run_condition(self, full: str, entry: Active, variables: Mapping[str, Any]) -> None:
         assert entry.step.expression is not None
@@ -601,7 +608,7 @@ class ExecutionActor(LoopActor):
 
     def _run_child(self, full: str, params: dict[str, Any]) -> None:
         variables = params.get("variables") or {}
-        masker = self._mask.masker
+        masker = self._current_masker()
         secret = tuple(name for name, value in variables.items() if masker.mask(value) != value)
         self._supervisor.tell(
             StartChild(self._id, full, params["plan_id"], variables, self._depth + 1, secret)
@@ -835,7 +842,7 @@ class ExecutionActor(LoopActor):
         request it answers from the store after retiring us sees the final state."""
         self._ended = True
         supervisor = self._supervisor
-        self._commit(Commit(on_stored=lambda _stored: supervisor.tell(notice)))
+        self._commit(Commit(on_stored=lambda _stored: _tell_quietly(supervisor, notice)))
 
 
 # Parameters that are not substituted when a step starts: nested step lists (each nested

@@ -18,6 +18,7 @@ from synthesis.actors.messages import Commit
 from synthesis.engine.secrets import MASK, Masker, SecretScope
 from synthesis.store import (
     ExecutionUpdate,
+    IdempotencyKeySaved,
     InvocationUpdate,
     NewExecution,
     NewInvocation,
@@ -161,4 +162,7 @@ class _Masking:
                 return NewInvocation(self._fields(row))
             case InvocationUpdate(invocation_id=iid, fields=fields):
                 return InvocationUpdate(iid, self._fields(fields))
+            case IdempotencyKeySaved(row=row, expired_before=expired):
+                response = self._fields(row["response"])
+                return IdempotencyKeySaved({**row, "response": response}, expired)
         return change

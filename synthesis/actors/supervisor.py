@@ -19,7 +19,7 @@ from typing import Any
 import pykka
 
 from synthesis.actors import recording
-from synthesis.actors.bridge import Reply
+from synthesis.actors.bridge import Reply, no_reply
 from synthesis.actors.execution import ExecutionActor, ExecutionSeed
 from synthesis.actors.masking import ExecutionMask, mask_commit
 from synthesis.actors.messages import (
@@ -160,6 +160,11 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         """What the supervisor records (errors, invocations) never shows a named secret."""
         self._services.bus.tell(mask_commit(commit, self._services.masker))
 
+    def _commit_masked(self, commit: Commit) -> None:
+        """A commit an ExecutionMask already protected: masking it again by value would
+        change the plan it stores (a literal in a plan is kept as given)."""
+        self._services.bus.tell(commit)
+
     def _create(self, message: CreateExecution) -> None:
         if not self._accepting and message.start:
             message.reply(ApiError("unavailable", "the server is shutting down"))
@@ -203,7 +208,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         if not start:
             value = {"status": CREATED, "created_at": created_at}
             commit = _also(commit, also_store, value)
-            self._commit(mask.protect(recording.with_reply(commit, reply, value)))
+            self._commit_masked(mask.protect(recording.with_reply(commit, reply, value)))
             return
         begin = recording.started(eid, plan.name, created_at, plan_id)
         commit = Commit(commit.changes + begin.changes, commit.events + begin.events)
@@ -225,8 +230,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
     def _launch_when_stored(
         self, commit: Commit, reply: Reply, value: Any, seed: ExecutionSeed
     ) -> None:
-        """Store `commit`, then launch `seed`'s actor and reply `value`; if the store
-        refuses it, nothing runs and the caller gets the error (rule 8)."""
+        """Store `commit` (already masked), then launch `seed`'s actor and reply `value`;
+        if the store refuses it, nothing runs and the caller gets the error (rule 8)."""
         self._storing[seed.execution_id] = _Storing(seed)
         supervisor = self.actor_ref
         answer = recording.answer(reply, value)
@@ -237,7 +242,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                 supervisor.tell(ExecutionStored(seed.execution_id, error))
             answer(stored)
 
-        self._commit(Commit(commit.changes, commit.events, on_stored))
+        self._commit_masked(Commit(commit.changes, commit.events, on_stored))
 
     def _stored(self, eid: str, error: BaseException | None) -> None:
         storing = self._storing.pop(eid, None)
@@ -248,9 +253,11 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         else:
             log.error("execution %s was not stored, so it does not run: %s", eid, error)
             self._tell_parent(eid, FAILED, {}, "the child execution could not be stored")
-        for control in storing.controls:
-            self._handle(control)
-        self._maybe_drained()
+        try:
+            for control in storing.controls:  # each answered, or failed, on its own
+                self.on_receive(control)
+        finally:
+            self._maybe_drained()
 
     def _start_child(self, message: StartChild) -> None:
         """A plan step runs a stored plan as a child execution of its own."""
@@ -277,18 +284,13 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._parents[child_id] = (message.parent_id, message.step_id)
         metadata = {**row["meta"], "parent_execution_id": message.parent_id}
 
-        def stored(value: Any) -> None:  # bus thread
-            if isinstance(value, BaseException) and parent is not None:
-                reason = f"the child execution could not be stored: {value}"
-                parent.tell(ChildFinished(message.step_id, child_id, FAILED, {}, reason))
-
         self._create_execution(
             child_id,
             plan,
             message.variables,
             metadata,
             True,
-            stored,
+            no_reply,  # a child the store refuses is reported to its parent by `_stored`
             message.plan_id,
             (message.parent_id, message.step_id),
             message.depth,
@@ -386,7 +388,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             commit = recording.started(eid, seed.plan.name, now, seed.plan_id)
         else:
             commit = recording.resumed(eid)
-        self._launch_when_stored(commit, reply, answer, seed)
+        self._launch_when_stored(mask_commit(commit, self._services.masker), reply, answer, seed)
 
     def _cancel_idle(self, eid: str, now: str, reply: Reply, answer: dict[str, Any]) -> None:
         """Cancel an execution no actor is running: its steps that never ran with it."""

@@ -21,7 +21,6 @@ from synthesis.engine.plan import (
     check_metadata,
     check_names,
     child_plan_ids,
-    count_steps,
     raw_steps,
     require_object,
     validate_plan,
@@ -35,18 +34,31 @@ from synthesis.web.idempotency import Remember, create_execution, create_once
 INLINE_STEPS = 200  # plans up to this size are checked on the IOLoop, bigger ones off it
 
 
+def _nests(steps: list[Any]) -> bool:
+    """Does any top-level step carry nested steps (a condition's branches, a loop body)?"""
+    return any(
+        isinstance(step, dict)
+        and isinstance(params := step.get("parameters"), dict)
+        and any(k in params for k in _NESTED)
+        for step in steps
+    )
+
+
 async def checked(handler: ApiHandler, document: Any, field: str) -> Plan:
     """validate_plan with the server's limits, then its policy (`check_policy`). Checking
     10,000 steps takes a third of a second: a big plan is checked on the read pool, so the
     IOLoop goes on serving."""
     limits = handler.runtime.settings.plan_limits
-    steps = document.get("steps") if isinstance(document, dict) else None
-    if count_steps(steps) <= INLINE_STEPS:
+
+    def check() -> Plan:  # pure: on the IOLoop for a small plan, else on the read pool
         plan = validate_plan(document, STEP_SCHEMAS, field, limits)
-    else:
-        plan = await handler.read(validate_plan, document, STEP_SCHEMAS, field, limits)
-    check_policy(handler, plan, f"{field}.steps" if field else "steps")
-    return plan
+        check_policy(handler, plan, f"{field}.steps" if field else "steps")
+        return plan
+
+    steps = document.get("steps") if isinstance(document, dict) else None
+    if isinstance(steps, list) and len(steps) <= INLINE_STEPS and not _nests(steps):
+        return check()
+    return await handler.read(check)
 
 
 async def check_child_plans(

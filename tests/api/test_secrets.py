@@ -195,6 +195,11 @@ def test_secret_variables_reach_their_steps_and_show_nowhere(
     # the variables are masked again at each change
     assert done["steps"][1]["output"] in (fetched, MASK)
     assert variables["fetch_output"] == MASK
+    # `later` started in the same turn as the `variable` step that made the token secret:
+    # its live output was masked too, not only what was stored of it
+    events = client.get(f"/api/events?execution_id={execution_id}&limit=1000").json["events"]
+    live = [e["payload"] for e in events if e["type"] == "step_output"]
+    assert [p["output"] for p in live if p["step_id"] == "later"] == [f"token: {MASK}\n"]
     assert server.runtime.store.get_execution_secrets(execution_id) is None  # forgotten
 
 
@@ -346,3 +351,29 @@ def test_secret_variables_survive_a_restart_and_are_forgotten_at_the_end(
         assert password not in database_text(database_url)
     finally:
         again.stop()
+
+
+def test_a_literal_in_a_plan_runs_as_written_when_the_execution_starts_later(
+    client: Client,
+) -> None:
+    """A plan is stored as given (only its secret variables' defaults are masked): an
+    execution created now and started later runs the command it was given."""
+    script = f"printf %s '{API_SECRET}' | sha256sum | cut -c1-64"
+    execution_id = client.create([command("hash", script)], start=False)
+    assert client.post(f"/api/executions/{execution_id}/start").status == 200
+    done = client.wait_for_status(execution_id)
+    assert (done["status"], done["steps"][0]["output"]) == ("completed", sha256(API_SECRET) + "\n")
+
+
+def test_an_idempotent_answer_keeps_no_secret_variable(
+    server: ServerThread, client: Client
+) -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    plan = {"name": "p", "steps": [command("a", "true")], "variables": {"password": password}}
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    response = client.request(
+        "POST", "/api/executions", {"plan": plan, "start": True}, headers=headers
+    )
+    assert response.status == 201, response
+    client.wait_for_status(response.json["execution_id"])
+    assert password not in database_text(server.settings.database)
