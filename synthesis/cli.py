@@ -161,13 +161,9 @@ class MaskSecrets(logging.Filter):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
-        from synthesis.auth import token_values
         from synthesis.engine.secrets import Masker
 
-        values = [*token_values(settings.tokens), *settings.secrets.values()]
-        if settings.jwt_secret:
-            values.append(settings.jwt_secret)
-        self._masker = Masker(values)
+        self._masker = Masker(settings.secret_values)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self._masker:

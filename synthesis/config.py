@@ -79,6 +79,15 @@ class Settings:
             raise ConfigError(str(exc)) from None
 
     @property
+    def secret_values(self) -> list[str]:
+        """What must never be shown, in a log or in anything a step produces: the tokens
+        (without their scopes), the JWT secret and the named secrets."""
+        tokens = [
+            entry.rsplit(":", 1)[0] if entry.endswith(":read") else entry for entry in self.tokens
+        ]
+        return [*tokens, *([self.jwt_secret] if self.jwt_secret else []), *self.secrets.values()]
+
+    @property
     def plan_limits(self) -> Limits:
         return Limits(self.max_plan_steps, self.max_loop_iterations)
 

@@ -49,7 +49,7 @@ class Runtime:
             self.disabled = disabled_integrations(settings.integrations)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        self.masker = Masker(settings.secrets.values())
+        self.masker = Masker(settings.secret_values)  # tokens too: a step may print them
         self.auth = Authenticator(
             settings.tokens, settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience
         )

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import random
 import sys
+import time
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ from synthesis.integrations.base import StepResult
 log = logging.getLogger(__name__)
 
 BATCH = 64  # steps started (or loop iterations opened) per message, then a turn for others
+TURN_SECONDS = 0.02  # and at most this long: slow conditions must not hold the loop either
 GATHER = 8  # turns gathered into one commit while the previous one is being stored
 
 
@@ -177,6 +179,7 @@ class ExecutionActor(LoopActor):
         self._dirty_blocks: dict[Block, None] = {self._top: None}
         self._dirty_loops: dict[str, None] = {}
         self._budget = BATCH  # steps this turn may still start
+        self._turn_ends = 0.0  # and until when (time.monotonic())
         self._outbox: list[Commit] = []  # this turn's changes, sent as one Commit
         self._in_flight = False  # a commit sent with work left is not stored yet
         self._gathered = 0  # turns since it was sent
@@ -357,6 +360,7 @@ class ExecutionActor(LoopActor):
         if self._ended:
             return
         self._budget = BATCH
+        self._turn_ends = time.monotonic() + TURN_SECONDS
         while self._budget > 0 and (self._dirty_blocks or self._dirty_loops):
             if self._dirty_blocks:
                 block = next(iter(self._dirty_blocks))
@@ -374,16 +378,24 @@ class ExecutionActor(LoopActor):
         elif self._draining and not any(e.actor for e in self._active.values()):
             self._end(ExecutionEnded(self._id))
 
+    def _spend(self) -> bool:
+        """May this turn start one more step? At most BATCH of them, in TURN_SECONDS."""
+        if self._budget > 0 and time.monotonic() > self._turn_ends:
+            self._budget = 0
+        if self._budget <= 0:
+            return False
+        self._budget -= 1
+        return True
+
     def _advance_block(self, block: Block) -> None:
         if block not in self._blocks:
             return  # finished, or dropped with a control step that timed out
         schedule = block.schedule
         if self._status == RUNNING and not self._draining:
             while ready := schedule.ready(1):
-                if self._budget <= 0:
+                if not self._spend():
                     self._dirty_blocks[block] = None
                     return
-                self._budget -= 1
                 self._start(block, schedule.step(ready[0]))
         now = clock.now()
         for step_id in schedule.skip_unreachable():
@@ -544,10 +556,9 @@ class ExecutionActor(LoopActor):
             and loop.running < loop.width
             and self._more(entry, loop)
         ):
-            if self._budget <= 0:
+            if not self._spend():
                 self._dirty_loops[full] = None
                 return
-            self._budget -= 1
             index = loop.next_index
             loop.next_index += 1
             loop.running += 1

@@ -414,6 +414,34 @@ def loop_bound(given: Any, cap: int | None) -> Any:
     return DEFAULT_LOOP_BOUND if cap is None else min(DEFAULT_LOOP_BOUND, cap)
 
 
+def steps_at_once(raw_steps: Any, cap: int | None, depth: int = 0) -> int:
+    """The most steps of a raw step list that could run at the same time: independent
+    steps add up, a parallel loop multiplies its body by its width (max_concurrency, else
+    its max_iterations), a condition runs one branch. What one plan can hold in memory."""
+    if not isinstance(raw_steps, list) or depth > MAX_DEPTH + 1:
+        return 0
+    total = 0
+    for raw in raw_steps:
+        params = raw.get("parameters") if isinstance(raw, dict) else None
+        if not isinstance(params, dict):
+            total += 1
+            continue
+        if raw.get("type") == "loop":
+            width = 1
+            if params.get("parallel") is True:
+                width = params.get("max_concurrency") or loop_bound(
+                    params.get("max_iterations"), cap
+                )
+            body = steps_at_once(params.get("steps"), cap, depth + 1)
+            total += (width if isinstance(width, int) else 1) * max(1, body)
+        elif raw.get("type") == "condition":
+            branches = (steps_at_once(params.get(k), cap, depth + 1) for k in ("then", "else"))
+            total += max(1, *branches)
+        else:
+            total += 1
+    return total
+
+
 def count_steps(raw_steps: Any) -> int:
     """The steps of a raw step list, nested ones (branches, loop bodies) included, down
     to MAX_DEPTH + 1 levels; cheap enough to run before anything else."""
@@ -447,6 +475,14 @@ def validate_plan(
         message = (
             f"has {total} steps, nested ones included; at most {limits.max_steps} "
             "(the server's max_plan_steps)"
+        )
+        raise validation_error([FieldError(f"{prefix}steps", message)])
+    at_once = steps_at_once(doc.get("steps"), limits.max_loop_iterations)
+    if limits.max_loop_iterations is not None and at_once > limits.max_loop_iterations:
+        message = (
+            f"can run {at_once} steps at once (parallel loops multiply what they hold); at "
+            f"most {limits.max_loop_iterations} (the server's max_loop_iterations): give its "
+            "parallel loops a max_concurrency"
         )
         raise validation_error([FieldError(f"{prefix}steps", message)])
     checker = _Checker(step_types, limits)

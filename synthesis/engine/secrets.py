@@ -56,6 +56,13 @@ def leaves(value: Any) -> Iterator[str]:
             yield from leaves(item)
 
 
+def _forms(value: str) -> tuple[str, ...]:
+    """A value as it is, and as it stands inside a JSON string (`"`, `\\`, newlines and
+    other control characters escaped), since outputs often carry JSON."""
+    escaped = orjson.dumps(value).decode()[1:-1]
+    return (value,) if escaped == value else (value, escaped)
+
+
 class Masker:
     """Replaces every occurrence of each secret value (of MIN_LENGTH characters or more),
     longest first, with `***`, in strings at any depth of a JSON value (keys too).
@@ -63,7 +70,8 @@ class Masker:
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self.values = frozenset(v for v in values if len(v) >= MIN_LENGTH)
-        self._ordered = sorted(self.values, key=lambda v: (-len(v), v))
+        forms = {form for value in self.values for form in _forms(value)}
+        self._ordered = sorted(forms, key=lambda v: (-len(v), v))
         self.longest = len(self._ordered[0]) if self._ordered else 0
         self._shortest = len(self._ordered[-1]) if self._ordered else 0
 

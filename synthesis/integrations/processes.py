@@ -137,16 +137,22 @@ def _has_marker(pid: int, record_id: str) -> bool:
         return False
 
 
-def _is_it(group: ProcessGroup, members: list[_Proc]) -> bool:
+def _is_it(group: ProcessGroup, members: list[_Proc], before: int) -> bool:
     """Whether the live group `group.pgid` is the one recorded: its leader with the
-    recorded start time, or, once the leader is gone, a member carrying the marker. (While
-    any process is in a group, its id cannot be reused, so one proof is enough.)"""
-    if not any(not p.zombie for p in members):
+    recorded start time, or, once the leader is gone, a member carrying the marker, or a
+    member (one that dropped its environment: `env -i`, a daemon) started after the leader
+    and before this server. (While any process is in a group, its id cannot be reused, so
+    one proof is enough; a reused group would need its id to come round again between
+    the old server's death and this one's start.)"""
+    living = [p for p in members if not p.zombie]
+    if not living:
         return False
     for proc in members:
         if proc.pid == group.pgid:
             return proc.start_time == group.start_time
-    return any(_has_marker(p.pid, group.id) for p in members if not p.zombie)
+    if any(_has_marker(p.pid, group.id) for p in living):
+        return True
+    return any(int(group.start_time) <= int(p.start_time) <= before for p in living)
 
 
 def _signal(pgid: int, signum: int) -> None:
@@ -165,15 +171,21 @@ def _wait_gone(pgids: set[int], timeout: float) -> set[int]:
         time.sleep(_POLL)
 
 
-def stop_groups(groups: Iterable[ProcessGroup], grace: float) -> list[ProcessGroup]:
+def stop_groups(
+    groups: Iterable[ProcessGroup], grace: float, started: str | None = None
+) -> list[ProcessGroup]:
     """Stop those of `groups` that are still alive on this boot and provably the recorded
     ones: SIGTERM, SIGKILL after `grace`, then wait until they are gone. A group that
-    cannot be proven the same (a reused id) is never signalled. Returns those stopped."""
+    cannot be proven the same (a reused id) is never signalled. Returns those stopped.
+    `started`: when the recovering server started (default: this process)."""
     boot, present = boot_id(), _by_group()
+    before = int(started or start_time(os.getpid()) or 0)
     found = [
         g
         for g in groups
-        if g.boot_id == boot and g.host == host_name() and _is_it(g, present.get(g.pgid, []))
+        if g.boot_id == boot
+        and g.host == host_name()
+        and _is_it(g, present.get(g.pgid, []), before)
     ]
     pgids = {g.pgid for g in found}
     for pgid in pgids:

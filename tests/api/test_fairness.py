@@ -65,3 +65,22 @@ def test_a_big_plan_of_instant_steps_leaves_room_for_everything_else(server: Ser
     steps = client.get(f"/api/executions/{big}/steps").json["steps"]
     statuses = {s["status"] for s in steps}
     assert statuses == {"completed", "cancelled"}, statuses
+
+
+def test_slow_conditions_share_the_loop_too(server: ServerThread) -> None:
+    """A turn is bounded in time as well as in steps: conditions that each cost about
+    10 ms (within their budget) leave the health check prompt."""
+    client: Client = server.client()
+    tag = f"slow-{uuid.uuid4().hex[:8]}"
+    pairs = [[i, str(i)] for i in range(30_000)]  # max() over it takes about 10 ms
+    steps = [
+        {**step, "condition": "max(pairs) != 0", "continue_on_failure": True}
+        for step in instant_steps(300)
+    ]
+    slow = client.create(steps, variables={"pairs": pairs}, metadata={"tags": [tag]})
+    probes = [timed(lambda: client.get("/health")) for _ in range(6)]
+    still = client.get(f"/api/executions?tag={tag}").json["executions"][0]["status"]
+    client.post(f"/api/executions/{slow}/cancel")
+    assert all(health.status == 200 for health, _ in probes), probes
+    assert max(took for _, took in probes) < 0.5, probes
+    assert still == "running", "it ended before the probes did: make it longer"

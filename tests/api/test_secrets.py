@@ -24,6 +24,7 @@ from tests.http_target import HttpTarget
 from tests.receiver import Receiver
 from tests.support import (
     READ_TOKEN,
+    TOKEN,
     Client,
     ServerThread,
     command,
@@ -377,3 +378,15 @@ def test_an_idempotent_answer_keeps_no_secret_variable(
     assert response.status == 201, response
     client.wait_for_status(response.json["execution_id"])
     assert password not in database_text(server.settings.database)
+
+
+def test_the_servers_tokens_never_show_in_what_a_step_prints(client: Client) -> None:
+    """A step that finds a token (in /proc/<server>/cmdline, say) cannot pass it on to
+    readers: the server's tokens are masked like its named secrets."""
+    leak = {
+        "id": "leak",
+        "type": "command",
+        "parameters": {"command": 'printf "%s %s" "$A" "$B"', "env": {"A": TOKEN, "B": READ_TOKEN}},
+    }
+    done = client.wait_for_status(client.create([leak]))
+    assert done["steps"][0]["output"] == f"{MASK} {MASK}"

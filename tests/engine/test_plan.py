@@ -128,3 +128,21 @@ def test_the_maxima_themselves_are_accepted() -> None:
 
 def test_retry_delays_are_at_most_a_year() -> None:
     assert Retry(100, 60, 10).delay(99, 0.5) == YEAR
+
+
+def _parallel_loop(step_id: str, body: list[dict], **extra: object) -> dict:
+    parameters = {"count": 10_000, "parallel": True, "max_iterations": 10_000, "steps": body}
+    return {"id": step_id, "type": "loop", "parameters": {**parameters, **extra}}
+
+
+def test_parallel_loops_nested_past_the_cap_are_refused_at_create_time() -> None:
+    """Three steps within every other cap would hold 10,000 x 10,000 waits at once."""
+    wait = [{"id": "w", "type": "wait", "parameters": {"seconds": 600}}]
+    nested = {"name": "p", "steps": [_parallel_loop("L", [_parallel_loop("M", wait)])]}
+    with pytest.raises(ApiError) as refused:
+        validate_plan(nested, STEP_SCHEMAS)
+    (problem,) = refused.value.details
+    assert problem.field == "plan.steps"
+    assert "100000000 steps at once" in problem.message
+    bounded = [_parallel_loop("L", [_parallel_loop("M", wait, max_concurrency=1)])]
+    validate_plan({"name": "p", "steps": bounded}, STEP_SCHEMAS)  # 10,000 at once: fine

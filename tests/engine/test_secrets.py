@@ -138,3 +138,12 @@ def test_token_file_format() -> None:
         parse_tokens("two words\n", "f")
     with pytest.raises(ValueError, match="no token"):
         parse_tokens("# nothing\n", "f")
+
+
+def test_a_secret_is_masked_as_it_stands_inside_json_too() -> None:
+    """Outputs often carry JSON: a secret with a quote, a backslash or a newline (a PEM
+    key) is written there escaped, and must be masked in that form as well."""
+    secret = 'pa"ss\\wd\nline-7788'
+    masker = Masker([secret])
+    shown = masker.text('{"k":"pa\\"ss\\\\wd\\nline-7788"} and ' + secret)
+    assert shown == '{"k":"***"} and ***'

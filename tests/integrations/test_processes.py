@@ -76,6 +76,24 @@ def test_a_group_whose_leader_is_gone_is_found_by_its_marker(groups) -> None:
     assert not process_running(grandchild)
 
 
+def test_a_member_that_dropped_its_environment_is_found_by_its_start_time(groups) -> None:
+    """`env -i` (or a daemon) leaves no marker: a member started after the recorded leader
+    and before the recovering server is the group's; one started later is not proven."""
+    proc, group = start_group("env -i /bin/sleep 30 & echo $!")
+    groups.append(proc)
+    assert proc.stdout is not None
+    member = int(proc.stdout.readline())
+    assert proc.wait(5) == 0 and process_running(member)  # its leader is gone
+    member_start = int(processes.start_time(member) or 0)
+
+    earlier = str(member_start - 1)  # a server that started before the member did
+    assert processes.stop_groups([group], grace=0.2, started=earlier) == []
+    assert process_running(member)
+
+    assert processes.stop_groups([group], grace=0.2, started=str(member_start + 100)) == [group]
+    assert not process_running(member)
+
+
 def test_only_groups_of_this_host_whose_server_is_gone_are_orphans() -> None:
     me = processes.process_group("mine", os.getpid())
     assert me is not None
