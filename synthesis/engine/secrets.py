@@ -104,6 +104,15 @@ class Masker:
             return [self._mask(v) for v in value]
         return value
 
+    def pending_start(self, text: str) -> int:
+        """Where the end of `text` that could be the start of a secret begins (its length
+        when no secret starts there): what live output must wait for the next chunk."""
+        for start in range(max(0, len(text) - self.longest + 1), len(text)):
+            tail = text[start:]
+            if any(value.startswith(tail) for value in self._ordered):
+                return start
+        return len(text)
+
     def span_end(self, text: str, cut: int) -> int:
         """Where it is safe to cut `text` at or after `cut`: never inside a secret."""
         moved = True
@@ -121,8 +130,9 @@ NO_MASK = Masker()
 
 @dataclass
 class OutputMasker:
-    """Masks a step's live output, chunk by chunk: the last few characters of each stream
-    wait for the next chunk, so a secret split between two chunks is still masked."""
+    """Masks a step's live output, chunk by chunk: an end of a chunk that could be the
+    start of a secret waits for the next chunk, so a secret split between two chunks is
+    still masked; everything else goes out at once."""
 
     masker: Masker
     _held: dict[str, str] = field(default_factory=dict)
@@ -131,7 +141,7 @@ class OutputMasker:
         if not self.masker:
             return text
         text = self._held.pop(stream, "") + text
-        cut = self.masker.span_end(text, max(0, len(text) - (self.masker.longest - 1)))
+        cut = self.masker.span_end(text, self.masker.pending_start(text))
         if cut < len(text):
             self._held[stream] = text[cut:]
         return self.masker.text(text[:cut])

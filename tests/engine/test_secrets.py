@@ -47,9 +47,10 @@ def test_output_masker_masks_a_secret_split_between_chunks() -> None:
     assert "".join(shown) == f"line one {MASK} line two\n"
     assert all("s3cr" not in part for part in shown)
     assert stream.feed("err", "plain") + "".join(t for _, t in stream.drain()) == "plain"
-    # the tail held back would cut a whole secret in two: the cut moves past it
-    assert stream.feed("out", "aaas3cret-valueb") == f"aaa{MASK}"
-    assert stream.drain() == [("out", "b")]
+    # only an end that could begin a secret waits; the rest goes out at once
+    assert stream.feed("out", "aaas3cret-valueb") == f"aaa{MASK}b"
+    assert stream.feed("out", "first\n") == "first\n"
+    assert stream.feed("out", "then s3") == "then " and stream.drain() == [("out", "s3")]
 
 
 def test_output_masker_without_secrets_passes_text_through_at_once() -> None:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +85,8 @@ def test_a_member_that_dropped_its_environment_is_found_by_its_start_time(groups
     assert proc.stdout is not None
     member = int(proc.stdout.readline())
     assert proc.wait(5) == 0 and process_running(member)  # its leader is gone
+    environ = Path(f"/proc/{member}/environ")
+    wait_until(lambda: MARKER.encode() not in environ.read_bytes())  # `env` has exec'd
     member_start = int(processes.start_time(member) or 0)
 
     earlier = str(member_start - 1)  # a server that started before the member did
