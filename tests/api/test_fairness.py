@@ -69,7 +69,8 @@ def test_a_big_plan_of_instant_steps_leaves_room_for_everything_else(server: Ser
 
 def test_slow_conditions_share_the_loop_too(server: ServerThread) -> None:
     """A turn is bounded in time as well as in steps: conditions that each cost about
-    10 ms (within their budget) leave the health check prompt."""
+    10 ms (within their budget) leave the health check prompt (each turn also writes
+    the 400 KB of variables, so the store is busy too)."""
     client: Client = server.client()
     tag = f"slow-{uuid.uuid4().hex[:8]}"
     pairs = [[i, str(i)] for i in range(30_000)]  # max() over it takes about 10 ms
@@ -82,5 +83,5 @@ def test_slow_conditions_share_the_loop_too(server: ServerThread) -> None:
     still = client.get(f"/api/executions?tag={tag}").json["executions"][0]["status"]
     client.post(f"/api/executions/{slow}/cancel")
     assert all(health.status == 200 for health, _ in probes), probes
-    assert max(took for _, took in probes) < 0.5, probes
+    assert max(took for _, took in probes) < PROMPT, probes  # 2 s, and a 503, before
     assert still == "running", "it ended before the probes did: make it longer"
