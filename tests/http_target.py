@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Self
 
 import orjson
 import tornado.httpserver
@@ -72,25 +73,45 @@ class Deep(tornado.web.RequestHandler):
         self.finish("[" * int(levels) + "]" * int(levels))
 
 
-class HttpTarget:
+class LoopbackServer:
+    """A Tornado application on a free loopback port, on an IOLoop thread of its own."""
+
     def __init__(self) -> None:
         self.port = 0
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._thread = threading.Thread(target=self._main, name=type(self).__name__, daemon=True)
 
-    def start(self) -> HttpTarget:
+    def application(self) -> tornado.web.Application:
+        raise NotImplementedError
+
+    def start(self) -> Self:
         self._thread.start()
         self._ready.wait(10)
         return self
 
+    def _main(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.port = sockets[0].getsockname()[1]
+        self._server = tornado.httpserver.HTTPServer(self.application())
+        self._server.add_sockets(sockets)
+        self._ready.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._server.stop)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+class HttpTarget(LoopbackServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _main(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        app = tornado.web.Application(
+    def application(self) -> tornado.web.Application:
+        return tornado.web.Application(
             [
                 (r"/echo.*", Echo),
                 (r"/status/(\d+)", Status),
@@ -100,14 +121,3 @@ class HttpTarget:
                 (r"/deep/(\d+)", Deep),
             ]
         )
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        self._server = tornado.httpserver.HTTPServer(app)
-        self._server.add_sockets(sockets)
-        self._ready.set()
-        self._loop.run_forever()
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._server.stop)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)

@@ -14,6 +14,8 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from tests.http_target import LoopbackServer
+
 
 @dataclass(frozen=True)
 class Received:
@@ -61,7 +63,7 @@ class _Hook(tornado.web.RequestHandler):
         return bool(poisoned) and orjson.loads(self.request.body)["event_id"] in poisoned
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """POST /hooks/<name> is recorded under <name> when answered 200. Per name it can
     answer 503 (`close`, or `poison` for some events), fail the next N requests with 500,
     take S seconds to answer the next N requests, or hold every request until released."""
@@ -76,14 +78,7 @@ class Receiver:
         self.closed: set[str] = set()
         self.poisoned: dict[str, set[str]] = defaultdict(set)  # event ids answered 503
         self._gates: dict[str, asyncio.Event] = {}
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="receiver", daemon=True)
-        self.port = 0
-
-    def start(self) -> Receiver:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
+        super().__init__()
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/{name}"
@@ -129,23 +124,13 @@ class Receiver:
     def gate_for(self, name: str) -> asyncio.Event | None:
         return self._gates.get(name)
 
-    def _main(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        app = tornado.web.Application([(r"/hooks/([^/]+)", _Hook, {"receiver": self})])
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        self._server = tornado.httpserver.HTTPServer(app)
-        self._server.add_sockets(sockets)
-        self._ready.set()
-        self._loop.run_forever()
+    def application(self) -> tornado.web.Application:
+        return tornado.web.Application([(r"/hooks/([^/]+)", _Hook, {"receiver": self})])
 
     def stop(self) -> None:
         for name in list(self._gates):
             self.release(name)
-        self._loop.call_soon_threadsafe(self._server.stop)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        super().stop()
 
 
 # ---- the actors on their own ----------------------------------------------------------

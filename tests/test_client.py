@@ -449,12 +449,11 @@ def test_redeliver(server: ServerThread) -> None:
     async def wait_for(
         listing: Callable[[], Awaitable[dict[str, Any]]], count: int = 1
     ) -> list[dict[str, Any]]:
-        for _ in range(500):
-            rows = (await listing())["deliveries"]
-            if len(rows) == count:
-                return rows
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"not {count} deliveries in time")
+        async def rows() -> list[dict[str, Any]] | None:
+            found = (await listing())["deliveries"]
+            return found if len(found) == count else None
+
+        return await eventually(rows)
 
     try:
         asyncio.run(main())
