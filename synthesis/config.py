@@ -64,6 +64,9 @@ class Settings:
     run_as: str | None = None  # the unprivileged user step processes run as (needs root)
     webhook_pause_after_failures: int = 3  # events in a row not delivered; 0: never pause
     deny_private_targets: bool = False  # http steps, invocations, webhooks: public only
+    workers: int = 1  # server processes (nodes) on one port; PostgreSQL only
+    heartbeat_seconds: float = 2.0  # how often a node proves it is alive
+    node_timeout_seconds: float = 10.0  # a node silent this long is dead (database clock)
 
     def __post_init__(self) -> None:
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
@@ -73,6 +76,12 @@ class Settings:
             )
         if self.websocket_buffer_bytes < 1:
             raise ConfigError("the WebSocket buffer must be at least 1 byte")
+        if self.workers < 1:
+            raise ConfigError("--workers must be at least 1")
+        if not 0 < self.heartbeat_seconds * 2 < self.node_timeout_seconds:
+            raise ConfigError(
+                "--node-timeout-seconds must be more than twice --heartbeat-seconds (both > 0)"
+            )
         try:
             check_secrets(self.secrets)
         except ValueError as exc:
@@ -128,6 +137,9 @@ class Settings:
             "token_file": ("SYNTHESIS_TOKEN_FILE", Path),
             "secrets_file": ("SYNTHESIS_SECRETS_FILE", Path),
             "integrations": ("SYNTHESIS_INTEGRATIONS", _split_tokens),
+            "workers": ("SYNTHESIS_WORKERS", int),
+            "heartbeat_seconds": ("SYNTHESIS_HEARTBEAT_SECONDS", float),
+            "node_timeout_seconds": ("SYNTHESIS_NODE_TIMEOUT_SECONDS", float),
         }
         for name, (variable, convert) in from_env.items():
             if env.get(variable):

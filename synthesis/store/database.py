@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from synthesis.engine.events import Event
+from synthesis.store import cluster
 from synthesis.store.changes import Change
 from synthesis.store.idempotency import idempotency_keys
 from synthesis.store.models import (
@@ -460,6 +461,11 @@ class Store:
                 .offset(flt.offset)
             )
             return total, [_event(r) for r in rows]
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """GET /api/nodes: see store/cluster.py."""
+        with self.engine.connect() as conn:
+            return cluster.list_nodes(conn, self.dialect)
 
     def events_for(self, execution_id: str) -> list[Event]:
         with self.engine.connect() as conn:

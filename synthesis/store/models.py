@@ -29,6 +29,8 @@ class ExecutionRow(SQLModel, table=True):
     parent_execution_id: str | None = Field(default=None, max_length=36, index=True)
     parent_step_id: str | None = None
     depth: int = 0
+    node_id: str | None = Field(default=None, max_length=36, index=True)  # its owner now
+    claims: int = 0  # how many times a node took it over (docs/cluster.md)
 
 
 class ExecutionSecretRow(SQLModel, table=True):
@@ -102,6 +104,7 @@ class InvocationRow(SQLModel, table=True):
     started_at: str = Field(max_length=24)
     completed_at: str | None = Field(default=None, max_length=24)
     duration_ms: int | None = None
+    node_id: str | None = Field(default=None, max_length=36)  # the node running it
 
 
 class StepProcessRow(SQLModel, table=True):
@@ -120,6 +123,7 @@ class StepProcessRow(SQLModel, table=True):
     owner_pid: int = Field(sa_column=Column(BigInteger, nullable=False))
     owner_start: str = Field(max_length=32)
     started_at: str = Field(max_length=24)
+    node_id: str | None = Field(default=None, max_length=36)  # the node that started it
 
 
 class EventRow(SQLModel, table=True):
@@ -139,6 +143,24 @@ class EventRow(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
+class NodeRow(SQLModel, table=True):
+    """One running server (a node of the cluster on PostgreSQL; the one node on SQLite).
+    A node id is new at every start. `heartbeat_at` is written with the database's clock
+    only; `fenced` is set in the statement that declares the node dead, after which none
+    of its transactions commits (docs/cluster.md)."""
+
+    __tablename__ = "nodes"
+
+    id: str = Field(primary_key=True, max_length=36)
+    host: str = Field(max_length=255)
+    port: int = 0
+    pid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    started_at: str = Field(max_length=24)
+    heartbeat_at: str = Field(max_length=24)
+    fenced: bool = Field(default=False, index=True)
+    fenced_at: str | None = Field(default=None, max_length=24)
+
+
 executions = ExecutionRow.__table__
 execution_tags = ExecutionTagRow.__table__
 execution_secrets = ExecutionSecretRow.__table__
@@ -148,6 +170,7 @@ plans = PlanRow.__table__
 invocations = InvocationRow.__table__
 step_processes = StepProcessRow.__table__
 plan_tags = PlanTagRow.__table__
+nodes = NodeRow.__table__
 
 # Tables defined in modules of their own join SQLModel.metadata here.
 from synthesis.store import idempotency, subscription_models  # noqa: E402, F401

@@ -60,6 +60,7 @@ class SubscriptionRow(SQLModel, table=True):
     paused_at: str | None = Field(default=None, max_length=24)
     paused_reason: str | None = Field(default=None, sa_column=Column(Text))
     failures: int = 0  # events in a row not delivered (dead or failed)
+    node_id: str | None = Field(default=None, max_length=36)  # the node delivering it (lease)
 
 
 class DeliveryRow(SQLModel, table=True):
