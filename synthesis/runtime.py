@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -58,6 +61,7 @@ class Runtime:
         self.aio = AsyncioRunner()
         self.connections = McpConnections()  # used on the aio loop only
         self.started_monotonic = time.monotonic()
+        self.node_id = str(uuid.uuid4())  # new at every start (docs/cluster.md)
         self._read_pool = ThreadPoolExecutor(4, thread_name_prefix="synthesis-read")
         self.bus: pykka.ActorRef[Any]
         self.supervisor: pykka.ActorRef[Any]
@@ -69,6 +73,8 @@ class Runtime:
         """Start on the running IOLoop: store, aio loop, bus, supervisor. IOLoop thread."""
         self.bridge = Bridge(asyncio.get_running_loop(), self.settings.actor_timeout_seconds)
         await self.read(self.store.create_tables)
+        node = {"id": self.node_id, "host": socket.gethostname(), "port": self.settings.port}
+        await self.read(self.store.register_node, {**node, "pid": os.getpid()})
         self.aio.start()
         self.bus = EventBus.start(self.store)
         self.hub = EventHub(asyncio.get_running_loop())

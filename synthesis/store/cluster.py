@@ -31,6 +31,12 @@ def db_now(dialect: str, minus_seconds: float = 0.0) -> Any:
     return func.strftime("%Y-%m-%dT%H:%M:%fZ", "now", f"-{minus_seconds:.3f} seconds")
 
 
+def register_node(conn: Connection, dialect: str, node: dict[str, Any]) -> None:
+    """A new node's row, its start and first heartbeat on the database clock."""
+    now = db_now(dialect)
+    conn.execute(nodes.insert().values(**node, started_at=now, heartbeat_at=now, fenced=False))
+
+
 def list_nodes(conn: Connection, dialect: str) -> list[dict[str, Any]]:
     """Living nodes and those dead for less than an hour, oldest first, each with the
     running executions it owns. Web read pool."""
@@ -64,4 +70,4 @@ def list_nodes(conn: Connection, dialect: str) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["ALIVE", "DEAD", "db_now", "list_nodes"]
+__all__ = ["ALIVE", "DEAD", "db_now", "list_nodes", "register_node"]

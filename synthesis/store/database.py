@@ -462,6 +462,11 @@ class Store:
             )
             return total, [_event(r) for r in rows]
 
+    def register_node(self, node: dict[str, Any]) -> None:
+        """`node`: id, host, port, pid (store/cluster.py)."""
+        with self.engine.begin() as conn:
+            cluster.register_node(conn, self.dialect, node)
+
     def list_nodes(self) -> list[dict[str, Any]]:
         """GET /api/nodes: see store/cluster.py."""
         with self.engine.connect() as conn:
