@@ -12,9 +12,12 @@ embeds Synthesis holds one Runtime, started on its own IOLoop:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -27,27 +30,53 @@ import pykka
 from synthesis.actors.aio import AsyncioRunner
 from synthesis.actors.bridge import Bridge, Reply
 from synthesis.actors.bus import EventBus
-from synthesis.actors.messages import Commit, Listen, Shutdown
+from synthesis.actors.messages import (
+    Commit,
+    ExecutionsCompleted,
+    LookForAnswers,
+    LookForRequests,
+    LookForWork,
+    Shutdown,
+    Tick,
+)
 from synthesis.actors.services import Services
 from synthesis.actors.subscriptions import SubscriptionSupervisor
 from synthesis.actors.supervisor import ExecutionSupervisor
 from synthesis.auth import Authenticator
+from synthesis.cluster.gate import StepGate
+from synthesis.cluster.node import NodeKeeper
+from synthesis.cluster.tail import EventTail
 from synthesis.config import ConfigError, Settings
 from synthesis.engine import clock
+from synthesis.engine.events import EXECUTION_COMPLETED, Event
 from synthesis.engine.secrets import Masker
-from synthesis.integrations import disabled_integrations
+from synthesis.integrations import disabled_integrations, processes
 from synthesis.integrations.mcp import McpConnections
 from synthesis.integrations.run_as import StepUser
-from synthesis.store import Pruned, Store
+from synthesis.store import Pruned, Store, cluster
 from synthesis.web.hub import EventHub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+TICK_SECONDS = 0.5
+
+
+FENCED_EXIT = 3  # the exit status of a node that was declared dead
+
+
+def exit_fenced(reason: str) -> None:
+    """What a fenced node does by default: its steps stop and the process exits at once
+    (a new node may start in its place; docs/cluster.md)."""
+    killed = processes.kill_running()
+    log.critical("this node is fenced (%s): killed %d step process groups, exiting", reason, killed)
+    logging.shutdown()
+    os._exit(FENCED_EXIT)
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_fenced: Callable[[str], None] = exit_fenced) -> None:
         self.settings = settings
+        self.on_fenced = on_fenced
         try:
             self.disabled = disabled_integrations(settings.integrations)
         except ValueError as exc:
@@ -68,17 +97,39 @@ class Runtime:
         self.subscriptions: pykka.ActorRef[Any]  # webhook subscriptions
         self.bridge: Bridge
         self._retention: asyncio.Task[None] | None = None
+        self._ticking: asyncio.Task[None] | None = None
+        self.keeper: NodeKeeper | None = None
+        self.tail: EventTail | None = None
+
+    @property
+    def clustered(self) -> bool:
+        """On PostgreSQL every server is a node of the cluster on that database."""
+        return self.store.dialect == "postgresql"
 
     async def start(self) -> None:
-        """Start on the running IOLoop: store, aio loop, bus, supervisor. IOLoop thread."""
-        self.bridge = Bridge(asyncio.get_running_loop(), self.settings.actor_timeout_seconds)
+        """Start on the running IOLoop: store, node, aio loop, bus, event source,
+        supervisors, then the node's heartbeat and tail. IOLoop thread."""
+        loop = asyncio.get_running_loop()
+        self.bridge = Bridge(loop, self.settings.actor_timeout_seconds)
         await self.read(self.store.create_tables)
         node = {"id": self.node_id, "host": socket.gethostname(), "port": self.settings.port}
         await self.read(self.store.register_node, {**node, "pid": os.getpid()})
+        if self.clustered:
+            self.store.node_id = self.node_id  # every write proves this node is alive
+        else:  # the file lock proves we are alone: earlier servers' work is ours
+            await self.read(self.store.coordinate, cluster.fence_all_but, self.node_id)
         self.aio.start()
-        self.bus = EventBus.start(self.store)
-        self.hub = EventHub(asyncio.get_running_loop())
-        self.bus.tell(Listen(self.hub.bus_listener()))
+        self.gate = StepGate(self.aio.loop)
+        self.bus = EventBus.start(self.store, self.on_fenced)
+        self.hub = EventHub(loop)
+        if self.clustered:
+            self.tail = EventTail(
+                self.store,
+                on_work=self._look_for_work,
+                on_control=lambda: self._tell_supervisor(LookForRequests()),
+                on_answer=lambda: self._tell_supervisor(LookForAnswers()),
+                on_subscriptions=lambda: self._tell(self.subscriptions, LookForWork()),
+            )
         services = Services(
             self.settings,
             self.store,
@@ -88,19 +139,66 @@ class Runtime:
             self.step_user,
             self.masker,
             self.disabled,
+            node_id=self.node_id,
+            listen_events=self.tail.listen if self.tail is not None else None,
+            gate=self.gate,
         )
+        services.listen(self.hub.bus_listener())
         self.subscriptions = SubscriptionSupervisor.start(services)
         self.supervisor = ExecutionSupervisor.start(services)
+        if self.tail is not None:
+            self.tail.listen(self._children_ended)
+            self.tail.start()
+        self.keeper = NodeKeeper(
+            self.store,
+            self.node_id,
+            self.settings,
+            on_fenced=self.on_fenced,
+            on_hold=lambda held: self.gate.set_open(not held),
+        )
+        self.keeper.start()
+        self._ticking = loop.create_task(self._tick_forever())
         if self.settings.retention_days is not None or self.settings.retention_events is not None:
-            self._retention = asyncio.get_running_loop().create_task(self._prune_forever())
-        log.info("synthesis runtime started on %s", self.store.dialect)
+            self._retention = loop.create_task(self._prune_forever())
+        log.info("synthesis runtime started on %s as node %s", self.store.dialect, self.node_id)
+
+    # ---- the cluster's wake-ups (tail thread) and polls (IOLoop) -------------------------
+
+    def _tell(self, actor: pykka.ActorRef[Any], message: object) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            actor.tell(message)
+
+    def _tell_supervisor(self, message: object) -> None:
+        self._tell(self.supervisor, message)
+
+    def _look_for_work(self) -> None:
+        """Tail thread: a small random delay, so one wake-up does not send every node
+        to claim the same rows at the same instant."""
+        timer = threading.Timer(random.uniform(0, 0.05), self._tell_supervisor, (LookForWork(),))
+        timer.daemon = True
+        timer.start()
+
+    def _children_ended(self, events: list[Event]) -> None:
+        """Tail thread: executions that ended, perhaps on another node."""
+        ended = tuple(e.execution_id for e in events if e.type == EXECUTION_COMPLETED)
+        if ended:
+            self._tell_supervisor(ExecutionsCompleted(ended))  # type: ignore[arg-type]
+
+    async def _tick_forever(self) -> None:
+        """IOLoop thread: the polls behind the wake-ups (claims, control requests and
+        answers, subscription leases)."""
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self._tell_supervisor(Tick())
+            self._tell(self.subscriptions, Tick())
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting work, let running steps finish for `grace` seconds, stop them,
         store everything, then stop in reverse order. IOLoop thread."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
-        if self._retention is not None:
-            self._retention.cancel()
+        for task in (self._retention, self._ticking):
+            if task is not None:
+                task.cancel()
         limit = grace + self.settings.kill_grace_seconds + 10
         try:
             await self.bridge.ask(self.supervisor, lambda reply: Shutdown(grace, reply), limit)
@@ -113,8 +211,16 @@ class Runtime:
         except Exception:
             log.exception("MCP connections did not close in time")
         # the bus stores what it holds (deliveries recorded at the last moment too), then stops
+        if self.tail is not None:
+            await loop.run_in_executor(None, self.tail.stop)
         for actor in (self.supervisor, self.subscriptions, self.bus):
             await loop.run_in_executor(None, actor.stop)
+        try:  # what it still owns goes to the other nodes at once (or the next start)
+            await self.read(self.store.coordinate, cluster.leave, self.node_id)
+        except Exception:
+            log.exception("could not hand this node's work over; the others will in time")
+        if self.keeper is not None:
+            await loop.run_in_executor(None, self.keeper.stop)
         await loop.run_in_executor(None, self.aio.stop)
         self._read_pool.shutdown(wait=True)
         self.store.close()

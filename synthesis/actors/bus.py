@@ -16,6 +16,7 @@ import pykka
 from synthesis.actors.messages import Commit, Flush, Listen, Ping
 from synthesis.engine.events import Event
 from synthesis.store import Store
+from synthesis.store.cluster import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,10 @@ MAX_BATCH = 512
 class EventBus(pykka.ThreadingActor):
     use_daemon_thread = True
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_fenced: Callable[[str], None] | None = None) -> None:
         super().__init__()
         self._store = store
+        self._on_fenced = on_fenced  # this node was declared dead (docs/cluster.md)
         self._pending: list[Commit] = []
         self._flush_told = False
         self._listeners: list[Callable[[list[Event]], None]] = []
@@ -57,6 +59,9 @@ class EventBus(pykka.ThreadingActor):
             commits, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 stored = self._store.apply([c.batch for c in commits])
+            except Fenced as exc:
+                self._fenced(commits, exc)
+                return
             except Exception:
                 log.exception(
                     "storing a batch of %d commits failed; storing one by one", len(commits)
@@ -69,6 +74,15 @@ class EventBus(pykka.ThreadingActor):
                 commit.on_stored(events)
                 if events:
                     self._tell_listeners(events)
+
+    def _fenced(self, commits: list[Commit], exc: Fenced) -> None:
+        """Nothing this node writes may be kept any more: refuse everything, then stop
+        the node (the runtime's `on_fenced` exits the process)."""
+        for commit in [*commits, *self._pending]:
+            commit.on_stored(exc)
+        self._pending = []
+        if self._on_fenced is not None:
+            self._on_fenced(str(exc))
 
     def _store_alone(self, commit: Commit) -> list[Event] | BaseException:
         try:

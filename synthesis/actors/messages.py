@@ -192,3 +192,34 @@ class ChildFinished:
     status: str
     variables: Mapping[str, Any]
     error: str | None = None
+
+
+# ---- the cluster (docs/cluster.md), told to the supervisor by the tail and the ticker ---
+
+
+@dataclass(frozen=True)
+class LookForWork:
+    """Executions may wait for an owner: claim what this node has room for."""
+
+
+@dataclass(frozen=True)
+class LookForRequests:
+    """Other nodes may have sent control requests for executions this node owns."""
+
+
+@dataclass(frozen=True)
+class LookForAnswers:
+    """Owners may have answered control requests this node forwarded."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Twice a second: the polls behind the wake-ups, and forwarded requests' deadlines."""
+
+
+@dataclass(frozen=True)
+class ExecutionsCompleted:
+    """Executions ended (their `execution_completed` events were stored), perhaps on
+    another node: their parents, if they run here, hear of it."""
+
+    execution_ids: tuple[str, ...]

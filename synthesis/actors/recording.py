@@ -75,6 +75,7 @@ def created(
     plan_id: str | None = None,
     parent: tuple[str, str] | None = None,
     depth: int = 0,
+    node_id: str | None = None,
 ) -> Commit:
     row = {
         "id": execution_id,
@@ -89,6 +90,7 @@ def created(
         "parent_execution_id": parent[0] if parent else None,
         "parent_step_id": parent[1] if parent else None,
         "depth": depth,
+        "node_id": node_id,
     }
     steps = step_rows(execution_id, plan.steps, "", 0)
     return Commit(
@@ -99,23 +101,34 @@ def created(
     )
 
 
-def started(execution_id: str, name: str, at: str, plan_id: str | None = None) -> Commit:
+def started(
+    execution_id: str, name: str, at: str, plan_id: str | None, node_id: str | None
+) -> Commit:
+    """`node_id`: the node that runs it, or None when it waits for one with room."""
+    fields = {"status": RUNNING, "started_at": at, "node_id": node_id}
     return Commit(
-        changes=(ExecutionUpdate(execution_id, {"status": RUNNING, "started_at": at}),),
+        changes=(ExecutionUpdate(execution_id, fields),),
         events=(execution_event(ev.EXECUTION_STARTED, execution_id, plan_id=plan_id, name=name),),
     )
 
 
-def paused(execution_id: str, at: str) -> Commit:
+def paused(execution_id: str, at: str, release: bool = False) -> Commit:
+    """`release`: no actor holds it any more, so no node owns it."""
+    fields: dict[str, Any] = {"status": PAUSED, "paused_at": at}
+    if release:
+        fields["node_id"] = None
     return Commit(
-        changes=(ExecutionUpdate(execution_id, {"status": PAUSED, "paused_at": at}),),
+        changes=(ExecutionUpdate(execution_id, fields),),
         events=(execution_event(ev.EXECUTION_PAUSED, execution_id),),
     )
 
 
-def resumed(execution_id: str) -> Commit:
+def resumed(execution_id: str, owner: Mapping[str, str | None] | None = None) -> Commit:
+    """Resumed by its live actor, or from the store with a new `owner`: `{"node_id": ...}`
+    (None: it waits for a node with room)."""
+    fields: dict[str, Any] = {"status": RUNNING, "paused_at": None, **(owner or {})}
     return Commit(
-        changes=(ExecutionUpdate(execution_id, {"status": RUNNING, "paused_at": None}),),
+        changes=(ExecutionUpdate(execution_id, fields),),
         events=(execution_event(ev.EXECUTION_RESUMED, execution_id),),
     )
 
@@ -157,6 +170,7 @@ def finished(
     fields: dict[str, Any] = {"status": status, "completed_at": at, "error": error}
     if status == CANCELLED:
         fields = {"error": error}
+    fields["node_id"] = None  # ended: no node runs it
     forget = (forget_secrets(execution_id),) if had_secrets else ()
     return Commit(
         changes=(ExecutionUpdate(execution_id, fields), *forget),
@@ -279,10 +293,12 @@ def step_reset(execution_id: str, step_id: str) -> Commit:
     )
 
 
-def process_started(execution_id: str | None, step_id: str, group: ProcessGroup) -> Commit:
+def process_started(
+    execution_id: str | None, step_id: str, group: ProcessGroup, node_id: str | None
+) -> Commit:
     """A step's (or, without an execution, an invocation's) process group, on record
     while it runs."""
-    row = {**group.row(), "execution_id": execution_id, "step_id": step_id}
+    row = {**group.row(), "execution_id": execution_id, "step_id": step_id, "node_id": node_id}
     row["started_at"] = clock.now()
     return Commit(changes=(RowsInserted("step_processes", (row,)),))
 

@@ -20,6 +20,7 @@ from synthesis.engine import clock
 from synthesis.engine.events import STEP_OUTPUT, execution_event
 from synthesis.engine.output import LiveOutput, pieces, truncation_marker
 from synthesis.engine.secrets import NO_MASK, Masker, OutputMasker
+from synthesis.integrations import processes
 from synthesis.integrations.base import Capability, RunContext, StepResult
 from synthesis.integrations.processes import ProcessGroup
 
@@ -124,7 +125,13 @@ class StepActor(LoopActor):
         """aio loop thread: the step's process group is on record while it runs, so a
         server that dies cannot leave it running unseen (integrations/processes.py)."""
         if group is not None:
-            commit = recording.process_started(self._execution_id, self._step_id, group)
+            processes.track(group, True)
+        elif self._process is not None:
+            processes.track(self._process, False)
+        if group is not None:
+            commit = recording.process_started(
+                self._execution_id, self._step_id, group, self._services.node_id
+            )
         elif self._process is not None:
             commit = recording.process_ended(self._process.id)
         else:
@@ -146,6 +153,8 @@ class StepActor(LoopActor):
             deny_private_targets=settings.deny_private_targets,
         )
         try:
+            if self._services.gate is not None:
+                await self._services.gate.passed()  # held while this node may be replaced
             result = (await self._capability.run(self._parameters, ctx)).within_depth()
         except asyncio.CancelledError:
             result = StepResult("cancelled", None, "cancelled")

@@ -51,14 +51,14 @@ from tornado.simple_httpclient import HTTPTimeoutError
 from synthesis import __version__
 from synthesis.actors.bridge import Reply, no_reply
 from synthesis.actors.loop_actor import LoopActor
-from synthesis.actors.messages import Commit, Listen, Ping
+from synthesis.actors.messages import Commit, LookForWork, Ping, Tick
 from synthesis.actors.services import Services
 from synthesis.engine import clock
 from synthesis.engine.delivery import DeliveryPolicy
 from synthesis.engine.errors import ApiError, not_found
 from synthesis.engine.events import Event
 from synthesis.integrations.http import TargetRefused, new_client
-from synthesis.store import RowsDeleted, RowsInserted, RowUpdated
+from synthesis.store import RowsDeleted, RowsInserted, RowUpdated, cluster
 from synthesis.store.subscription_models import (
     ACTIVE,
     DEAD,
@@ -279,25 +279,43 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         self._policy = policy or DeliveryPolicy.from_settings(services.settings)
         self._live: dict[str, _Entry] = {}
         self._paused: set[str] = set()  # subscriptions with no actor until resumed
+        self._node = services.node_id or ""
+        self._leased: set[str] = set()  # the subscriptions this node delivers
 
     # ---- supervisor thread ----------------------------------------------------------
 
     def on_start(self) -> None:
         """Listen first, then start the actors: each one's replay begins after the
         listener is in place, so every event is either replayed or heard live."""
-        self._services.bus.ask(Listen(self._heard), timeout=self.stop_timeout)
-        now = clock.now()
-        for row in all_subscriptions(self._services.store):
-            subscription = Subscription.from_row(row)
-            if subscription.expired(now):
-                self._commit(Commit(changes=deleted(subscription.id)))
-            elif row.get("status") == PAUSED:
-                self._paused.add(subscription.id)
-            else:
-                self._spawn(subscription)
+        self._services.listen(self._heard)
+        self._refresh()
         log.info(
             "%d webhook subscriptions delivering, %d paused", len(self._live), len(self._paused)
         )
+
+    def _refresh(self) -> None:
+        """Lease a fair share of the subscriptions no node delivers (a dead node's go on
+        from their stored position), then match the actors to what this node holds as
+        stored: another node may have paused, resumed or deleted one of them."""
+        store = self._services.store
+        store.coordinate(cluster.lease_subscriptions, self._node)
+        now = clock.now()
+        held = [row for row in all_subscriptions(store) if row.get("node_id") == self._node]
+        self._leased = {row["id"] for row in held}
+        for sid in [sid for sid in self._live if sid not in self._leased]:
+            self._stop_actor(sid)
+        self._paused &= self._leased
+        for row in held:
+            subscription = Subscription.from_row(row)
+            if subscription.expired(now):
+                self._stop_actor(subscription.id)
+                self._commit(Commit(changes=deleted(subscription.id)))
+            elif row.get("status") == PAUSED:
+                self._stop_actor(subscription.id)
+                self._paused.add(subscription.id)
+            elif subscription.id not in self._live:
+                self._paused.discard(subscription.id)
+                self._spawn(subscription)
 
     def on_stop(self) -> None:
         stopping = [entry.actor.stop(block=False) for entry in self._live.values()]
@@ -355,6 +373,11 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
                 self._restart(sid)
             case _Forget(subscription_id=sid):
                 self._stop_actor(sid)
+            case LookForWork():  # woken: something changed
+                self._refresh()
+                self._hand_redeliveries()
+            case Tick():
+                self._refresh()
             case Ping(reply=reply):
                 reply("pong")
 
@@ -372,6 +395,8 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         self._services.bus.tell(commit)
 
     def _spawn(self, subscription: Subscription) -> None:
+        if subscription.id not in self._leased:
+            return  # another node delivers it
         actor = SubscriptionActor.start(self._services, self.actor_ref, subscription, self._policy)
         self._live[subscription.id] = _Entry(subscription, actor)
 
@@ -397,8 +422,10 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
             **row,
             "position": self._services.store.last_event_seq(),
             **RESUMED,
+            "node_id": self._node,
         }
         sid = stored["id"]
+        self._leased.add(sid)
 
         def on_stored(result: Any) -> None:  # bus thread
             if isinstance(result, BaseException):
@@ -426,6 +453,8 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
             return
 
         def on_stored(result: Any) -> None:
+            if not isinstance(result, BaseException):
+                self._wake_lessee(sid)
             reply(result if isinstance(result, BaseException) else True)
 
         self._commit(Commit(changes=deleted(sid), on_stored=on_stored))
@@ -438,9 +467,26 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
             )
         )
 
+    def _hand_redeliveries(self) -> None:
+        """Redeliveries asked on another node wait in the store: hand them to the actors
+        (each takes a delivery once)."""
+        for sid, entry in self._live.items():
+            for row in open_deliveries(self._services.store, sid):
+                if row["redelivery_of"] is not None:
+                    entry.actor.tell(Redelivery(row))
+
+    def _is_paused(self, sid: str, row: Mapping[str, Any]) -> bool:
+        """This node's view of one it delivers, else the stored one."""
+        return sid in self._paused if sid in self._leased else row.get("status") == PAUSED
+
+    def _wake_lessee(self, sid: str) -> None:
+        """Another node delivers it: it looks at the stored row again at once."""
+        if sid not in self._leased:
+            self._services.store.coordinate(cluster.wake_lessees)
+
     def _pause(self, sid: str, reply: Reply) -> None:
         row = self._stored_row(sid)
-        if sid in self._paused or sid not in self._live:
+        if self._is_paused(sid, row):
             raise ApiError("invalid_state", f"subscription {sid!r} is already paused")
         self._stop_actor(sid)
         self._paused.add(sid)
@@ -448,6 +494,8 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         log.info("subscription %s paused by request", sid)
 
         def on_stored(result: Any) -> None:  # bus thread
+            if not isinstance(result, BaseException):
+                self._wake_lessee(sid)
             reply(result if isinstance(result, BaseException) else {**row, **update})
 
         self._update(sid, update, on_stored)
@@ -455,8 +503,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
     def _resume(self, sid: str, reply: Reply) -> None:
         """Stored first; its actor starts once the resume is stored, so it reads the
         position every earlier commit left."""
-        self._stored_row(sid)
-        if sid not in self._paused:
+        if not self._is_paused(sid, self._stored_row(sid)):
             raise ApiError("invalid_state", f"subscription {sid!r} is not paused")
 
         def on_stored(result: Any) -> None:  # bus thread
@@ -470,6 +517,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
     def _resumed(self, sid: str, reply: Reply) -> None:
         self._paused.discard(sid)
         row = self._stored_row(sid)
+        self._wake_lessee(sid)
         if sid not in self._live:
             log.info("subscription %s resumed from position %s", sid, row["position"])
             self._spawn(Subscription.from_row(row))
@@ -507,6 +555,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         def on_stored(result: Any) -> None:  # bus thread
             if not isinstance(result, BaseException):
                 self._tell_self(_Redelivering(sid, row))
+                self._wake_lessee(sid)
             reply(result if isinstance(result, BaseException) else row)
 
         self._commit(Commit(changes=(RowsInserted(DELIVERIES, (row,)),), on_stored=on_stored))

@@ -1,17 +1,19 @@
-"""ExecutionSupervisor: spawns, caps, queues and supervises execution actors.
+"""ExecutionSupervisor: spawns, caps and supervises this node's execution actors.
 
-It answers control requests for executions that have no live actor (created, queued,
-paused across a restart) from the store, forwards the rest to the live actor, stops
-each actor once it has ended, and on start picks up the runs a previous process left
-unfinished, so nothing accepted is lost.
+The queue is the cluster's, not a process's (docs/cluster.md): an execution that is
+running and owned by no node waits in the store until a node with room claims it,
+oldest first. So a run a dead node (or a previous process) left is claimed like a new
+one. Control requests for executions no actor runs (created, waiting, paused across a
+restart) are answered here from the store once this node owns them; those another node
+runs are sent to it as a request row and answered with its answer, or `unavailable`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,12 +33,17 @@ from synthesis.actors.messages import (
     CreateExecution,
     ExecutionCrashed,
     ExecutionEnded,
+    ExecutionsCompleted,
     ExecutionStored,
     Invoke,
+    LookForAnswers,
+    LookForRequests,
+    LookForWork,
     Ping,
     Shutdown,
     StartChild,
     StepFinished,
+    Tick,
 )
 from synthesis.actors.services import Services
 from synthesis.actors.step import StepActor
@@ -48,14 +55,17 @@ from synthesis.engine.transitions import (
     CANCELLED,
     CREATED,
     FAILED,
-    PAUSED,
     PENDING,
     RUNNING,
+    TERMINAL,
     transition,
 )
 from synthesis.integrations import STEP_SCHEMAS, processes
 from synthesis.integrations.base import StepResult
-from synthesis.store import Change, InvocationUpdate, StepsMarked, steps_reset
+from synthesis.store import Change, ExecutionUpdate, StepsMarked, cluster
+
+FORWARD_SECONDS = 5.0  # an owner that does not answer a control request in this: 503
+CLAIM_EVERY = 1.0  # seconds between claims when nothing woke this node
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +84,16 @@ class _Storing:
     """An execution whose starting commit is on its way to the store."""
 
     seed: ExecutionSeed
+    owned: bool  # this node runs it; else it waits for a node with room
     controls: list[Control] = field(default_factory=list)  # to handle once it is stored
+
+
+@dataclass
+class _Forwarded:
+    """A control request sent to the node that owns the execution."""
+
+    reply: Reply
+    deadline: float
 
 
 @dataclass
@@ -92,7 +111,9 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._services = services
         self._cap = services.settings.max_concurrent_executions
         self._live: dict[str, pykka.ActorRef[Any]] = {}
-        self._queue: deque[ExecutionSeed] = deque()
+        self._node = services.node_id or ""
+        self._forwarded: dict[str, _Forwarded] = {}  # by request id
+        self._next_claim = 0.0
         self._accepting = True
         self._shutdown_reply: Reply | None = None
         self._parents: dict[str, tuple[str, str]] = {}  # child: (parent, its plan step)
@@ -102,7 +123,9 @@ class ExecutionSupervisor(pykka.ThreadingActor):
     # ---- supervisor thread ----------------------------------------------------------
 
     def on_start(self) -> None:
-        self._recover()
+        """Stop what dead servers left running here, then claim what waits for a node."""
+        self._stop_orphans()
+        self._claim()
 
     def on_receive(self, message: object) -> None:
         """A bad message fails its own request; it never takes the supervisor down."""
@@ -145,6 +168,16 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             case ExecutionCrashed(execution_id=eid, reason=reason):
                 self._crashed(eid, reason)
                 self._tell_parent(eid, FAILED, {}, reason)
+            case LookForWork():
+                self._claim()
+            case LookForRequests():
+                self._serve_requests()
+            case LookForAnswers():
+                self._take_answers()
+            case Tick():
+                self._tick()
+            case ExecutionsCompleted(execution_ids=ids):
+                self._children_ended(ids)
             case Shutdown(grace=grace, reply=reply):
                 self._accepting = False
                 self._shutdown_reply = reply
@@ -201,8 +234,9 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         merged = {**plan.variables, **variables}
         scope = SecretScope({*plan.secret_variables, *secret_variables})
         scope.declare((), merged)
+        owner = self._node if start and self._room() > 0 else None
         commit = recording.created(
-            eid, plan, variables, metadata, created_at, plan_id, parent, depth
+            eid, plan, variables, metadata, created_at, plan_id, parent, depth, owner
         )
         mask = ExecutionMask(eid, self._services.masker, scope, merged)
         if not start:
@@ -210,7 +244,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             commit = _also(commit, also_store, value)
             self._commit_masked(mask.protect(recording.with_reply(commit, reply, value)))
             return
-        begin = recording.started(eid, plan.name, created_at, plan_id)
+        begin = recording.started(eid, plan.name, created_at, plan_id, owner)
         commit = Commit(commit.changes + begin.changes, commit.events + begin.events)
         seed = ExecutionSeed(
             eid,
@@ -225,14 +259,15 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         )
         value = {"status": RUNNING, "created_at": created_at, "started_at": created_at}
         commit = _also(commit, also_store, value)
-        self._launch_when_stored(mask.protect(commit), reply, value, seed)
+        self._launch_when_stored(mask.protect(commit), reply, value, seed, owner is not None)
 
     def _launch_when_stored(
-        self, commit: Commit, reply: Reply, value: Any, seed: ExecutionSeed
+        self, commit: Commit, reply: Reply, value: Any, seed: ExecutionSeed, owned: bool
     ) -> None:
-        """Store `commit` (already masked), then launch `seed`'s actor and reply `value`;
-        if the store refuses it, nothing runs and the caller gets the error (rule 8)."""
-        self._storing[seed.execution_id] = _Storing(seed)
+        """Store `commit` (already masked), then launch `seed`'s actor (`owned`) or wake
+        the nodes that may have room, and reply `value`; if the store refuses it, nothing
+        runs and the caller gets the error (rule 8)."""
+        self._storing[seed.execution_id] = _Storing(seed, owned)
         supervisor = self.actor_ref
         answer = recording.answer(reply, value)
 
@@ -248,8 +283,11 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         storing = self._storing.pop(eid, None)
         if storing is None:
             return
-        if error is None:
-            self._launch(storing.seed)
+        if error is None and storing.owned:
+            if self._accepting:  # else it stays running: `leave` hands it over
+                self._launch(storing.seed)
+        elif error is None:
+            self._coordinate(cluster.wake_claimers)
         else:
             log.error("execution %s was not stored, so it does not run: %s", eid, error)
             self._tell_parent(eid, FAILED, {}, "the child execution could not be stored")
@@ -312,6 +350,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             "parameters": dict(message.parameters),
             "created_by": message.created_by,
             "started_at": clock.now(),
+            "node_id": self._node or None,
         }
         commit = recording.invocation_started(row)
         if not message.wait:  # asynchronous: answer once it is stored as running
@@ -359,36 +398,147 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         if parent is not None:
             parent.tell(ChildFinished(link[1], eid, status, variables, error))
 
-    def _control(self, eid: str, action: str, reply: Reply) -> None:
+    def _control(self, eid: str, action: str, reply: Reply, forwarded: bool = False) -> None:
+        """Run by the actor that runs it here, answered from the store once this node
+        owns it, or sent to the node that runs it (`forwarded`: it came from one)."""
         live = self._live.get(eid)
         if live is not None:
             live.tell(Control(eid, action, reply))
             return
         if action in ("start", "resume") and not self._accepting:
             raise ApiError("unavailable", "the server is shutting down")
-        # waiting for room: running, with no actor yet
-        queued = next((seed for seed in self._queue if seed.execution_id == eid), None)
-        status = RUNNING if queued else self._services.store.execution_status(eid)
-        if status is None:
+        owner = self._coordinate(cluster.owner_of, eid)
+        if owner is None:
             raise not_found("execution", eid)
-        target = transition(status, action)
+        status, node = owner
+        if node is None and status not in TERMINAL:
+            if not self._coordinate(cluster.take_execution, self._node, eid):
+                owner = self._coordinate(cluster.owner_of, eid)  # claimed meanwhile
+                status, node = owner or (status, None)
+            else:
+                node = self._node
+        if node is not None and node != self._node:
+            if forwarded:
+                raise ApiError("unavailable", "the execution moved to another node; try again")
+            self._forward(eid, action, node, reply)
+            return
+        try:
+            target = transition(status, action)
+        except ApiError:
+            if node == self._node:
+                self._release(eid)
+            raise
         now = clock.now()
-        if queued:
-            self._queue.remove(queued)
         answer = recording.control_answer(eid, action, target, now)
         if action == "cancel":
             self._cancel_idle(eid, now, reply, answer)
             return
         if action == "pause":
-            self._commit(recording.with_reply(recording.paused(eid, now), reply, answer))
+            paused = recording.paused(eid, now, release=True)
+            self._commit(recording.with_reply(paused, reply, answer))
             return
         seed = self._seed_from_store(eid, target)
+        owner_now = self._node if self._room() > 0 else None
         if action == "start":
             seed = replace(seed, started_at=now)
-            commit = recording.started(eid, seed.plan.name, now, seed.plan_id)
+            commit = recording.started(eid, seed.plan.name, now, seed.plan_id, owner_now)
         else:
-            commit = recording.resumed(eid)
-        self._launch_when_stored(mask_commit(commit, self._services.masker), reply, answer, seed)
+            commit = recording.resumed(eid, {"node_id": owner_now})
+        masked = mask_commit(commit, self._services.masker)
+        self._launch_when_stored(masked, reply, answer, seed, owner_now is not None)
+
+    def _release(self, eid: str) -> None:
+        """Give back an execution this node took but does not run."""
+        self._commit(Commit(changes=(ExecutionUpdate(eid, {"node_id": None}),)))
+
+    # ---- across nodes (docs/cluster.md) ------------------------------------------------
+
+    def _coordinate(self, statement: Callable[..., Any], *args: Any) -> Any:
+        return self._services.store.coordinate(statement, *args)
+
+    def _forward(self, eid: str, action: str, node: str, reply: Reply) -> None:
+        request_id = str(uuid.uuid4())
+        request = {
+            "id": request_id,
+            "execution_id": eid,
+            "action": action,
+            "node_id": node,
+            "from_node": self._node,
+        }
+        self._coordinate(cluster.request_control, request)
+        self._forwarded[request_id] = _Forwarded(reply, time.monotonic() + FORWARD_SECONDS)
+
+    def _serve_requests(self) -> None:
+        """Answer the control requests other nodes sent this one, each once."""
+        requests = self._coordinate(cluster.pending_requests, self._node)
+        if not requests:
+            return
+        self._coordinate(cluster.mark_taken, [r["id"] for r in requests])
+        for request in requests:
+            reply = self._answer_to(request["id"], request["from_node"])
+            try:
+                self._control(request["execution_id"], request["action"], reply, forwarded=True)
+            except ApiError as exc:
+                reply(exc)
+            except Exception:
+                log.exception("a forwarded control request failed")
+                reply(ApiError("internal_error", "internal server error"))
+
+    def _answer_to(self, request_id: str, from_node: str) -> Reply:
+        """A reply that writes the answer where the asking node reads it (any thread)."""
+        store = self._services.store
+
+        def reply(value: Any) -> None:
+            if isinstance(value, ApiError):
+                answer: dict[str, Any] = {"error": value.to_json()}
+            elif isinstance(value, BaseException):
+                answer = {"error": {"code": "internal_error", "message": "internal server error"}}
+            else:
+                answer = {"value": value}
+            try:
+                store.coordinate(cluster.answer_request, request_id, from_node, answer)
+            except Exception:
+                log.exception("could not answer a control request")
+
+        return reply
+
+    def _take_answers(self) -> None:
+        if not self._forwarded:
+            return
+        answers = self._coordinate(cluster.take_answers, list(self._forwarded))
+        for request_id, answer in answers.items():
+            forwarded = self._forwarded.pop(request_id)
+            if "error" in answer:
+                error = answer["error"]
+                forwarded.reply(ApiError(error["code"], error["message"]))
+            else:
+                forwarded.reply(answer["value"])
+
+    def _tick(self) -> None:
+        """The polls behind every wake-up, and the deadlines of forwarded requests."""
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._claim()
+        if self._services.store.dialect != "postgresql":
+            return
+        self._serve_requests()
+        self._take_answers()
+        late = [rid for rid, f in self._forwarded.items() if f.deadline <= now]
+        for request_id in late:
+            self._forwarded.pop(request_id).reply(
+                ApiError("unavailable", "the node running this execution did not answer in time")
+            )
+        if late:
+            self._coordinate(cluster.forget_requests, late)
+
+    def _children_ended(self, execution_ids: tuple[str, ...]) -> None:
+        """Children that ran on another node: their parents here hear how they ended."""
+        for eid in execution_ids:
+            if eid not in self._parents or eid in self._live or eid in self._storing:
+                continue
+            row = self._services.store.get_execution(eid)
+            if row is not None and row["status"] in TERMINAL:
+                self._tell_parent(eid, row["status"], row["variables"], row["error"])
 
     def _cancel_idle(self, eid: str, now: str, reply: Reply, answer: dict[str, Any]) -> None:
         """Cancel an execution no actor is running: its steps that never ran with it."""
@@ -408,6 +558,11 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                 bus.tell(then)
 
         cancel = recording.with_reply(recording.cancelled(eid, now), reply, answer)
+        cancel = Commit(
+            (*cancel.changes, ExecutionUpdate(eid, {"node_id": None})),
+            cancel.events,
+            cancel.on_stored,
+        )
         self._commit(recording.after_stored(cancel, events_then))
 
     def _seed_from_store(self, eid: str, status: str) -> ExecutionSeed:
@@ -436,20 +591,43 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             frozenset(scope.names),
         )
 
+    def _room(self) -> int:
+        return self._cap - len(self._live) - len(self._storing) if self._accepting else 0
+
     def _launch(self, seed: ExecutionSeed) -> None:
-        if not self._accepting:
-            return  # still `running` in the store: the next start picks it up
-        if len(self._live) >= self._cap:
-            self._queue.append(seed)
-            return
         self._live[seed.execution_id] = ExecutionActor.start(self._services, self.actor_ref, seed)
+
+    def _claim(self) -> None:
+        """Claim the executions waiting for an owner that this node has room for: fresh
+        ones, and those of dead nodes (their interrupted steps run again; after
+        MAX_TAKEOVERS deaths an execution fails instead)."""
+        self._next_claim = time.monotonic() + CLAIM_EVERY
+        room = self._room()
+        if room <= 0:
+            return
+        claimed = self._coordinate(cluster.claim_executions, self._node, room)
+        if any(takeovers for _, takeovers in claimed):
+            self._stop_orphans()
+        for eid, takeovers in claimed:
+            if takeovers >= cluster.MAX_TAKEOVERS:
+                reason = (
+                    f"taken over {takeovers} times after the nodes running it died; not run again"
+                )
+                log.error("execution %s %s", eid, reason)
+                self._commit(recording.finished(eid, FAILED, clock.now(), None, reason))
+                continue
+            try:
+                seed = self._seed_from_store(eid, RUNNING)
+            except ApiError as exc:
+                self._commit(recording.finished(eid, FAILED, clock.now(), None, exc.message))
+                continue
+            self._launch(seed)
 
     def _retire(self, eid: str) -> None:
         actor = self._live.pop(eid, None)
         if actor is not None:
             actor.stop()
-        while self._queue and len(self._live) < self._cap and self._accepting:
-            self._launch(self._queue.popleft())
+        self._claim()
         self._maybe_drained()
 
     def _maybe_drained(self) -> None:
@@ -473,42 +651,17 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._commit(recording.finished(eid, FAILED, now, None, reason))
         self._retire(eid)
 
-    def _recover(self) -> None:
-        """Runs a previous process left running go on; steps it was running run again,
-        once the process groups it left behind are gone. An invocation has no run to go
-        on in: it failed."""
-        store = self._services.store
-        self._stop_orphans()
-        now = clock.now()
-        for iid in store.invocation_ids_in(RUNNING):
-            self._commit(
-                Commit(
-                    changes=(
-                        InvocationUpdate(
-                            iid,
-                            {
-                                "status": FAILED,
-                                "error": "interrupted by a server restart",
-                                "completed_at": now,
-                            },
-                        ),
-                    )
-                )
-            )
-        for eid in store.execution_ids_in(PAUSED):
-            self._commit(Commit(changes=(steps_reset(eid),)))
-        for eid in store.execution_ids_in(RUNNING):
-            self._commit(Commit(changes=(steps_reset(eid),)))
-            try:
-                self._launch(self._seed_from_store(eid, RUNNING))
-            except ApiError as exc:
-                self._commit(recording.finished(eid, FAILED, clock.now(), None, exc.message))
-
     def _stop_orphans(self) -> None:
-        """Stop the step process groups a dead server on this host left running (waits
-        up to the kill grace, and until they are gone), then forget them."""
+        """Stop the step process groups a dead server or a fenced node on this host left
+        running (waits up to the kill grace, and until they are gone), then forget them:
+        a step never runs here while its earlier attempt still runs."""
         rows = self._services.store.process_groups(processes.host_name())
-        left = processes.orphans(processes.ProcessGroup.from_row(row) for row in rows)
+        fenced = {row["id"] for row in rows if row["fenced"]}
+        groups = [processes.ProcessGroup.from_row(row) for row in rows]
+        left = [
+            *processes.orphans(g for g in groups if g.id not in fenced),
+            *(g for g in groups if g.id in fenced),
+        ]
         stopped = processes.stop_groups(left, self._services.settings.kill_grace_seconds)
         if stopped:
             log.warning("stopped %d step process groups a previous run left running", len(stopped))

@@ -54,6 +54,26 @@ class ProcessGroup:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
+_running: dict[str, int] = {}  # record id: pgid, the groups this process runs now
+
+
+def track(group: ProcessGroup, running: bool) -> None:
+    """Any thread: a step's group started (`running`) or ended."""
+    if running:
+        _running[group.id] = group.pgid
+    else:
+        _running.pop(group.id, None)
+
+
+def kill_running() -> int:
+    """SIGKILL every group this process runs (a fenced node stops its steps before it
+    exits); returns how many."""
+    pgids = set(_running.values())
+    for pgid in pgids:
+        _signal(pgid, signal.SIGKILL)
+    return len(pgids)
+
+
 @dataclass(frozen=True)
 class _Proc:
     pid: int

@@ -10,17 +10,35 @@ docstring.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
-from synthesis.store.models import executions, nodes
+from synthesis.store.changes import RESET_FIELDS
+from synthesis.store.models import control_requests, executions, invocations, nodes, steps
+from synthesis.store.subscription_models import subscriptions
 
 ALIVE = "alive"
 DEAD = "dead"
 DEAD_LISTED_SECONDS = 3600.0  # a dead node stays in GET /api/nodes this long
 
-_PG_FORMAT = "YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\""
+MAX_TAKEOVERS = 5  # an execution freed from dead nodes this often fails instead
+EVENTS_CHANNEL = "synthesis_events"  # payload: the last seq stored
+WORK_CHANNEL = "synthesis_work"  # executions or subscriptions wait for an owner
+CONTROL_CHANNEL = "synthesis_control"  # payload: the node that should look at its requests
+ANSWER_CHANNEL = "synthesis_answers"  # payload: the node whose request was answered
+SUBSCRIPTIONS_CHANNEL = "synthesis_subscriptions"  # subscriptions changed or lost their node
+CHANNELS = (EVENTS_CHANNEL, WORK_CHANNEL, CONTROL_CHANNEL, ANSWER_CHANNEL, SUBSCRIPTIONS_CHANNEL)
+EVENTS_LOCK = 0x53594E45  # "SYNE": held from the event insert to commit, so seq = commit order
+PRUNE_LOCK = 0x53594E50  # "SYNP": one node prunes at a time
+
+
+class Fenced(RuntimeError):
+    """This node was declared dead: nothing it writes may be kept."""
+
+
+_PG_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
 
 
 def db_now(dialect: str, minus_seconds: float = 0.0) -> Any:
@@ -70,4 +88,266 @@ def list_nodes(conn: Connection, dialect: str) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["ALIVE", "DEAD", "db_now", "list_nodes", "register_node"]
+def notify(conn: Connection, dialect: str, channel: str, payload: str = "") -> None:
+    """Sent when the transaction commits; ids and seqs only, never payloads."""
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+
+
+def prove_alive(conn: Connection, dialect: str, node_id: str) -> None:
+    """The first statement of every bus transaction on PostgreSQL: the node row is held
+    (FOR SHARE) until commit, so the statement declaring it dead waits for this
+    transaction, and every later one raises `Fenced`."""
+    if dialect != "postgresql":
+        return
+    alive = conn.execute(
+        select(nodes.c.id)
+        .where(nodes.c.id == node_id, nodes.c.fenced.is_(False))
+        .with_for_update(read=True)
+    ).first()
+    if alive is None:
+        raise Fenced(f"node {node_id} was declared dead")
+
+
+def heartbeat(conn: Connection, dialect: str, node_id: str) -> bool:
+    """False once the node is fenced. Heartbeat thread, on its own connection."""
+    result = conn.execute(
+        update(nodes)
+        .where(nodes.c.id == node_id, nodes.c.fenced.is_(False))
+        .values(heartbeat_at=db_now(dialect))
+    )
+    return result.rowcount == 1
+
+
+def sweep(conn: Connection, dialect: str, timeout: float) -> list[str]:
+    """Declare dead the nodes silent for `timeout` seconds and free their work, in one
+    transaction; forget nodes dead for an hour. Heartbeat thread, any node."""
+    dead = list(
+        conn.execute(
+            update(nodes)
+            .where(nodes.c.fenced.is_(False), nodes.c.heartbeat_at < db_now(dialect, timeout))
+            .values(fenced=True, fenced_at=db_now(dialect))
+            .returning(nodes.c.id)
+        ).scalars()
+    )
+    if dead:
+        free_work(conn, dialect, dead, "its node stopped answering")
+    conn.execute(
+        delete(nodes).where(
+            nodes.c.fenced.is_(True), nodes.c.fenced_at < db_now(dialect, DEAD_LISTED_SECONDS)
+        )
+    )
+    return dead
+
+
+def leave(conn: Connection, dialect: str, node_id: str) -> None:
+    """A node that stops cleanly hands its work over at once."""
+    conn.execute(
+        update(nodes).where(nodes.c.id == node_id).values(fenced=True, fenced_at=db_now(dialect))
+    )
+    free_work(conn, dialect, [node_id], "its node stopped")
+
+
+def fence_all_but(conn: Connection, dialect: str, node_id: str) -> list[str]:
+    """SQLite: the file lock proves no other server runs, so every other node is dead."""
+    dead = list(
+        conn.execute(
+            update(nodes)
+            .where(nodes.c.fenced.is_(False), nodes.c.id != node_id)
+            .values(fenced=True, fenced_at=db_now(dialect))
+            .returning(nodes.c.id)
+        ).scalars()
+    )
+    if dead:
+        free_work(conn, dialect, dead, "the server stopped")
+    return dead
+
+
+def free_work(conn: Connection, dialect: str, dead: list[str], why: str) -> None:
+    """The dead nodes' executions lose their owner (their running steps go back to
+    pending, each running one counts a takeover), their subscriptions their lease, and
+    their running invocations fail."""
+    owned = select(executions.c.id).where(executions.c.node_id.in_(dead)).scalar_subquery()
+    conn.execute(
+        update(steps)
+        .where(steps.c.execution_id.in_(owned), steps.c.status == "running")
+        .values(dict(RESET_FIELDS))
+    )
+    conn.execute(
+        update(executions)
+        .where(executions.c.node_id.in_(dead), executions.c.status == "running")
+        .values(node_id=None, claims=executions.c.claims + 1)
+    )
+    conn.execute(update(executions).where(executions.c.node_id.in_(dead)).values(node_id=None))
+    conn.execute(
+        update(subscriptions).where(subscriptions.c.node_id.in_(dead)).values(node_id=None)
+    )
+    conn.execute(
+        update(invocations)
+        .where(invocations.c.node_id.in_(dead), invocations.c.status == "running")
+        .values(status="failed", error=f"interrupted: {why}", completed_at=db_now(dialect))
+    )
+    conn.execute(delete(control_requests).where(control_requests.c.node_id.in_(dead)))
+    notify(conn, dialect, WORK_CHANNEL)
+    notify(conn, dialect, SUBSCRIPTIONS_CHANNEL)
+
+
+def wake_claimers(conn: Connection, dialect: str) -> None:
+    """An execution waits for a node with room."""
+    notify(conn, dialect, WORK_CHANNEL)
+
+
+def wake_lessees(conn: Connection, dialect: str) -> None:
+    """A subscription changed: the node delivering it looks at it again."""
+    notify(conn, dialect, SUBSCRIPTIONS_CHANNEL)
+
+
+def alive_nodes(conn: Connection) -> int:
+    return conn.execute(select(func.count()).where(nodes.c.fenced.is_(False))).scalar_one()
+
+
+def _fair_share(waiting: int, alive: int, room: int) -> int:
+    return min(room, max(1, math.ceil(waiting / max(alive, 1))))
+
+
+def claim_executions(
+    conn: Connection, dialect: str, node_id: str, room: int
+) -> list[tuple[str, int]]:
+    """Take up to a fair share of the running executions no node owns, oldest first:
+    `(id, takeovers)` each. Supervisor thread."""
+    waiting = conn.execute(
+        select(func.count()).where(executions.c.status == "running", executions.c.node_id.is_(None))
+    ).scalar_one()
+    if not waiting or room <= 0:
+        return []
+    share = _fair_share(waiting, alive_nodes(conn), room)
+    pick = (
+        select(executions.c.id)
+        .where(executions.c.status == "running", executions.c.node_id.is_(None))
+        .order_by(executions.c.created_at, executions.c.id)
+        .limit(share)
+    )
+    if dialect == "postgresql":
+        prove_alive(conn, dialect, node_id)
+        pick = pick.with_for_update(skip_locked=True)
+    ids = list(conn.execute(pick).scalars())
+    if not ids:
+        return []
+    rows = conn.execute(
+        update(executions)
+        .where(executions.c.id.in_(ids), executions.c.node_id.is_(None))
+        .values(node_id=node_id)
+        .returning(executions.c.id, executions.c.claims)
+    )
+    return [(row.id, row.claims) for row in rows]
+
+
+def take_execution(conn: Connection, dialect: str, node_id: str, execution_id: str) -> bool:
+    """Own one execution no node owns (to answer a control request for it)."""
+    prove_alive(conn, dialect, node_id)
+    result = conn.execute(
+        update(executions)
+        .where(executions.c.id == execution_id, executions.c.node_id.is_(None))
+        .values(node_id=node_id)
+    )
+    return result.rowcount == 1
+
+
+def lease_subscriptions(conn: Connection, dialect: str, node_id: str) -> list[str]:
+    """Lease a fair share of the subscriptions no node delivers. Subscription
+    supervisor thread."""
+    waiting = conn.execute(
+        select(func.count()).where(subscriptions.c.node_id.is_(None))
+    ).scalar_one()
+    if not waiting:
+        return []
+    total = conn.execute(select(func.count()).select_from(subscriptions)).scalar_one()
+    mine = conn.execute(select(func.count()).where(subscriptions.c.node_id == node_id)).scalar_one()
+    share = max(1, math.ceil(total / max(alive_nodes(conn), 1))) - mine
+    if share <= 0:
+        return []
+    pick = (
+        select(subscriptions.c.id)
+        .where(subscriptions.c.node_id.is_(None))
+        .order_by(subscriptions.c.created_at, subscriptions.c.id)
+        .limit(share)
+    )
+    if dialect == "postgresql":
+        prove_alive(conn, dialect, node_id)
+        pick = pick.with_for_update(skip_locked=True)
+    ids = list(conn.execute(pick).scalars())
+    if not ids:
+        return []
+    return list(
+        conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id.in_(ids), subscriptions.c.node_id.is_(None))
+            .values(node_id=node_id)
+            .returning(subscriptions.c.id)
+        ).scalars()
+    )
+
+
+def leased_subscriptions(conn: Connection, dialect: str, node_id: str) -> set[str]:
+    return set(
+        conn.execute(select(subscriptions.c.id).where(subscriptions.c.node_id == node_id)).scalars()
+    )
+
+
+def owner_of(conn: Connection, dialect: str, execution_id: str) -> tuple[str, str | None] | None:
+    """`(status, node_id)` of an execution, or None if unknown."""
+    row = conn.execute(
+        select(executions.c.status, executions.c.node_id).where(executions.c.id == execution_id)
+    ).first()
+    return (row.status, row.node_id) if row else None
+
+
+# ---- control requests: start, pause, resume, cancel for an execution another node owns
+
+
+def request_control(conn: Connection, dialect: str, request: dict[str, Any]) -> None:
+    """`request`: id, execution_id, action, node_id (the owner), from_node."""
+    conn.execute(insert(control_requests).values(**request, created_at=db_now(dialect)))
+    notify(conn, dialect, CONTROL_CHANNEL, request["node_id"])
+
+
+def pending_requests(conn: Connection, dialect: str, node_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(control_requests)
+        .where(control_requests.c.node_id == node_id, control_requests.c.answered.is_(False))
+        .order_by(control_requests.c.created_at)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def mark_taken(conn: Connection, dialect: str, request_ids: list[str]) -> None:
+    conn.execute(
+        update(control_requests).where(control_requests.c.id.in_(request_ids)).values(answered=True)
+    )
+
+
+def answer_request(
+    conn: Connection, dialect: str, request_id: str, from_node: str, answer: Any
+) -> None:
+    conn.execute(
+        update(control_requests).where(control_requests.c.id == request_id).values(answer=answer)
+    )
+    notify(conn, dialect, ANSWER_CHANNEL, from_node)
+
+
+def take_answers(conn: Connection, dialect: str, request_ids: list[str]) -> dict[str, Any]:
+    """The answers that came, for these requests; their rows are deleted."""
+    rows = conn.execute(
+        select(control_requests.c.id, control_requests.c.answer).where(
+            control_requests.c.id.in_(request_ids), control_requests.c.answer.is_not(None)
+        )
+    ).all()
+    if rows:
+        conn.execute(
+            delete(control_requests).where(control_requests.c.id.in_([r.id for r in rows]))
+        )
+    return {row.id: row.answer for row in rows}
+
+
+def forget_requests(conn: Connection, dialect: str, request_ids: list[str]) -> None:
+    conn.execute(delete(control_requests).where(control_requests.c.id.in_(request_ids)))

@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -43,6 +43,7 @@ from synthesis.store.models import (
     execution_tags,
     executions,
     invocations,
+    nodes,
     plan_tags,
     plans,
     step_processes,
@@ -51,6 +52,7 @@ from synthesis.store.models import (
 from synthesis.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 SUMMARY_COLUMNS = (
@@ -192,6 +194,9 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.engine = create_db_engine(self.url)
+        # Set once this server is a node: every write transaction then proves the node
+        # is not fenced (store/cluster.py), and stored events wake the other nodes.
+        self.node_id: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -211,6 +216,10 @@ class Store:
                 for column in table.columns:
                     if column.name not in have:
                         conn.execute(text(_add_column(table.name, column, self.engine.dialect)))
+                indexes = {index["name"] for index in found.get_indexes(table.name)}
+                for index in table.indexes:
+                    if index.name not in indexes:
+                        index.create(conn, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -224,7 +233,10 @@ class Store:
 
     def apply(self, batches: Sequence[Batch]) -> list[list[Event]]:
         """Apply every batch in one transaction; return each batch's events, numbered."""
+        postgres = self.dialect == "postgresql"
         with self.engine.begin() as conn:
+            if self.node_id is not None:
+                cluster.prove_alive(conn, self.dialect, self.node_id)
             writer = BatchWriter(conn)
             for batch in batches:
                 for change in batch.changes:
@@ -233,6 +245,10 @@ class Store:
             flat = [e for batch in batches for e in batch.events]
             numbered: list[Event] = []
             if flat:
+                if postgres:  # seq handed out in commit order, across nodes
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": cluster.EVENTS_LOCK}
+                    )
                 result = conn.execute(
                     insert(events).returning(events.c.seq, sort_by_parameter_order=True),
                     [
@@ -249,6 +265,7 @@ class Store:
                 numbered = [
                     replace(e, seq=seq) for e, seq in zip(flat, result.scalars(), strict=True)
                 ]
+                cluster.notify(conn, self.dialect, cluster.EVENTS_CHANNEL, str(numbered[-1].seq))
         out: list[list[Event]] = []
         position = 0
         for batch in batches:
@@ -384,10 +401,15 @@ class Store:
             )
 
     def process_groups(self, host: str) -> list[dict[str, Any]]:
-        """The step process groups recorded on `host` (integrations/processes.py)."""
+        """The step process groups recorded on `host` (integrations/processes.py), each
+        with `fenced`: whether the node that started it was declared dead."""
+        query = (
+            select(step_processes, func.coalesce(nodes.c.fenced, False).label("fenced"))
+            .outerjoin(nodes, nodes.c.id == step_processes.c.node_id)
+            .where(step_processes.c.host == host)
+        )
         with self.engine.connect() as conn:
-            rows = conn.execute(select(step_processes).where(step_processes.c.host == host))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def next_position(self, execution_id: str) -> int:
         with self.engine.connect() as conn:
@@ -461,6 +483,14 @@ class Store:
                 .offset(flt.offset)
             )
             return total, [_event(r) for r in rows]
+
+    # ---- the cluster (store/cluster.py): coordination outside the bus ------------------
+
+    def coordinate(self, statement: Callable[..., T], *args: Any) -> T:
+        """Run one of store/cluster.py's statements, `statement(conn, dialect, *args)`, in
+        a transaction of its own."""
+        with self.engine.begin() as conn:
+            return statement(conn, self.dialect, *args)
 
     def register_node(self, node: dict[str, Any]) -> None:
         """`node`: id, host, port, pid (store/cluster.py)."""

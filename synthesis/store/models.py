@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 
 class ExecutionRow(SQLModel, table=True):
     __tablename__ = "executions"
-    __table_args__ = (Index("ix_executions_created", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_executions_created", "created_at", "id"),
+        Index(  # the cluster's queue: running, no owner (store/cluster.py)
+            "ix_executions_unowned",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'running' AND node_id IS NULL"),
+            sqlite_where=text("status = 'running' AND node_id IS NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     name: str
@@ -161,6 +170,22 @@ class NodeRow(SQLModel, table=True):
     fenced_at: str | None = Field(default=None, max_length=24)
 
 
+class ControlRequestRow(SQLModel, table=True):
+    """start, pause, resume or cancel sent to the node that owns an execution by the node
+    that was asked; the owner writes the answer (docs/cluster.md)."""
+
+    __tablename__ = "control_requests"
+
+    id: str = Field(primary_key=True, max_length=36)
+    execution_id: str = Field(max_length=36)
+    action: str = Field(max_length=16)
+    node_id: str = Field(max_length=36, index=True)  # the owner asked
+    from_node: str = Field(max_length=36)
+    created_at: str = Field(max_length=24)
+    answered: bool = False  # the owner has taken it
+    answer: Any = Field(default=None, sa_column=Column(JSON))
+
+
 executions = ExecutionRow.__table__
 execution_tags = ExecutionTagRow.__table__
 execution_secrets = ExecutionSecretRow.__table__
@@ -171,6 +196,7 @@ invocations = InvocationRow.__table__
 step_processes = StepProcessRow.__table__
 plan_tags = PlanTagRow.__table__
 nodes = NodeRow.__table__
+control_requests = ControlRequestRow.__table__
 
 # Tables defined in modules of their own join SQLModel.metadata here.
 from synthesis.store import idempotency, subscription_models  # noqa: E402, F401

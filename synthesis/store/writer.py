@@ -12,7 +12,18 @@ import functools
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlmodel import SQLModel
 
 from synthesis.store.changes import (
@@ -32,6 +43,7 @@ from synthesis.store.changes import (
     StepsMarked,
     StepUpdate,
 )
+from synthesis.store.cluster import PRUNE_LOCK
 from synthesis.store.idempotency import save_key
 from synthesis.store.models import (
     events,
@@ -148,7 +160,15 @@ class BatchWriter:
                 raise TypeError(f"unknown change {change!r}")
 
     def _prune(self, change: Pruned) -> None:
+        """One node prunes at a time: the others skip their turn (store/cluster.py)."""
         conn, limit = self._conn, change.limit
+        if (
+            conn.dialect.name == "postgresql"
+            and not conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PRUNE_LOCK}
+            ).scalar_one()
+        ):
+            return
         if change.older_than is not None:
             finished = list(
                 conn.execute(
