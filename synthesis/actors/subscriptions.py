@@ -19,18 +19,18 @@ own actor. Redeliveries asked for through the API are rows of their own (`pendin
 delivered between two events of the stream.
 
 No gap, no duplicate: an actor starts (and restarts) by taking up its open deliveries,
-then replaying from the store the events after its position, page by page, while live
-events from the supervisor queue up; once a page comes back short, everything older is
-handled and the queue holds everything newer, so it goes on with the queue, skipping what
-it has already handled (seq <= position). The queue is bounded: past `max_queue` events
-it is dropped and the actor replays from the store again, which holds everything the
-queue lost.
+then takes its events from an EventCursor (engine/cursor.py) that starts at its
+position: the cursor hands out the events it replays from the store, page by page, then
+the live events the supervisor offers it, which it holds meanwhile. The live queue is
+the cursor's, bounded by `max_queue` events: past it, it is dropped and the actor
+replays from the store again, which holds everything the queue lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -54,8 +54,10 @@ from synthesis.actors.loop_actor import LoopActor
 from synthesis.actors.messages import Commit, LookForWork, Ping, Tick
 from synthesis.actors.services import Services
 from synthesis.engine import clock
+from synthesis.engine.cursor import EventCursor
 from synthesis.engine.delivery import DeliveryPolicy
 from synthesis.engine.errors import ApiError, not_found
+from synthesis.engine.event_selector import EventSelector
 from synthesis.engine.events import Event
 from synthesis.integrations.http import TargetRefused, new_client
 from synthesis.store import RowsDeleted, RowsInserted, RowUpdated, cluster
@@ -81,7 +83,6 @@ __all__ = ["DeliveryPolicy", "Subscription", "SubscriptionActor", "SubscriptionS
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 1000
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -108,23 +109,13 @@ class Subscription:
             row.get("failures") or 0,
         )
 
-    def matches(self, event: Event) -> bool:
-        """Its type is one of `types` (if any) and every filter key equals the event's
-        own: `execution_id` the event's execution, any other key that key of the payload."""
-        if self.types and event.type not in self.types:
-            return False
-        for key, wanted in self.event_filter.items():
-            have = event.execution_id if key == "execution_id" else event.data.get(key, _MISSING)
-            if have != wanted:
-                return False
-        return True
+    @functools.cached_property
+    def selector(self) -> EventSelector:
+        """The events it wants: its `types` (none: all) and every key of its filter."""
+        return EventSelector.for_subscription(self.types, self.event_filter)
 
     def expired(self, now: str) -> bool:
         return self.expiration is not None and now >= self.expiration
-
-    def store_execution_filter(self) -> str | None:
-        wanted = self.event_filter.get("execution_id")
-        return wanted if isinstance(wanted, str) and wanted else None
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -342,7 +333,8 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         match message:
             case EventsStored(events=events):
                 for entry in self._live.values():
-                    matching = tuple(e for e in events if entry.subscription.matches(e))
+                    selector = entry.subscription.selector
+                    matching = tuple(e for e in events if selector.matches(e))
                     if matching:
                         entry.actor.tell(Deliver(matching))
             case Subscribe(row=row, reply=reply):
@@ -588,9 +580,7 @@ class SubscriptionActor(LoopActor):
         self._policy = policy
         self._position = subscription.position  # the seq of the last event handled
         self._failures = subscription.failures  # events in a row not delivered
-        self._queue: deque[Event] = deque()  # live events, in seq order
-        self._caught_up = False  # replayed to the end: the queue holds every newer match
-        self._drops = 0  # how often the queue was dropped for being full
+        self._cursor = self._cursor_at(self._position)
         self._loaded = False  # open deliveries taken up from the store
         self._resuming: dict[int, dict[str, Any]] = {}  # by seq: stream rows left retrying
         self._redeliveries: deque[dict[str, Any]] = deque()
@@ -638,22 +628,22 @@ class SubscriptionActor(LoopActor):
         with contextlib.suppress(pykka.ActorDeadError):
             self._supervisor.tell(SubscriptionExpired(self._sub.id))
 
+    def _cursor_at(self, position: int) -> EventCursor:
+        """Its events after `position`: replayed, then live."""
+        return EventCursor(
+            position,
+            self._sub.selector,
+            page_size=self._policy.replay_page,
+            hold_limit=self._policy.max_queue,
+        )
+
     def _offer(self, events: tuple[Event, ...]) -> None:
-        for event in events:
-            if event.seq is None or event.seq <= self._position:
-                continue
-            if self._queue and event.seq <= self._queue[-1].seq:  # type: ignore[operator]
-                continue
-            if len(self._queue) >= self._policy.max_queue:
-                log.info(
-                    "subscription %s: over %d events waiting; replaying from the store",
-                    self._sub.id,
-                    self._policy.max_queue,
-                )
-                self._queue.clear()
-                self._drops += 1
-                self._caught_up = False
-            self._queue.append(event)
+        if self._cursor.offer(events):
+            log.info(
+                "subscription %s: over %d events waiting; replaying from the store",
+                self._sub.id,
+                self._policy.max_queue,
+            )
         if self._wake is not None:
             self._wake.set()
 
@@ -675,13 +665,11 @@ class SubscriptionActor(LoopActor):
                     elif self._redeliveries:
                         await self._redeliver(self._redeliveries[0])
                         self._redeliveries.popleft()
-                    elif self._caught_up:
-                        await self._next_queued()
                     else:
-                        await self._replay()
+                        await self._advance()
                 except Exception:  # a bug or the store gone: start over from the store
                     log.exception("subscription %s: delivery loop failed", self._sub.id)
-                    self._caught_up = False
+                    self._cursor = self._cursor_at(self._position)
                     await asyncio.sleep(max(self._policy.backoff_seconds, 0.05))
         finally:
             self._client.close()
@@ -699,40 +687,25 @@ class SubscriptionActor(LoopActor):
                 self._resuming[row["seq"]] = row
         self._loaded = True
 
-    async def _replay(self) -> None:
-        """One page from the store after the position; caught up when it comes back short
-        and no live event was dropped since the read began."""
-        drops = self._drops
-        page = await self.loop.run_in_executor(None, self._read_page, self._position)
-        for event in page:
-            if self._stopping:
-                return
-            if event.seq is not None and event.seq <= self._position:
-                continue
-            if self._sub.matches(event):
-                await self._deliver_next(event)
-            self._position = max(self._position, event.seq or 0)
-        if len(page) < self._policy.replay_page and drops == self._drops:
-            self._caught_up = True
-
-    def _read_page(self, after: int) -> list[Event]:
-        """The aio loop's executor: a blocking store read."""
-        return self._services.store.events_after(
-            after,
-            types=self._sub.types or None,
-            execution_id=self._sub.store_execution_filter(),
-            limit=self._policy.replay_page,
-        )
-
-    async def _next_queued(self) -> None:
-        while self._queue and (self._queue[0].seq or 0) <= self._position:
-            self._queue.popleft()
-        if not self._queue:
+    async def _advance(self) -> None:
+        """The stream's next step: deliver the cursor's next event, or read a page from
+        the store, or wait for live events."""
+        event = self._cursor.take()
+        if event is not None:
+            await self._deliver_next(event)
+        elif not self._cursor.caught_up:
+            cursor = self._cursor
+            read = functools.partial(  # a blocking store read, on the loop's executor
+                self._services.store.events_after,
+                cursor.position,
+                cursor.selector,
+                limit=cursor.page_size,
+            )
+            cursor.page(await self.loop.run_in_executor(None, read))
+        else:
             assert self._wake is not None
             self._wake.clear()
             await self._wake.wait()
-            return
-        await self._deliver_next(self._queue.popleft())
 
     async def _deliver_next(self, event: Event) -> None:
         """The stream's next event: the position moves past it once it is handled."""

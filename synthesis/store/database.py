@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+from synthesis.engine.event_selector import EVERY_EVENT, EventSelector
 from synthesis.engine.events import Event
 from synthesis.store import cluster
 from synthesis.store.changes import Change
@@ -429,19 +430,16 @@ class Store:
             )
 
     def events_after(
-        self,
-        after_seq: int = 0,
-        *,
-        types: Collection[str] | None = None,
-        execution_id: str | None = None,
-        limit: int = 1000,
+        self, after_seq: int = 0, selector: EventSelector = EVERY_EVENT, *, limit: int = 1000
     ) -> list[Event]:
-        """Stored events with `seq` above `after_seq`, oldest first: for replays."""
+        """Stored events with `seq` above `after_seq`, oldest first: a replay's page (see
+        engine/cursor.py). Narrowed in SQL by the selector's types and execution only: its
+        payload keys are the cursor's to check."""
         query = select(events).where(events.c.seq > after_seq)
-        if types:
-            query = query.where(events.c.type.in_(list(types)))
-        if execution_id:
-            query = query.where(events.c.execution_id == execution_id)
+        if selector.types is not None:
+            query = query.where(events.c.type.in_(sorted(selector.types)))
+        if selector.execution_id is not None:
+            query = query.where(events.c.execution_id == selector.execution_id)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(events.c.seq).limit(limit))
             return [_event(r) for r in rows]

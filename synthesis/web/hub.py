@@ -2,9 +2,9 @@
 
 The bus tells its listener each stored batch on the bus thread; the listener crosses into
 the IOLoop with `call_soon_threadsafe` (rule 2) and the hub hands each event to every
-socket that wants it. A socket that joins first registers (buffering live events), then
-replays what is stored, then sends the buffered events it has not replayed (by `seq`),
-then goes live: no gap and no duplicate, even while events keep coming.
+socket. A socket that joins first registers, then replays what is stored, then goes
+live; its EventCursor (engine/cursor.py) holds what it hears meanwhile and hands each
+event out once, in `seq` order: no gap and no duplicate, even while events keep coming.
 """
 
 from __future__ import annotations

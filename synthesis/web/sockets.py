@@ -7,14 +7,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from asyncio import Future
-from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import tornado.websocket
 
 from synthesis.auth import require_scope
+from synthesis.engine.cursor import EventCursor
 from synthesis.engine.errors import ApiError
+from synthesis.engine.event_selector import EventSelector
 from synthesis.engine.events import EVENT_TYPES, EXECUTION_COMPLETED, Event
 from synthesis.web.base import MAX_URI_BYTES
 
@@ -30,26 +32,24 @@ REPLAY_PAGE = 1000
 
 
 class EventSocket(tornado.websocket.WebSocketHandler):
-    """What both sockets share: auth before the upgrade, replay-then-live, and a send
-    buffer bounded in bytes (a client that stops reading is closed with 1013, slowing
-    nobody).
+    """What both sockets share: auth before the upgrade, replay-then-live through an
+    EventCursor (engine/cursor.py: the order, no gap, no duplicate), and a send buffer
+    bounded in bytes (a client that stops reading is closed with 1013, slowing nobody).
 
     What a socket holds unsent is counted in bytes through Tornado's own write futures: a
     message counts from the moment it is handed to Tornado until its write future says it
     reached the kernel. A message that would take the count past `websocket_buffer_bytes`
     closes the socket instead (one message alone always goes). Events that arrive while
-    the socket replays wait in a list bounded the same way; the replay itself waits for
-    the client whenever half the bound is unsent, so a slow but steady reader is not
+    the socket replays wait in its cursor, bounded the same way; the replay itself waits
+    for the client whenever half the bound is unsent, so a slow but steady reader is not
     closed by the server's own burst."""
 
     runtime: Runtime
 
     def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._live = False
-        self._buffer: list[Event] = []
-        self._buffered_bytes = 0
-        self._last_seq = 0
+        self._cursor = EventCursor(caught_up=True)  # open() sets the socket's own
+        self._live = False  # replayed: what the hub delivers is sent at once
         self._unsent_bytes = 0  # handed to Tornado, not yet to the kernel
         self._closing = False
 
@@ -85,10 +85,17 @@ class EventSocket(tornado.websocket.WebSocketHandler):
     def _limit(self) -> int:
         return self.runtime.settings.websocket_buffer_bytes
 
-    # ---- subclasses say what they stream ----
+    def _new_cursor(self, after_seq: int, selector: EventSelector, live: bool) -> EventCursor:
+        return EventCursor(
+            after_seq,
+            selector,
+            page_size=REPLAY_PAGE,
+            hold_limit=self._limit,
+            size=lambda event: len(self.render(event)),
+            caught_up=live,
+        )
 
-    def wants(self, event: Event) -> bool:
-        raise NotImplementedError
+    # ---- subclasses say what they stream ----
 
     def render(self, event: Event) -> bytes:
         raise NotImplementedError
@@ -98,42 +105,48 @@ class EventSocket(tornado.websocket.WebSocketHandler):
 
     # ---- replay, then live (IOLoop thread) ----
 
-    async def stream_from(self, after_seq: int, replay: Callable[[int], list[Event]]) -> None:
-        """Register for live events, send what is stored after `after_seq`, then what
-        arrived meanwhile, then go live."""
-        self._last_seq = after_seq
+    def go_live(self, selector: EventSelector) -> None:
+        """Send what is stored from now on: no replay."""
+        self._cursor = self._new_cursor(0, selector, live=True)
+        self._live = True
         self.runtime.hub.add(self)
+
+    async def stream_from(self, after_seq: int, selector: EventSelector) -> None:
+        """Register for live events, send what is stored after `after_seq` and what
+        arrived meanwhile, in order, then go live."""
+        cursor = self._cursor = self._new_cursor(after_seq, selector, live=False)
+        self.runtime.hub.add(self)
+        store = self.runtime.store
         half = self._limit // 2
         while not self._closing:
-            page = await self.runtime.read(replay, self._last_seq)
-            for event in page:
+            event = cursor.take()
+            if event is not None:
                 written = self._send(event)
                 if written is not None and self._unsent_bytes > half:
                     with contextlib.suppress(Exception):  # closed meanwhile: _closing says
                         await written
-            if len(page) < REPLAY_PAGE:
+            elif cursor.caught_up:
                 break
-        buffered, self._buffer, self._buffered_bytes = self._buffer, [], 0
-        for event in buffered:
-            self._send(event)
+            else:
+                read = partial(
+                    store.events_after, cursor.position, cursor.selector, limit=cursor.page_size
+                )
+                cursor.page(await self.runtime.read(read))
         self._live = True
 
     def deliver(self, event: Event) -> None:
-        if self._closing or not self.wants(event):
+        if self._closing:
             return
-        if self._live:
-            self._send(event)
-            return
-        self._buffer.append(event)
-        self._buffered_bytes += len(self.render(event))
-        if self._buffered_bytes > self._limit:
+        if self._cursor.offer((event,)):
             self._give_up()
+        elif self._live:
+            for ready in self._cursor.drain():
+                self._send(ready)
 
     def _send(self, event: Event) -> Future[None] | None:
         """Write one event; the write's future, or None when nothing was written."""
-        if self._closing or (event.seq is not None and event.seq <= self._last_seq):
+        if self._closing:
             return None
-        self._last_seq = event.seq or self._last_seq
         message = self.render(event)
         size = len(message)
         if self._unsent_bytes and self._unsent_bytes + size > self._limit:
@@ -159,7 +172,6 @@ class EventSocket(tornado.websocket.WebSocketHandler):
     def _give_up(self) -> None:
         log.info("closing a WebSocket that does not keep up (%s)", self.request.path)
         self._stop()
-        self._buffer, self._buffered_bytes = [], 0
         self.close(CLOSE_TRY_AGAIN, "client too slow")  # queued behind the backlog
 
     def _stop(self) -> None:
@@ -175,18 +187,11 @@ class EventSocket(tornado.websocket.WebSocketHandler):
 
 class ExecutionSocket(EventSocket):
     async def open(self, execution_id: str) -> None:
-        self.execution_id = execution_id
         if await self.runtime.read(self.runtime.store.execution_status, execution_id) is None:
             self._stop()
             self.close(CLOSE_NOT_FOUND, "execution not found")
             return
-        store = self.runtime.store
-        await self.stream_from(
-            0, lambda after: store.events_after(after, execution_id=execution_id, limit=REPLAY_PAGE)
-        )
-
-    def wants(self, event: Event) -> bool:
-        return event.execution_id == self.execution_id
+        await self.stream_from(0, EventSelector(execution_id=execution_id))
 
     def render(self, event: Event) -> bytes:
         return event.message_json
@@ -197,37 +202,23 @@ class ExecutionSocket(EventSocket):
 
 class EventsSocket(EventSocket):
     async def open(self) -> None:
-        types_arg = self.get_query_argument("types", "")
-        self.types = {t for t in types_arg.split(",") if t} or None
-        self.execution_id = self.get_query_argument("execution_id", None)
-        unknown = sorted((self.types or set()) - set(EVENT_TYPES))
+        types = [t for t in self.get_query_argument("types", "").split(",") if t]
+        unknown = sorted(set(types) - set(EVENT_TYPES))
         if unknown:
             self._stop()
             self.close(CLOSE_BAD_REQUEST, f"unknown event types: {', '.join(unknown)}")
             return
-        store = self.runtime.store
+        selector = EventSelector.of(types, self.get_query_argument("execution_id", None) or None)
         since = self.get_query_argument("since", None)
-        if since is None:  # live only
-            self.runtime.hub.add(self)
-            self._live = True
+        if since is None:
+            self.go_live(selector)
             return
-        after = await self.runtime.read(store.event_seq, since)
+        after = await self.runtime.read(self.runtime.store.event_seq, since)
         if after is None:
             self._stop()
             self.close(CLOSE_NOT_FOUND, "unknown event id in since")
             return
-        types, execution_id = self.types, self.execution_id
-        await self.stream_from(
-            after,
-            lambda seq: store.events_after(
-                seq, types=types, execution_id=execution_id, limit=REPLAY_PAGE
-            ),
-        )
-
-    def wants(self, event: Event) -> bool:
-        return (self.types is None or event.type in self.types) and (
-            self.execution_id is None or event.execution_id == self.execution_id
-        )
+        await self.stream_from(after, selector)
 
     def render(self, event: Event) -> bytes:
         return event.record_json

@@ -49,15 +49,17 @@ def test_matching_by_type_execution_and_payload_keys() -> None:
     def sub(types: tuple[str, ...] = (), **flt: Any) -> Subscription:
         return Subscription("s", "http://x", frozenset(types), flt, None, 0)
 
-    assert sub().matches(started) and sub().matches(created)
-    assert sub(("execution_started",)).matches(started)
-    assert not sub(("execution_completed",)).matches(started)
-    assert sub(execution_id=eid).matches(started)
-    assert not sub(execution_id=eid).matches(created)
-    assert not sub(execution_id=str(uuid.uuid4())).matches(started)
-    assert sub(name="nightly").matches(created) and not sub(name="nightly").matches(started)
-    assert not sub(plan_id=None).matches(started)  # a missing key is not None
-    assert sub(("plan_created",), plan_id="p1", name="nightly").matches(created)
+    assert sub().selector.matches(started) and sub().selector.matches(created)
+    assert sub(("execution_started",)).selector.matches(started)
+    assert not sub(("execution_completed",)).selector.matches(started)
+    assert sub(execution_id=eid).selector.matches(started)
+    assert not sub(execution_id=eid).selector.matches(created)
+    assert not sub(execution_id=str(uuid.uuid4())).selector.matches(started)
+    assert sub(name="nightly").selector.matches(created) and not sub(
+        name="nightly"
+    ).selector.matches(started)
+    assert not sub(plan_id=None).selector.matches(started)  # a missing key is not None
+    assert sub(("plan_created",), plan_id="p1", name="nightly").selector.matches(created)
     assert "hush" not in repr(Subscription("s", "u", frozenset(), {}, None, 0, "hush"))
     assert "hush" not in repr(Subscribe({"secret": "hush"}, lambda _value: None))
     assert DeliveryPolicy(backoff_seconds=0.5, max_backoff_seconds=3).backoff(1) == 0.5

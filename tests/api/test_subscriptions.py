@@ -19,6 +19,7 @@ import pytest
 
 from synthesis.config import Settings
 from synthesis.engine import clock
+from synthesis.engine.event_selector import EventSelector
 from synthesis.engine.events import EVENT_TYPES
 from synthesis.store.database import EventFilter
 from synthesis.store.subscription_models import all_subscriptions
@@ -91,7 +92,7 @@ def new_plan(client: Client, name: str) -> None:
 
 def stored_events(server: ServerThread, execution_id: str, types: list[str]) -> list[str]:
     assert server.runtime is not None
-    events = server.runtime.store.events_after(0, execution_id=execution_id, types=types)
+    events = server.runtime.store.events_after(0, EventSelector.of(types, execution_id))
     return [e.event_id for e in events]
 
 
@@ -254,7 +255,7 @@ def test_matching_events_arrive_in_order_with_headers_and_signature(
     assert server.runtime is not None
     records = {
         e.event_id: e.record()
-        for e in server.runtime.store.events_after(0, execution_id=execution_id)
+        for e in server.runtime.store.events_after(0, EventSelector(execution_id=execution_id))
     }
     with receiver.lock:
         got = list(receiver.received[hook])
@@ -479,7 +480,9 @@ def test_dead_letters_pause_the_subscription_and_a_redelivery_delivers_them(
     assert server.runtime is not None
     plan_events = [
         e.event_id
-        for e in server.runtime.store.events_after(0, types=["plan_created"], limit=10_000)
+        for e in server.runtime.store.events_after(
+            0, EventSelector.of(["plan_created"]), limit=10_000
+        )
         if e.data.get("name") == name
     ]
     assert receiver.event_ids(hook) == [plan_events[0], plan_events[2]]

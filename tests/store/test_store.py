@@ -10,6 +10,8 @@ import pytest
 
 from synthesis.actors import recording
 from synthesis.engine import clock
+from synthesis.engine.cursor import EventCursor
+from synthesis.engine.event_selector import EventSelector
 from synthesis.engine.events import Event
 from synthesis.engine.plan import validate_plan
 from synthesis.integrations import STEP_SCHEMAS
@@ -146,6 +148,39 @@ def test_list_filters(store: Store) -> None:
     assert ids(to_date="2025-06-01T00:00:00.000Z") == (2, [mid, old])
     assert ids(status="created", limit=1, offset=1) == (3, [mid])
     assert ids(tag="nope") == (0, [])
+
+
+def test_a_cursor_replays_from_the_store_what_its_selector_selects(store: Store) -> None:
+    """events_after narrows in SQL by types and execution exactly as the selector does;
+    the cursor checks payload keys and reads on past pages with nothing it wants."""
+    one, two = new_execution(store, "2025-01-01T00:00:00.000Z"), str(uuid.uuid4())
+    store.apply(
+        [
+            Batch(
+                events=[Event("step_output", {"n": n}, one if n % 2 else two) for n in range(12)]
+                + [Event("notification", {"n": 3}, one), Event("plan_created", {"n": 3})]
+            )
+        ]
+    )
+    stored = store.events_after(0, limit=10_000)
+    selectors = [
+        EventSelector(),
+        EventSelector.of(["notification", "plan_created"]),
+        EventSelector(execution_id=one),
+        EventSelector.of(["step_output"], two),
+        EventSelector.of(payload={"n": 3}),
+        EventSelector(types=frozenset()),
+    ]
+    for selector in selectors:
+        narrowed = store.events_after(0, selector, limit=10_000)
+        if not selector.payload:
+            assert narrowed == [e for e in stored if selector.matches(e)], selector
+        cursor = EventCursor(0, selector, page_size=2)
+        handed: list[Event] = []
+        while not cursor.caught_up:
+            cursor.page(store.events_after(cursor.position, selector, limit=cursor.page_size))
+            handed += cursor.drain()
+        assert handed == [e for e in stored if selector.matches(e)], selector
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
