@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 import psycopg
 
+from synthesis.engine.cursor import EventCursor
 from synthesis.engine.events import Event
 from synthesis.store import Store
 from synthesis.store import cluster as statements
@@ -50,7 +50,7 @@ class EventTail:
         }
         self._listeners: list[Callable[[list[Event]], None]] = []
         self._lock = threading.Lock()
-        self._position = store.last_event_seq()  # the last seq handed out
+        self._cursor = EventCursor(store.last_event_seq(), page_size=PAGE)
         self._stopping = threading.Event()
         self._conn: psycopg.Connection[object] | None = None
         self.listening = False  # for /health
@@ -126,16 +126,17 @@ class EventTail:
         return woke
 
     def _read_events(self) -> None:
-        while not self._stopping.is_set():
+        """Every event stored after the cursor, in seq order, page by page."""
+        cursor = self._cursor
+        cursor.caught_up = False
+        while not cursor.caught_up and not self._stopping.is_set():
             try:
-                page = self._store.events_after(self._position, limit=PAGE)
+                cursor.page(self._store.events_after(cursor.position, limit=cursor.page_size))
             except Exception as exc:
                 log.warning("reading events failed: %s", type(exc).__name__)
-                time.sleep(POLL_SECONDS)
+                self._stopping.wait(POLL_SECONDS)
                 return
-            fresh = [event for event in page if (event.seq or 0) > self._position]
-            if fresh:
-                self._position = fresh[-1].seq or self._position
+            fresh = cursor.drain()
             if fresh:
                 with self._lock:
                     listeners = list(self._listeners)
@@ -144,5 +145,3 @@ class EventTail:
                         listener(fresh)
                     except Exception:
                         log.exception("event listener %r failed", listener)
-            if len(page) < PAGE:
-                return
