@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
 
 from synthesis.store.changes import RESET_FIELDS
 from synthesis.store.models import control_requests, executions, invocations, nodes, steps
@@ -96,14 +96,15 @@ def notify(conn: Connection, dialect: str, channel: str, payload: str = "") -> N
 
 def prove_alive(conn: Connection, dialect: str, node_id: str) -> None:
     """The first statement of every bus transaction on PostgreSQL: the node row is held
-    (FOR SHARE) until commit, so the statement declaring it dead waits for this
-    transaction, and every later one raises `Fenced`."""
+    (FOR KEY SHARE) until commit, so the sweep declaring it dead (which locks the row FOR
+    UPDATE first) waits for this transaction, and every later one raises `Fenced`. The
+    heartbeat's plain UPDATE does not conflict with it, so a busy bus never delays it."""
     if dialect != "postgresql":
         return
     alive = conn.execute(
         select(nodes.c.id)
         .where(nodes.c.id == node_id, nodes.c.fenced.is_(False))
-        .with_for_update(read=True)
+        .with_for_update(read=True, key_share=True)
     ).first()
     if alive is None:
         raise Fenced(f"node {node_id} was declared dead")
@@ -121,15 +122,25 @@ def heartbeat(conn: Connection, dialect: str, node_id: str) -> bool:
 
 def sweep(conn: Connection, dialect: str, timeout: float) -> list[str]:
     """Declare dead the nodes silent for `timeout` seconds and free their work, in one
-    transaction; forget nodes dead for an hour. Heartbeat thread, any node."""
+    transaction; forget nodes dead for an hour. Heartbeat thread, any node.
+
+    The rows are locked FOR UPDATE before they are marked: that waits for the dead
+    nodes' bus transactions in flight (`prove_alive`), and re-checks the heartbeat."""
+    silent = and_(nodes.c.fenced.is_(False), nodes.c.heartbeat_at < db_now(dialect, timeout))
     dead = list(
-        conn.execute(
-            update(nodes)
-            .where(nodes.c.fenced.is_(False), nodes.c.heartbeat_at < db_now(dialect, timeout))
-            .values(fenced=True, fenced_at=db_now(dialect))
-            .returning(nodes.c.id)
-        ).scalars()
+        conn.execute(select(nodes.c.id).where(silent).with_for_update(skip_locked=False))
+        .scalars()
+        .all()
     )
+    if dead:
+        dead = list(
+            conn.execute(
+                update(nodes)
+                .where(nodes.c.id.in_(dead), silent)
+                .values(fenced=True, fenced_at=db_now(dialect))
+                .returning(nodes.c.id)
+            ).scalars()
+        )
     if dead:
         free_work(conn, dialect, dead, "its node stopped answering")
     conn.execute(

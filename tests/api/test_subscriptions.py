@@ -555,8 +555,13 @@ def test_a_restarted_server_delivers_what_it_had_not_delivered(
         assert receiver.event_ids(one_run) == stored_events(
             second, later, ["step_completed", "execution_completed"]
         )
-        statuses = {d["status"] for d in deliveries(client, all_sid, limit="1000")["deliveries"]}
-        assert statuses == {"delivered"}  # the one a stop cut short went on after it
+        # the one a stop cut short went on after it (recorded once its POST returned)
+        wait_until(
+            lambda: (
+                {d["status"] for d in deliveries(client, all_sid, limit="1000")["deliveries"]}
+                == {"delivered"}
+            )
+        )
     finally:
         first.stop()
         if second is not None:
