@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -149,6 +150,7 @@ class ServerThread:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="test-server", daemon=True)
+        self.fenced: list[str] = []  # a fenced node in a test process must not exit it
 
     def start(self) -> ServerThread:
         self._thread.start()
@@ -164,7 +166,7 @@ class ServerThread:
 
     async def _serve(self) -> None:
         try:
-            self.runtime = Runtime(self.settings)
+            self.runtime = Runtime(self.settings, on_fenced=self._fenced)
             await self.runtime.start()
             sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
             self.port = sockets[0].getsockname()[1]
@@ -181,12 +183,17 @@ class ServerThread:
         await self.runtime.stop(self._grace)
         await self._server.close_all_connections()
 
+    def _fenced(self, reason: str) -> None:
+        logging.getLogger(__name__).error("test server fenced: %s", reason)
+        self.fenced.append(reason)
+
     def stop(self, grace: float = 0.0) -> None:
         if self._loop is None or not self._thread.is_alive():
             return
         self._grace = grace
         self._loop.call_soon_threadsafe(self._stopped.set)
         self._thread.join(60)
+        assert not self.fenced, f"the test server's node was fenced: {self.fenced}"
 
     def client(self, token: str | None = TOKEN) -> Client:
         return Client(self.port, token)

@@ -474,10 +474,17 @@ def test_health_and_metrics(server: ServerThread) -> None:
                 "execution_engine",
                 "storage",
                 "event_system",
+                "cluster",
             }
             figures = await client.metrics()
             assert isinstance(figures, dict)
-            assert set(figures) == {"executions", "steps", "performance", "resource_usage"}
+            assert set(figures) == {
+                "executions",
+                "steps",
+                "performance",
+                "resource_usage",
+                "cluster",
+            }
             again = await client.metrics(format="json")
             assert isinstance(again, dict) and set(again) == set(figures)
             text = await client.metrics(format="prometheus")

@@ -22,6 +22,7 @@ from synthesis.engine.transitions import (
     SKIPPED,
 )
 from synthesis.store import metrics as store_metrics
+from synthesis.store.cluster import ALIVE
 from synthesis.store.database import Store
 from synthesis.web.base import ApiHandler
 
@@ -46,12 +47,18 @@ class Figures:
     snapshot: store_metrics.Snapshot
     rss_bytes: int
     cpu_percent: float
+    nodes_alive: int = 1
+    nodes_dead: int = 0  # listed for an hour after their death
+    node_executions: int = 0  # running executions this node owns
 
 
-def collect(store: Store) -> Figures:
+def collect(store: Store, node_id: str | None = None) -> Figures:
     """Blocking: the store's queries and the process's figures. Runs on the read pool."""
     global _PROCESS
     snapshot = store_metrics.snapshot(store, RECENT, BUCKETS_MS)
+    nodes = store.list_nodes()
+    alive = sum(1 for node in nodes if node["status"] == ALIVE)
+    mine = sum(node["executions"] for node in nodes if node["node_id"] == node_id)
     with _PROCESS_LOCK:
         if _PROCESS.pid != os.getpid():  # imported before a fork: measure this process
             _PROCESS = psutil.Process()
@@ -59,7 +66,7 @@ def collect(store: Store) -> Figures:
         with _PROCESS.oneshot():
             rss = _PROCESS.memory_info().rss
             cpu = _PROCESS.cpu_percent(interval=None)
-    return Figures(snapshot, rss, cpu)
+    return Figures(snapshot, rss, cpu, alive, len(nodes) - alive, mine)
 
 
 class MetricsHandler(ApiHandler):
@@ -92,7 +99,7 @@ class MetricsHandler(ApiHandler):
             raise validation_error([FieldError("format", f"must be one of: {', '.join(FORMATS)}")])
         if wanted is None:
             wanted = "prometheus" if prefers_text(self.request.headers.get("Accept")) else "json"
-        figures = await self.read(collect, self.runtime.store)
+        figures = await self.read(collect, self.runtime.store, self.runtime.node_id)
         self.set_header("Vary", "Accept")
         if wanted == "json":
             self.send(to_json(figures))
@@ -180,6 +187,11 @@ def to_json(figures: Figures) -> dict[str, dict[str, int | float]]:
             "memory_mb": round(figures.rss_bytes / (1024 * 1024), 1),
             "cpu_percent": round(figures.cpu_percent, 1),
         },
+        "cluster": {
+            "nodes_alive": figures.nodes_alive,
+            "nodes_dead": figures.nodes_dead,
+            "node_executions": figures.node_executions,
+        },
     }
 
 
@@ -259,6 +271,21 @@ def to_prometheus(figures: Figures) -> str:
             f"95th percentile {what} run time {window}.",
             [_sample(f"synthesis_{what}_duration_p95_seconds", p95(recent) / 1000)],
         )
+    family(
+        "synthesis_nodes",
+        "gauge",
+        "Nodes of the cluster on this database, alive or dead (dead ones for an hour).",
+        [
+            _sample("synthesis_nodes", figures.nodes_alive, status="alive"),
+            _sample("synthesis_nodes", figures.nodes_dead, status="dead"),
+        ],
+    )
+    family(
+        "synthesis_node_executions",
+        "gauge",
+        "Running executions this node owns.",
+        [_sample("synthesis_node_executions", figures.node_executions)],
+    )
     family(
         "synthesis_memory_bytes",
         "gauge",

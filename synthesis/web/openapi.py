@@ -790,7 +790,13 @@ def components_schemas() -> dict[str, dict[str, Any]]:
                     **_object(
                         {
                             name: {"enum": ["healthy", "unhealthy"]}
-                            for name in ("api", "storage", "execution_engine", "event_system")
+                            for name in (
+                                "api",
+                                "storage",
+                                "execution_engine",
+                                "event_system",
+                                "cluster",
+                            )
                         }
                     ),
                     "additionalProperties": {"enum": ["healthy", "unhealthy"]},
@@ -826,6 +832,21 @@ def components_schemas() -> dict[str, dict[str, Any]]:
                     {
                         "memory_mb": {"type": "number", "minimum": 0},
                         "cpu_percent": {"type": "number", "minimum": 0},
+                    }
+                ),
+                "cluster": _object(
+                    {
+                        "nodes_alive": {"type": "integer", "minimum": 0},
+                        "nodes_dead": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Listed for an hour after their death",
+                        },
+                        "node_executions": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Running executions the node that answered owns",
+                        },
                     }
                 ),
             }

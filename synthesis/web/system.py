@@ -27,9 +27,17 @@ class HealthHandler(BaseHandler):
             await runtime.bridge.ask(runtime.bus, Ping, CHECK_TIMEOUT)
             return await runtime.bridge.ask(runtime.subscriptions, Ping, CHECK_TIMEOUT)
 
-        names = ("storage", "execution_engine", "event_system")
+        async def cluster() -> object:
+            """This node's heartbeat is acknowledged (docs/cluster.md)."""
+            keeper = runtime.keeper
+            if keeper is None or not keeper.healthy:
+                raise RuntimeError("no heartbeat acknowledged lately")
+            return True
+
+        names = ("storage", "execution_engine", "event_system", "cluster")
+        checks = (storage, engine, events, cluster)
         results = await asyncio.gather(
-            *(asyncio.wait_for(check(), CHECK_TIMEOUT) for check in (storage, engine, events)),
+            *(asyncio.wait_for(check(), CHECK_TIMEOUT) for check in checks),
             return_exceptions=True,
         )
         components = {"api": "healthy"}

@@ -100,6 +100,7 @@ def test_health_is_open_and_checks_components(server: ServerThread) -> None:
         "execution_engine": "healthy",
         "storage": "healthy",
         "event_system": "healthy",
+        "cluster": "healthy",
     }
     assert isinstance(body["uptime"], int) and body["version"]
 

@@ -126,7 +126,7 @@ def delta(after: dict[str, Any], before: dict[str, Any], section: str) -> dict[s
 
 def test_json_has_the_reference_shape(client: Client) -> None:
     body = metrics(client)
-    assert set(body) == {"executions", "steps", "performance", "resource_usage"}
+    assert set(body) == {"executions", "steps", "performance", "resource_usage", "cluster"}
     assert set(body["executions"]) == {"total", "active", "completed", "failed", "cancelled"}
     assert set(body["steps"]) == {"total", "succeeded", "failed"}
     assert set(body["performance"]) == {
@@ -141,6 +141,8 @@ def test_json_has_the_reference_shape(client: Client) -> None:
         assert isinstance(value, int) and value >= 0
     assert body["resource_usage"]["memory_mb"] > 0
     assert body["resource_usage"]["cpu_percent"] >= 0
+    assert set(body["cluster"]) == {"nodes_alive", "nodes_dead", "node_executions"}
+    assert body["cluster"]["nodes_alive"] >= 1  # this one at least (a module's own database)
 
 
 def test_counts_and_durations_move_by_what_ran(client: Client) -> None:
@@ -226,10 +228,16 @@ def test_prometheus_text_has_every_figure(client: Client) -> None:
         "synthesis_step_duration_p95_seconds": "gauge",
         "synthesis_memory_bytes": "gauge",
         "synthesis_cpu_percent": "gauge",
+        "synthesis_nodes": "gauge",
+        "synthesis_node_executions": "gauge",
     }
     assert {name: f.type for name, f in families.items()} == expected
     assert families["synthesis_memory_bytes"].value() > 0
     assert families["synthesis_cpu_percent"].value() >= 0
+    cluster = json_body["cluster"]
+    assert families["synthesis_nodes"].value(status="alive") == cluster["nodes_alive"]
+    assert families["synthesis_nodes"].value(status="dead") == cluster["nodes_dead"]
+    assert families["synthesis_node_executions"].value() == cluster["node_executions"]
     # The same figures as the JSON (nothing ran between the two reads).
     runs = json_body["executions"]
     finished = sum(
