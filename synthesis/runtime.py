@@ -72,6 +72,7 @@ class Runtime:
     async def start(self) -> None:
         """Start on the running IOLoop: store, aio loop, bus, supervisor. IOLoop thread."""
         self.bridge = Bridge(asyncio.get_running_loop(), self.settings.actor_timeout_seconds)
+        self.store.hold()  # a SQLite file is one server's: a second one is refused
         await self.read(self.store.create_tables)
         node = {"id": self.node_id, "host": socket.gethostname(), "port": self.settings.port}
         await self.read(self.store.register_node, {**node, "pid": os.getpid()})
