@@ -15,6 +15,7 @@ from pathlib import Path
 from synthesis import __version__
 from synthesis.commands import add_client_commands, report, run_command
 from synthesis.config import ConfigError, Settings
+from synthesis.workers import WorkerRole, needs_postgresql, supervise, worker_role
 
 log = logging.getLogger("synthesis")
 
@@ -147,6 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="unsent bytes a WebSocket may hold before it is closed with 1013 (default 8 MiB)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes on this one port, each a node of the cluster, under one "
+        "parent that restarts any that dies (default 1; more need PostgreSQL)",
+    )
+    serve.add_argument(
+        "--heartbeat-seconds",
+        dest="heartbeat_seconds",
+        type=float,
+        help="how often a node proves it is alive (default 2)",
+    )
+    serve.add_argument(
+        "--node-timeout-seconds",
+        dest="node_timeout_seconds",
+        type=float,
+        help="a node silent this long is dead and its executions are taken over (default 10)",
+    )
     add_client_commands(commands)
     return parser
 
@@ -193,14 +212,20 @@ def ensure_token(settings: Settings) -> tuple[Settings, str | None]:
     return replace(settings, tokens=(token,)), token
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, role: WorkerRole | None = None) -> int:
+    """One server. As a worker of `--workers N` (`role`), it shares the port with its
+    siblings (SO_REUSEPORT) and stops when its parent is gone."""
+    import tornado.netutil
+
     from synthesis.runtime import Runtime  # the server's parts load only for `serve`
     from synthesis.web.app import make_server
 
     runtime = Runtime(settings)
     await runtime.start()
     server = make_server(runtime)
-    server.listen(settings.port, settings.host)
+    server.add_sockets(
+        tornado.netutil.bind_sockets(settings.port, settings.host, reuse_port=role is not None)
+    )
     log.info(
         "listening on http://%s:%d (database: %s)",
         settings.host,
@@ -211,6 +236,13 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if role is not None:
+
+        def parent_gone() -> None:  # the lifeline reads EOF: stop as on SIGTERM
+            loop.remove_reader(role.lifeline)
+            stop.set()
+
+        loop.add_reader(role.lifeline, parent_gone)
     await stop.wait()
     log.info("stopping: no new work; running steps get %gs", settings.shutdown_grace_seconds)
     server.stop()
@@ -220,6 +252,7 @@ async def serve(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if args.command != "serve":
         try:
@@ -228,9 +261,12 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         except Exception as exc:
             return report(exc)
+    role = worker_role()
     logging.basicConfig(
         level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s "
+        + (f"worker {role.index} " if role else "")
+        + "%(name)s: %(message)s",
         stream=sys.stderr,
     )
     logging.getLogger("tornado.access").setLevel(logging.WARNING)  # failures only
@@ -239,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         flags["data_dir"] = Path(flags["data_dir"])
     try:
         settings = Settings.from_sources(flags)
+        refused = needs_postgresql(settings)
+        if refused:
+            log.error("cannot start: %s", refused)
+            return 2
         if settings.run_as:
             from synthesis.integrations.run_as import StepUser, StepUserError
 
@@ -253,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for handler in logging.getLogger().handlers:
         handler.addFilter(MaskSecrets(settings))
-    if args.tokens:
+    if args.tokens and role is None:  # the parent of workers warns for them
         log.warning(
             "tokens given with --token are visible to every local user in the process list "
             "(ps, /proc/<pid>/cmdline): use --token-file or SYNTHESIS_TOKENS instead"
@@ -267,7 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     from synthesis.store.database import SchemaMismatch
 
     try:
-        return asyncio.run(serve(settings))
+        if settings.workers > 1:
+            env = {**os.environ, **({"SYNTHESIS_TOKENS": token} if token else {})}
+            return supervise(settings, argv, env)  # workers share the token made here
+        return asyncio.run(serve(settings, role))
     except ConfigError as exc:
         log.error("cannot start: %s", exc)
         return 1

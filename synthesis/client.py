@@ -540,6 +540,11 @@ class SynthesisClient:
             raise _error_from_response(response.code, response.reason, response.body)
         return health
 
+    async def list_nodes(self) -> dict[str, Any]:
+        """GET /api/nodes: `{nodes}`, the servers of the cluster on the server's database
+        (`node_id, host, port, pid, started_at, heartbeat_at, status, executions`)."""
+        return await self._json("GET", "/api/nodes")
+
     async def metrics(self, format: str | None = None) -> dict[str, Any] | str:
         """GET /metrics: the JSON figures, or with `format="prometheus"` the Prometheus
         text exposition as a string."""

@@ -1,5 +1,6 @@
-"""The client commands of `synthesis`: run a plan and watch it, and manage executions,
-plans and events on a server, through the Python client (synthesis/client.py)."""
+"""The client commands of `synthesis`: run a plan and watch it, manage executions, plans
+and events on a server, and list its cluster's nodes, through the Python client
+(synthesis/client.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ DEFAULT_SERVER = "http://127.0.0.1:8009"
 
 
 def add_client_commands(commands: Any) -> None:
-    """Register run, executions, plans and events on the `synthesis` parser."""
+    """Register run, executions, plans, events and nodes on the `synthesis` parser."""
 
     def client_parser(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
@@ -68,6 +69,8 @@ def add_client_commands(commands: Any) -> None:
     events.add_argument("action", choices=("tail",))
     events.add_argument("--types", help="comma separated event types")
     events.add_argument("--execution", help="only this execution's events")
+
+    client_parser("nodes", "list the servers of the cluster on the server's database")
 
 
 def load_plan(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -149,6 +152,7 @@ async def _dispatch(client: SynthesisClient, args: argparse.Namespace) -> int:
         "executions": _executions,
         "plans": _plans,
         "events": _events,
+        "nodes": _nodes,
     }
     return await handlers[args.command](client, args)
 
@@ -232,6 +236,14 @@ async def _events(client: SynthesisClient, args: argparse.Namespace) -> int:
                 f"  {detail}",
                 flush=True,
             )
+    return 0
+
+
+NODE_COLUMNS = ("node_id", "host", "port", "pid", "status", "executions", "heartbeat_at")
+
+
+async def _nodes(client: SynthesisClient, args: argparse.Namespace) -> int:
+    show(args, await client.list_nodes(), lambda r: table(r["nodes"], NODE_COLUMNS))
     return 0
 
 

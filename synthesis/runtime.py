@@ -111,6 +111,7 @@ class Runtime:
         supervisors, then the node's heartbeat and tail. IOLoop thread."""
         loop = asyncio.get_running_loop()
         self.bridge = Bridge(loop, self.settings.actor_timeout_seconds)
+        self.store.hold()  # a SQLite file is one server's: a second one is refused
         await self.read(self.store.create_tables)
         node = {"id": self.node_id, "host": socket.gethostname(), "port": self.settings.port}
         await self.read(self.store.register_node, {**node, "pid": os.getpid()})

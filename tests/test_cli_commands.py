@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,25 @@ def test_control_commands(server: ServerThread, tmp_path: Path) -> None:
     assert "paused" in synthesis(server, "executions", "pause", execution_id).stdout
     assert "running" in synthesis(server, "executions", "resume", execution_id).stdout
     assert "cancelled" in synthesis(server, "executions", "cancel", execution_id).stdout
+
+
+def test_nodes_lists_the_servers_as_a_table_or_json(server: ServerThread) -> None:
+    assert server.runtime is not None
+    me = server.runtime.node_id
+    result = synthesis(server, "nodes")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == [
+        "NODE_ID",
+        "HOST",
+        "PORT",
+        "PID",
+        "STATUS",
+        "EXECUTIONS",
+        "HEARTBEAT_AT",
+    ]
+    [mine] = [row.split() for row in rows if row.startswith(me)]
+    assert mine[2:5] == [str(server.settings.port), str(os.getpid()), "alive"]
+    listed = orjson.loads(synthesis(server, "nodes", "--json").stdout)["nodes"]
+    [node] = [n for n in listed if n["node_id"] == me]
+    assert (node["pid"], node["status"]) == (os.getpid(), "alive")

@@ -5,6 +5,7 @@ subscribing over the WebSockets (with the polling fallback and the timeout)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
@@ -493,6 +494,31 @@ def test_health_and_metrics(server: ServerThread) -> None:
             with pytest.raises(SynthesisError) as caught:
                 await client.metrics(format="xml")
             assert caught.value.details[0]["field"] == "format"
+
+    asyncio.run(main())
+
+
+def test_list_nodes_includes_the_server_itself(server: ServerThread) -> None:
+    assert server.runtime is not None
+    me = server.runtime.node_id
+
+    async def main() -> None:
+        async with make_client(server) as client:
+            listed = await client.list_nodes()
+            assert set(listed) == {"nodes"}
+            [node] = [n for n in listed["nodes"] if n["node_id"] == me]
+            assert node["pid"] == os.getpid()
+            assert node["status"] == "alive"
+            assert set(node) == {
+                "node_id",
+                "host",
+                "port",
+                "pid",
+                "started_at",
+                "heartbeat_at",
+                "status",
+                "executions",
+            }
 
     asyncio.run(main())
 

@@ -52,6 +52,28 @@ def test_environment_then_flags() -> None:
     assert settings([], {"SYNTHESIS_DENY_PRIVATE_TARGETS": "false"}).deny_private_targets is False
 
 
+def test_cluster_settings_from_the_environment_then_flags() -> None:
+    default = settings([], {})
+    assert (default.workers, default.heartbeat_seconds, default.node_timeout_seconds) == (1, 2, 10)
+    environ = {
+        "SYNTHESIS_WORKERS": "3",
+        "SYNTHESIS_HEARTBEAT_SECONDS": "1",
+        "SYNTHESIS_NODE_TIMEOUT_SECONDS": "5",
+    }
+    from_env = settings([], environ)
+    assert (from_env.workers, from_env.heartbeat_seconds, from_env.node_timeout_seconds) == (
+        3,
+        1,
+        5,
+    )
+    flags = ["--workers", "1", "--heartbeat-seconds", "0.5", "--node-timeout-seconds", "2"]
+    from_flags = settings(flags, environ)
+    assert (from_flags.workers, from_flags.heartbeat_seconds) == (1, 0.5)
+    assert from_flags.node_timeout_seconds == 2
+    with pytest.raises(ConfigError, match="more than twice --heartbeat-seconds"):
+        settings(["--heartbeat-seconds", "5"], {})
+
+
 def test_a_bad_boolean_is_refused() -> None:
     with pytest.raises(ConfigError, match="SYNTHESIS_DENY_PRIVATE_TARGETS must be 1 or 0"):
         settings([], {"SYNTHESIS_DENY_PRIVATE_TARGETS": "maybe"})

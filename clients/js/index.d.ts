@@ -135,6 +135,8 @@ export interface ExecutionSummary {
   completed_at: string | null;
   created_by: string | null;
   tags: string[];
+  /** The node running it now; null when none. */
+  node_id: string | null;
   [key: string]: unknown;
 }
 
@@ -152,6 +154,8 @@ export interface Execution {
   steps: StepView[];
   variables: Record<string, unknown>;
   metadata: Metadata;
+  /** The node running it now; null when none. */
+  node_id: string | null;
   [key: string]: unknown;
 }
 
@@ -341,6 +345,23 @@ export interface Health {
   version: string;
   uptime: number;
   components: Record<string, 'healthy' | 'unhealthy'>;
+}
+
+/** One server of the cluster on the database (every PostgreSQL server is one). */
+export interface ClusterNode {
+  node_id: string;
+  host: string;
+  port: number;
+  pid: number;
+  started_at: string;
+  heartbeat_at: string;
+  status: 'alive' | 'dead';
+  /** The running executions it owns. */
+  executions: number;
+}
+
+export interface NodeList {
+  nodes: ClusterNode[];
 }
 
 export interface Metrics {
@@ -612,6 +633,8 @@ export class SynthesisClient {
   // System
   /** The health report; an unhealthy server's (HTTP 503) is returned, not thrown. */
   health(): Promise<Health>;
+  /** The servers of the cluster: the living, and those dead for less than an hour. */
+  listNodes(): Promise<NodeList>;
   metrics(options?: { format?: 'json' }): Promise<Metrics>;
   metrics(options: { format: 'prometheus' }): Promise<string>;
 

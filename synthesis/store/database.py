@@ -7,6 +7,7 @@ from the web layer's read pool and from actors starting up. Every method is thre
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 from collections.abc import Callable, Collection, Sequence
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+from synthesis.config import ConfigError
 from synthesis.engine.event_selector import EVERY_EVENT, EventSelector
 from synthesis.engine.events import Event
 from synthesis.store import cluster
@@ -65,6 +67,7 @@ SUMMARY_COLUMNS = (
     "completed_at",
     "created_by",
     "meta",
+    "node_id",
 )
 
 
@@ -155,12 +158,20 @@ def _private_file(path: Path) -> None:
                 name.chmod(0o600)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL and for `:memory:`."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def create_db_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = make_url(url).database
-        if path and path != ":memory:":
-            _private_file(Path(path))
+        path = sqlite_file(url)
+        if path is not None:
+            _private_file(path)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -198,6 +209,31 @@ class Store:
         # Set once this server is a node: every write transaction then proves the node
         # is not fenced (store/cluster.py), and stored events wake the other nodes.
         self.node_id: str | None = None
+        self._lock: Any = None  # the open lock file while this store holds a SQLite file
+
+    def hold(self) -> None:
+        """Claim a SQLite file for this store alone until close(): an exclusive lock on
+        `<file>.lock`, which the kernel drops when the process ends (kill -9 too). A
+        second server on the file gets a ConfigError; PostgreSQL (shared by a cluster's
+        nodes) and `:memory:` need no lock. Called by Runtime.start, on the IOLoop."""
+        path = sqlite_file(self.url)
+        if path is None or self._lock is not None:
+            return
+        handle = os.fdopen(os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600), "r+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = handle.read().strip()
+            handle.close()
+            raise ConfigError(
+                f"the SQLite database {path} is in use by another server"
+                + (f" (pid {holder})" if holder else "")
+                + ": one server per SQLite database; a cluster needs PostgreSQL"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
 
     @property
     def dialect(self) -> str:
@@ -224,6 +260,9 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._lock is not None:
+            self._lock.close()  # releases the SQLite file for the next server
+            self._lock = None
 
     def ping(self) -> None:
         """A real round trip: raises if the database does not answer."""

@@ -14,6 +14,7 @@ from synthesis.web import (
     executions,
     integrations,
     metrics,
+    nodes,
     openapi,
     plans,
     sockets,
@@ -34,6 +35,7 @@ MODULES = (
     sockets,
     system,
     metrics,
+    nodes,
     openapi,
 )
 

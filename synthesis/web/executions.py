@@ -63,6 +63,7 @@ def execution_summary(row: dict[str, Any]) -> dict[str, Any]:
         "completed_at": row["completed_at"],
         "created_by": row["created_by"],
         "tags": row["meta"].get("tags") or [],
+        "node_id": row["node_id"],
     }
 
 
@@ -81,6 +82,7 @@ def execution_detail(row: dict[str, Any], steps: list[dict[str, Any]]) -> dict[s
         "steps": [step_view(s) for s in in_tree_order(steps)],
         "variables": row["variables"],
         "metadata": row["meta"],
+        "node_id": row["node_id"],
     }
 
 

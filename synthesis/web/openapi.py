@@ -58,6 +58,7 @@ from synthesis.engine.transitions import (
     STEP_STATUSES,
 )
 from synthesis.integrations import INTEGRATIONS, STEP_SCHEMAS
+from synthesis.store.cluster import ALIVE, DEAD
 from synthesis.store.subscription_models import DELIVERY_STATUSES, SUBSCRIPTION_STATUSES
 from synthesis.web import idempotency, metrics, sockets, subscriptions
 from synthesis.web.base import MAX_OFFSET, ApiHandler
@@ -519,6 +520,10 @@ def components_schemas() -> dict[str, dict[str, Any]]:
                 "completed_at": time_or_null,
                 "created_by": text_or_null,
                 "tags": {"type": "array", "items": text},
+                "node_id": {
+                    **text_or_null,
+                    "description": "The node running it now (GET /api/nodes); null when none",
+                },
             }
         ),
         "ExecutionList": _page("executions", "ExecutionSummary"),
@@ -575,6 +580,10 @@ def components_schemas() -> dict[str, dict[str, Any]]:
                 "steps": {"type": "array", "items": ref("StepState")},
                 "variables": {"type": "object"},
                 "metadata": ref("Metadata"),
+                "node_id": {
+                    **text_or_null,
+                    "description": "The node running it now (GET /api/nodes); null when none",
+                },
             }
         ),
         "ExecutionSteps": _object(
@@ -781,6 +790,23 @@ def components_schemas() -> dict[str, dict[str, Any]]:
             "allOf": [_page("deliveries", "Delivery"), _object({"subscription_id": text})]
         },
         # ---- system
+        "Node": _object(
+            {
+                "node_id": {"type": "string", "description": "New at every start of a server"},
+                "host": text,
+                "port": {"type": "integer"},
+                "pid": {"type": "integer"},
+                "started_at": TIMESTAMP,
+                "heartbeat_at": {**TIMESTAMP, "description": "Its last heartbeat"},
+                "status": {"enum": [ALIVE, DEAD]},
+                "executions": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "The running executions it owns",
+                },
+            }
+        ),
+        "NodeList": _object({"nodes": {"type": "array", "items": ref("Node")}}),
         "Health": _object(
             {
                 "status": {"enum": ["healthy", "unhealthy"]},
@@ -1369,6 +1395,16 @@ def paths() -> dict[str, dict[str, Any]]:
                         secured=False,
                     ),
                 }
+            },
+            "/api/nodes": {
+                "get": operation(
+                    "listNodes",
+                    "System",
+                    "The servers of the cluster on this database, oldest first: the living, "
+                    "and those dead for less than an hour",
+                    method="get",
+                    ok=(200, "The nodes", "NodeList"),
+                )
             },
             "/metrics": {
                 "get": operation(

@@ -510,6 +510,8 @@ def test_real_answers_of_every_operation_conform(live: ServerThread) -> None:
     api("DELETE", "/api/plans/{plan_id}", 200, path=pid)
     api("DELETE", "/api/plans/{plan_id}", 404, path=pid)
 
+    [node] = api("GET", "/api/nodes", 200)["nodes"]  # this server, alone on its SQLite file
+    assert node["node_id"] == live.runtime.node_id
     api("GET", "/metrics", 200)
     assert "synthesis_executions_total" in api(
         "GET", "/metrics", 200, params={"format": "prometheus"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from synthesis.actors import recording
+from synthesis.config import ConfigError
 from synthesis.engine import clock
 from synthesis.engine.cursor import EventCursor
 from synthesis.engine.event_selector import EventSelector
@@ -189,6 +191,27 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
+        store.close()
+
+
+def test_a_sqlite_file_is_held_by_one_store_until_it_closes(tmp_path, postgres_url) -> None:
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    first, second = Store(url), Store(url)
+    try:
+        first.hold()
+        with pytest.raises(
+            ConfigError, match=rf"one\.db is in use by another server \(pid {os.getpid()}\)"
+        ):
+            second.hold()
+        first.close()  # releases it
+        second.hold()
+    finally:
+        first.close()
+        second.close()
+    on_postgresql = [Store(postgres_url), Store(postgres_url)]  # a cluster's: nothing to hold
+    for store in on_postgresql:
+        store.hold()
+    for store in on_postgresql:
         store.close()
 
 

@@ -675,6 +675,11 @@ export class SynthesisClient {
     });
   }
 
+  /** `{nodes}`: the servers of the cluster on this server's database, oldest first. */
+  async listNodes() {
+    return this._request('GET', '/api/nodes');
+  }
+
   /** The metrics as JSON, or as Prometheus text with `{format: 'prometheus'}`. */
   async metrics({ format } = {}) {
     if (format === 'prometheus') {

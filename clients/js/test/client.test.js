@@ -244,6 +244,7 @@ test('executions: create, start, get, list, steps, one step, variables', async (
   const fetched = await client.getExecution(id);
   assert.equal(fetched.execution_id, id);
   assert.deepEqual(fetched.steps.map((s) => s.id), ['greet', 'shout']);
+  assert.ok('node_id' in fetched, 'an execution names the node running it (null when none)');
 
   const steps = await client.getExecutionSteps(id);
   assert.equal(steps.execution_id, id);
@@ -466,6 +467,20 @@ test('health and metrics (JSON and Prometheus text)', async () => {
   const text = await client.metrics({ format: 'prometheus' });
   assert.equal(typeof text, 'string');
   assert.match(text, /^synthesis_executions_total\{status="completed"\} \d+$/m);
+});
+
+test('listNodes: the server is the one node of its SQLite database', async () => {
+  const { nodes } = await client.listNodes();
+  assert.equal(nodes.length, 1);
+  const [node] = nodes;
+  assert.equal(node.pid, server.pid);
+  assert.equal(node.port, Number(new URL(base).port));
+  assert.equal(node.status, 'alive');
+  assert.equal(typeof node.node_id, 'string');
+  assert.equal(typeof node.executions, 'number');
+  const readOnly = new SynthesisClient(base, { token: READ_TOKEN });
+  assert.deepEqual((await readOnly.listNodes()).nodes.map((n) => n.node_id), [node.node_id]);
+  readOnly.close();
 });
 
 // ---- errors ----
@@ -731,7 +746,7 @@ test('the type declarations cover every method, and the package shape', async ()
     'cancelExecution', 'getExecutionSteps', 'getExecutionStep', 'getExecutionVariables', 'createPlan', 'listPlans',
     'getPlan', 'updatePlan', 'deletePlan', 'executePlanById', 'executePlan', 'listIntegrations', 'getIntegration',
     'getIntegrationCapabilities', 'invokeCapability', 'getInvocation', 'listEvents', 'getEvent', 'createSubscription',
-    'listSubscriptions', 'getSubscription', 'deleteSubscription', 'listDeliveries', 'health', 'metrics',
+    'listSubscriptions', 'getSubscription', 'deleteSubscription', 'listDeliveries', 'health', 'listNodes', 'metrics',
     'waitForExecution', 'subscribeToExecution', 'subscribeToEvents', 'close',
   ]) {
     assert.ok(implemented.includes(name), `${name} is implemented`);
