@@ -114,6 +114,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._node = services.node_id or ""
         self._forwarded: dict[str, _Forwarded] = {}  # by request id
         self._next_claim = 0.0
+        self._work_waiting = True  # as far as the last claim knows
         self._accepting = True
         self._shutdown_reply: Reply | None = None
         self._parents: dict[str, tuple[str, str]] = {}  # child: (parent, its plan step)
@@ -169,6 +170,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                 self._crashed(eid, reason)
                 self._tell_parent(eid, FAILED, {}, reason)
             case LookForWork():
+                self._work_waiting = True
                 self._claim()
             case LookForRequests():
                 self._serve_requests()
@@ -605,7 +607,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         room = self._room()
         if room <= 0:
             return
-        claimed = self._coordinate(cluster.claim_executions, self._node, room)
+        claimed, waiting = self._coordinate(cluster.claim_executions, self._node, room)
+        self._work_waiting = waiting > len(claimed)
         if any(takeovers for _, takeovers in claimed):
             self._stop_orphans()
         for eid, takeovers in claimed:
@@ -614,12 +617,12 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                     f"taken over {takeovers} times after the nodes running it died; not run again"
                 )
                 log.error("execution %s %s", eid, reason)
-                self._commit(recording.finished(eid, FAILED, clock.now(), None, reason))
+                self._fail(eid, reason)
                 continue
             try:
                 seed = self._seed_from_store(eid, RUNNING)
             except ApiError as exc:
-                self._commit(recording.finished(eid, FAILED, clock.now(), None, exc.message))
+                self._fail(eid, exc.message)
                 continue
             self._launch(seed)
 
@@ -627,7 +630,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         actor = self._live.pop(eid, None)
         if actor is not None:
             actor.stop()
-        self._claim()
+        if self._work_waiting:
+            self._claim()
         self._maybe_drained()
 
     def _maybe_drained(self) -> None:
@@ -644,12 +648,17 @@ class ExecutionSupervisor(pykka.ThreadingActor):
     def _crashed(self, eid: str, reason: str) -> None:
         log.error("execution %s crashed: %s", eid, reason)
         self._live.pop(eid, None)
+        self._fail(eid, reason)
+        self._retire(eid)
+
+    def _fail(self, eid: str, reason: str) -> None:
+        """End an execution no actor runs as failed: its running steps fail, its pending
+        steps are skipped."""
         now = clock.now()
         fields = {"status": FAILED, "error": reason, "completed_at": now}
         self._commit(Commit(changes=(StepsMarked(eid, (RUNNING,), fields),)))
         self._commit(Commit(changes=(StepsMarked(eid, (PENDING,), {"status": "skipped"}),)))
         self._commit(recording.finished(eid, FAILED, now, None, reason))
-        self._retire(eid)
 
     def _stop_orphans(self) -> None:
         """Stop the step process groups a dead server or a fenced node on this host left

@@ -142,7 +142,7 @@ def sweep(conn: Connection, dialect: str, timeout: float) -> list[str]:
             ).scalars()
         )
     if dead:
-        free_work(conn, dialect, dead, "its node stopped answering")
+        free_work(conn, dialect, dead, "its node stopped answering", takeover=True)
     conn.execute(
         delete(nodes).where(
             nodes.c.fenced.is_(True), nodes.c.fenced_at < db_now(dialect, DEAD_LISTED_SECONDS)
@@ -156,7 +156,7 @@ def leave(conn: Connection, dialect: str, node_id: str) -> None:
     conn.execute(
         update(nodes).where(nodes.c.id == node_id).values(fenced=True, fenced_at=db_now(dialect))
     )
-    free_work(conn, dialect, [node_id], "its node stopped")
+    free_work(conn, dialect, [node_id], "its node stopped", takeover=False)
 
 
 def fence_all_but(conn: Connection, dialect: str, node_id: str) -> list[str]:
@@ -170,25 +170,26 @@ def fence_all_but(conn: Connection, dialect: str, node_id: str) -> list[str]:
         ).scalars()
     )
     if dead:
-        free_work(conn, dialect, dead, "the server stopped")
+        free_work(conn, dialect, dead, "the server stopped", takeover=True)
     return dead
 
 
-def free_work(conn: Connection, dialect: str, dead: list[str], why: str) -> None:
-    """The dead nodes' executions lose their owner (their running steps go back to
-    pending, each running one counts a takeover), their subscriptions their lease, and
-    their running invocations fail."""
+def free_work(conn: Connection, dialect: str, dead: list[str], why: str, *, takeover: bool) -> None:
+    """The nodes' executions lose their owner (their running steps go back to pending;
+    with `takeover`, a death rather than a clean stop, each running one counts one), their
+    subscriptions their lease, and their running invocations fail."""
     owned = select(executions.c.id).where(executions.c.node_id.in_(dead)).scalar_subquery()
     conn.execute(
         update(steps)
         .where(steps.c.execution_id.in_(owned), steps.c.status == "running")
         .values(dict(RESET_FIELDS))
     )
-    conn.execute(
-        update(executions)
-        .where(executions.c.node_id.in_(dead), executions.c.status == "running")
-        .values(node_id=None, claims=executions.c.claims + 1)
-    )
+    if takeover:
+        conn.execute(
+            update(executions)
+            .where(executions.c.node_id.in_(dead), executions.c.status == "running")
+            .values(node_id=None, claims=executions.c.claims + 1)
+        )
     conn.execute(update(executions).where(executions.c.node_id.in_(dead)).values(node_id=None))
     conn.execute(
         update(subscriptions).where(subscriptions.c.node_id.in_(dead)).values(node_id=None)
@@ -223,14 +224,14 @@ def _fair_share(waiting: int, alive: int, room: int) -> int:
 
 def claim_executions(
     conn: Connection, dialect: str, node_id: str, room: int
-) -> list[tuple[str, int]]:
+) -> tuple[list[tuple[str, int]], int]:
     """Take up to a fair share of the running executions no node owns, oldest first:
-    `(id, takeovers)` each. Supervisor thread."""
+    `(id, takeovers)` of each, and how many waited. Supervisor thread."""
     waiting = conn.execute(
         select(func.count()).where(executions.c.status == "running", executions.c.node_id.is_(None))
     ).scalar_one()
     if not waiting or room <= 0:
-        return []
+        return [], waiting
     share = _fair_share(waiting, alive_nodes(conn), room)
     pick = (
         select(executions.c.id)
@@ -243,14 +244,14 @@ def claim_executions(
         pick = pick.with_for_update(skip_locked=True)
     ids = list(conn.execute(pick).scalars())
     if not ids:
-        return []
+        return [], waiting
     rows = conn.execute(
         update(executions)
         .where(executions.c.id.in_(ids), executions.c.node_id.is_(None))
         .values(node_id=node_id)
         .returning(executions.c.id, executions.c.claims)
     )
-    return [(row.id, row.claims) for row in rows]
+    return [(row.id, row.claims) for row in rows], waiting
 
 
 def take_execution(conn: Connection, dialect: str, node_id: str, execution_id: str) -> bool:
