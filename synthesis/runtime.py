@@ -212,10 +212,11 @@ class Runtime:
         except Exception:
             log.exception("MCP connections did not close in time")
         # the bus stores what it holds (deliveries recorded at the last moment too), then stops
-        if self.tail is not None:
-            await loop.run_in_executor(None, self.tail.stop)
-        for actor in (self.supervisor, self.subscriptions, self.bus):
+        for actor in (self.supervisor, self.subscriptions):
             await loop.run_in_executor(None, actor.stop)
+        if self.tail is not None:  # the drain's last events reached this node's sockets
+            await loop.run_in_executor(None, self.tail.stop)
+        await loop.run_in_executor(None, self.bus.stop)
         try:  # what it still owns goes to the other nodes at once (or the next start)
             await self.read(self.store.coordinate, cluster.leave, self.node_id)
         except Exception:

@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import logging
 import random
+import time
 import urllib.parse
 import uuid
 from collections import deque
@@ -77,6 +78,8 @@ from synthesis.store.subscription_models import (
     get_subscription,
     open_deliveries,
 )
+
+REFRESH_SECONDS = 2.0  # leases and stored changes looked at without a wake-up
 
 __all__ = ["DeliveryPolicy", "Subscription", "SubscriptionActor", "SubscriptionSupervisor"]
 
@@ -272,6 +275,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         self._paused: set[str] = set()  # subscriptions with no actor until resumed
         self._node = services.node_id or ""
         self._leased: set[str] = set()  # the subscriptions this node delivers
+        self._next_refresh = 0.0
 
     # ---- supervisor thread ----------------------------------------------------------
 
@@ -289,6 +293,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         from their stored position), then match the actors to what this node holds as
         stored: another node may have paused, resumed or deleted one of them."""
         store = self._services.store
+        self._next_refresh = time.monotonic() + REFRESH_SECONDS
         store.coordinate(cluster.lease_subscriptions, self._node)
         now = clock.now()
         held = [row for row in all_subscriptions(store) if row.get("node_id") == self._node]
@@ -369,7 +374,8 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
                 self._refresh()
                 self._hand_redeliveries()
             case Tick():
-                self._refresh()
+                if time.monotonic() >= self._next_refresh:
+                    self._refresh()
             case Ping(reply=reply):
                 reply("pong")
 

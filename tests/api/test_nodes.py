@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from synthesis.store.models import executions
-from tests.support import READ_TOKEN, Client, ServerThread, command
+from tests.support import READ_TOKEN, Client, ServerThread, command, wait_until
 
 NODE_FIELDS = {
     "node_id",
@@ -39,24 +38,30 @@ def test_nodes_needs_a_token_and_takes_no_parameters(client: Client) -> None:
 
 
 def test_execution_records_name_their_node(server: ServerThread, client: Client) -> None:
-    """null while no node runs it; the owner's id once one does (the cluster core sets the
-    column; here the test does)."""
+    """null while no node runs it (created, ended); the node's id while it runs there,
+    counted among that node's executions."""
     assert server.runtime is not None
+    me = server.runtime.node_id
     tag = uuid.uuid4().hex
-    execution_id = client.create([command("a", "true")], start=False, metadata={"tags": [tag]})
+    execution_id = client.create([command("a", "sleep 30")], start=False, metadata={"tags": [tag]})
 
     def listed() -> dict:
         page = client.get(f"/api/executions?tag={tag}").json
         [summary] = page["executions"]
         return summary
 
+    def mine() -> int:
+        nodes = client.get("/api/nodes").json["nodes"]
+        return next(n["executions"] for n in nodes if n["node_id"] == me)
+
     assert client.execution(execution_id)["node_id"] is None
     assert listed()["node_id"] is None
-    with server.runtime.store.engine.begin() as conn:
-        conn.execute(
-            executions.update()
-            .where(executions.c.id == execution_id)
-            .values(node_id=server.runtime.node_id)
-        )
-    assert client.execution(execution_id)["node_id"] == server.runtime.node_id
-    assert listed()["node_id"] == server.runtime.node_id
+    before = mine()
+    assert client.post(f"/api/executions/{execution_id}/start").status == 200
+    assert client.execution(execution_id)["node_id"] == me
+    assert listed()["node_id"] == me
+    assert mine() == before + 1
+    assert client.post(f"/api/executions/{execution_id}/cancel").status == 200
+    client.wait_for_status(execution_id, "cancelled")  # at once; its step stops after
+    wait_until(lambda: client.execution(execution_id)["node_id"] is None)
+    assert mine() == before
