@@ -217,12 +217,12 @@ class Runtime:
         if self.tail is not None:  # the drain's last events reached this node's sockets
             await loop.run_in_executor(None, self.tail.stop)
         await loop.run_in_executor(None, self.bus.stop)
+        if self.keeper is not None:  # first: once it has left, a heartbeat would be refused
+            await loop.run_in_executor(None, self.keeper.stop)
         try:  # what it still owns goes to the other nodes at once (or the next start)
             await self.read(self.store.coordinate, cluster.leave, self.node_id)
         except Exception:
             log.exception("could not hand this node's work over; the others will in time")
-        if self.keeper is not None:
-            await loop.run_in_executor(None, self.keeper.stop)
         await loop.run_in_executor(None, self.aio.stop)
         self._read_pool.shutdown(wait=True)
         self.store.close()

@@ -137,7 +137,9 @@ class Parent:
             code = await process.wait()
             del self.running[index]
             if self.signum is not None:
-                return code
+                # killed by the signal passed on before it could handle it: it was still
+                # starting and had accepted nothing, so that stop is clean too
+                return 0 if code == -self.signum else code
             if time.monotonic() - began >= STEADY_SECONDS:
                 backoff = FIRST_BACKOFF
             log.error(

@@ -73,6 +73,7 @@ class Control:
     execution_id: str
     action: str
     reply: Reply
+    forwarded: bool = False  # sent by the node that was asked to the one that owns it
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ from synthesis.store.subscription_models import (
 )
 
 REFRESH_SECONDS = 2.0  # leases and stored changes looked at without a wake-up
+SETTLE_SECONDS = 5.0  # the most a change of this node's own may take to be stored
 
 __all__ = ["DeliveryPolicy", "Subscription", "SubscriptionActor", "SubscriptionSupervisor"]
 
@@ -232,6 +233,13 @@ class SubscriptionPaused:
 
 
 @dataclass(frozen=True)
+class _Settled:
+    """A change to the subscription is stored."""
+
+    subscription_id: str
+
+
+@dataclass(frozen=True)
 class _Forget:
     """Its row never got stored: stop the actor, write nothing."""
 
@@ -276,6 +284,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         self._node = services.node_id or ""
         self._leased: set[str] = set()  # the subscriptions this node delivers
         self._next_refresh = 0.0
+        self._settling: dict[str, float] = {}  # sid: until when its row may be stale
 
     # ---- supervisor thread ----------------------------------------------------------
 
@@ -301,8 +310,12 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         for sid in [sid for sid in self._live if sid not in self._leased]:
             self._stop_actor(sid)
         self._paused &= self._leased
+        now_monotonic = time.monotonic()
         for row in held:
             subscription = Subscription.from_row(row)
+            if self._settling.get(subscription.id, 0.0) > now_monotonic:
+                continue  # this node's own change to it is not stored yet
+            self._settling.pop(subscription.id, None)
             if subscription.expired(now):
                 self._stop_actor(subscription.id)
                 self._commit(Commit(changes=deleted(subscription.id)))
@@ -360,9 +373,11 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
             case SubscriptionPaused(subscription_id=sid, actor_urn=urn):
                 entry = self._live.get(sid)
                 if entry is not None and entry.actor.actor_urn == urn:
+                    self._settle(sid)  # its actor stored the pause; perhaps not yet
                     self._stop_actor(sid)
                     self._paused.add(sid)
             case SubscriptionExpired(subscription_id=sid):
+                self._settle(sid)
                 if self._stop_actor(sid):
                     log.info("subscription %s expired", sid)
                     self._commit(Commit(changes=deleted(sid)))
@@ -370,6 +385,8 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
                 self._restart(sid)
             case _Forget(subscription_id=sid):
                 self._stop_actor(sid)
+            case _Settled(subscription_id=sid):
+                self._settled(sid)
             case LookForWork():  # woken: something changed
                 self._refresh()
                 self._hand_redeliveries()
@@ -444,6 +461,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
             else get_subscription(self._services.store, sid, now) is not None
         )
         self._paused.discard(sid)
+        self._settle(sid)
         if self._stop_actor(sid) and not known:  # expired before its timer fired
             self._commit(Commit(changes=deleted(sid)))
         if not known:
@@ -478,14 +496,25 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         return sid in self._paused if sid in self._leased else row.get("status") == PAUSED
 
     def _wake_lessee(self, sid: str) -> None:
-        """Another node delivers it: it looks at the stored row again at once."""
+        """Any thread: a change to `sid` is stored: if another node delivers it, that node
+        looks at the stored row again at once (written on this supervisor's thread)."""
+        self._tell_self(_Settled(sid))
+
+    def _settled(self, sid: str) -> None:
+        self._settling.pop(sid, None)
         if sid not in self._leased:
             self._services.store.coordinate(cluster.wake_lessees)
+
+    def _settle(self, sid: str) -> None:
+        """A change this node makes to `sid` is on its way to the store: until it is
+        stored (or a while), `_refresh` must not act on the row as it was before."""
+        self._settling[sid] = time.monotonic() + SETTLE_SECONDS
 
     def _pause(self, sid: str, reply: Reply) -> None:
         row = self._stored_row(sid)
         if self._is_paused(sid, row):
             raise ApiError("invalid_state", f"subscription {sid!r} is already paused")
+        self._settle(sid)
         self._stop_actor(sid)
         self._paused.add(sid)
         update = _paused("paused by request")
@@ -503,6 +532,7 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
         position every earlier commit left."""
         if not self._is_paused(sid, self._stored_row(sid)):
             raise ApiError("invalid_state", f"subscription {sid!r} is not paused")
+        self._settle(sid)
 
         def on_stored(result: Any) -> None:  # bus thread
             if isinstance(result, BaseException):

@@ -88,6 +88,22 @@ class _Storing:
     controls: list[Control] = field(default_factory=list)  # to handle once it is stored
 
 
+@dataclass(frozen=True)
+class _Release:
+    """Give back an execution this node took but does not run."""
+
+    execution_id: str
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """Write the answer to a control request another node forwarded here."""
+
+    request_id: str
+    from_node: str
+    answer: dict[str, Any]
+
+
 @dataclass
 class _Forwarded:
     """A control request sent to the node that owns the execution."""
@@ -125,8 +141,11 @@ class ExecutionSupervisor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         """Stop what dead servers left running here, then claim what waits for a node."""
-        self._stop_orphans()
-        self._claim()
+        try:
+            self._stop_orphans()
+            self._claim()
+        except Exception:  # the ticks claim again
+            log.exception("the first claim failed; trying again shortly")
 
     def on_receive(self, message: object) -> None:
         """A bad message fails its own request; it never takes the supervisor down."""
@@ -148,14 +167,18 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                 self._create(message)
             case ExecutionStored(execution_id=eid, error=error):
                 self._stored(eid, error)
-            case Control(execution_id=eid, action=action, reply=reply):
+            case Control(execution_id=eid, action=action, reply=reply, forwarded=forwarded):
                 if eid in self._storing:  # answered once its start is stored
                     self._storing[eid].controls.append(message)
                     return
                 try:
-                    self._control(eid, action, reply)
+                    self._control(eid, action, reply, forwarded)
                 except ApiError as exc:
                     reply(exc)
+            case _Release(execution_id=eid):
+                self._release(eid)
+            case _Answer(request_id=rid, from_node=node, answer=answer):
+                self._coordinate(cluster.answer_request, rid, node, answer)
             case ExecutionEnded(execution_id=eid, status=status, variables=variables, error=error):
                 self._retire(eid)
                 if status is not None:
@@ -236,7 +259,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         merged = {**plan.variables, **variables}
         scope = SecretScope({*plan.secret_variables, *secret_variables})
         scope.declare((), merged)
-        owner = self._node if start and self._room() > 0 else None
+        owner = self._node if start and self._has_room_now() else None
         commit = recording.created(
             eid, plan, variables, metadata, created_at, plan_id, parent, depth, owner
         )
@@ -288,8 +311,10 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         if error is None and storing.owned:
             if self._accepting:  # else it stays running: `leave` hands it over
                 self._launch(storing.seed)
-        elif error is None:
+        elif error is None:  # waits for a node with room, this one included
+            self._work_waiting = True
             self._coordinate(cluster.wake_claimers)
+            self._claim()
         else:
             log.error("execution %s was not stored, so it does not run: %s", eid, error)
             self._tell_parent(eid, FAILED, {}, "the child execution could not be stored")
@@ -414,11 +439,11 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             raise not_found("execution", eid)
         status, node = owner
         if node is None and status not in TERMINAL:
-            if not self._coordinate(cluster.take_execution, self._node, eid):
-                owner = self._coordinate(cluster.owner_of, eid)  # claimed meanwhile
-                status, node = owner or (status, None)
+            taken = self._coordinate(cluster.take_execution, self._node, eid)
+            if taken is None:  # claimed, taken or ended meanwhile
+                status, node = self._coordinate(cluster.owner_of, eid) or (status, None)
             else:
-                node = self._node
+                status, node = taken, self._node
         if node is not None and node != self._node:
             if forwarded:
                 raise ApiError("unavailable", "the execution moved to another node; try again")
@@ -436,11 +461,11 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             self._cancel_idle(eid, now, reply, answer)
             return
         if action == "pause":
-            paused = recording.paused(eid, now, release=True)
-            self._commit(recording.with_reply(paused, reply, answer))
+            paused = recording.with_reply(recording.paused(eid, now, release=True), reply, answer)
+            self._commit(self._released_if_refused(paused, eid))
             return
         seed = self._seed_from_store(eid, target)
-        owner_now = self._node if self._room() > 0 else None
+        owner_now = self._node if self._has_room_now() else None
         if action == "start":
             seed = replace(seed, started_at=now)
             commit = recording.started(eid, seed.plan.name, now, seed.plan_id, owner_now)
@@ -448,6 +473,18 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             commit = recording.resumed(eid, {"node_id": owner_now})
         masked = mask_commit(commit, self._services.masker)
         self._launch_when_stored(masked, reply, answer, seed, owner_now is not None)
+
+    def _released_if_refused(self, commit: Commit, eid: str) -> Commit:
+        """`commit` for an execution this node took: if the store refuses it, the
+        execution is given back, not left owned by a node that does not run it."""
+        supervisor = self.actor_ref
+
+        def then(stored: bool) -> None:  # bus thread
+            if not stored:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    supervisor.tell(_Release(eid))
+
+        return recording.after_stored(commit, then)
 
     def _release(self, eid: str) -> None:
         """Give back an execution this node took but does not run."""
@@ -478,17 +515,12 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._coordinate(cluster.mark_taken, [r["id"] for r in requests])
         for request in requests:
             reply = self._answer_to(request["id"], request["from_node"])
-            try:
-                self._control(request["execution_id"], request["action"], reply, forwarded=True)
-            except ApiError as exc:
-                reply(exc)
-            except Exception:
-                log.exception("a forwarded control request failed")
-                reply(ApiError("internal_error", "internal server error"))
+            self.on_receive(Control(request["execution_id"], request["action"], reply, True))
 
     def _answer_to(self, request_id: str, from_node: str) -> Reply:
-        """A reply that writes the answer where the asking node reads it (any thread)."""
-        store = self._services.store
+        """A reply (any thread) that has the supervisor write the answer where the asking
+        node reads it (so no bus thread waits on it)."""
+        supervisor = self.actor_ref
 
         def reply(value: Any) -> None:
             if isinstance(value, ApiError):
@@ -497,10 +529,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
                 answer = {"error": {"code": "internal_error", "message": "internal server error"}}
             else:
                 answer = {"value": value}
-            try:
-                store.coordinate(cluster.answer_request, request_id, from_node, answer)
-            except Exception:
-                log.exception("could not answer a control request")
+            with contextlib.suppress(pykka.ActorDeadError):
+                supervisor.tell(_Answer(request_id, from_node, answer))
 
         return reply
 
@@ -565,6 +595,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             cancel.events,
             cancel.on_stored,
         )
+        cancel = self._released_if_refused(cancel, eid)
         self._commit(recording.after_stored(cancel, events_then))
 
     def _seed_from_store(self, eid: str, status: str) -> ExecutionSeed:
@@ -593,6 +624,10 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             frozenset(scope.names),
         )
 
+    def _has_room_now(self) -> bool:
+        """Room for new work here, and no older work waiting for room (oldest first)."""
+        return self._room() > 0 and not self._work_waiting
+
     def _room(self) -> int:
         return self._cap - len(self._live) - len(self._storing) if self._accepting else 0
 
@@ -610,21 +645,32 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         claimed, waiting = self._coordinate(cluster.claim_executions, self._node, room)
         self._work_waiting = waiting > len(claimed)
         if any(takeovers for _, takeovers in claimed):
-            self._stop_orphans()
+            try:  # a step never runs here while its earlier attempt still runs
+                self._stop_orphans()
+            except Exception:
+                log.exception("could not stop what dead nodes left running; not taking over")
+                for eid, _ in claimed:
+                    self._release(eid)
+                return
         for eid, takeovers in claimed:
-            if takeovers >= cluster.MAX_TAKEOVERS:
-                reason = (
-                    f"taken over {takeovers} times after the nodes running it died; not run again"
-                )
-                log.error("execution %s %s", eid, reason)
-                self._fail(eid, reason)
-                continue
             try:
-                seed = self._seed_from_store(eid, RUNNING)
-            except ApiError as exc:
-                self._fail(eid, exc.message)
-                continue
-            self._launch(seed)
+                self._take_over(eid, takeovers)
+            except Exception:  # given back rather than owned by a node that does not run it
+                log.exception("could not start claimed execution %s; giving it back", eid)
+                self._release(eid)
+
+    def _take_over(self, eid: str, takeovers: int) -> None:
+        if takeovers >= cluster.MAX_TAKEOVERS:
+            reason = f"taken over {takeovers} times after the nodes running it died; not run again"
+            log.error("execution %s %s", eid, reason)
+            self._fail(eid, reason)
+            return
+        try:
+            seed = self._seed_from_store(eid, RUNNING)
+        except ApiError as exc:
+            self._fail(eid, exc.message)
+            return
+        self._launch(seed)
 
     def _retire(self, eid: str) -> None:
         actor = self._live.pop(eid, None)

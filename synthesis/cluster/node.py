@@ -27,6 +27,7 @@ from sqlalchemy import Engine, create_engine
 from synthesis.config import Settings
 from synthesis.store import Store
 from synthesis.store import cluster as statements
+from synthesis.store.database import POSTGRES_SESSION
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ def coordination_engine(store: Store) -> Engine:
         pool_recycle=300,
         hide_parameters=True,
         connect_args={
+            **POSTGRES_SESSION,
             "connect_timeout": 2,
-            "options": "-c statement_timeout=3000 -c idle_in_transaction_session_timeout=10000",
+            "options": "-c statement_timeout=3000 -c idle_in_transaction_session_timeout=3000",
         },
     )
 

@@ -199,7 +199,11 @@ def free_work(conn: Connection, dialect: str, dead: list[str], why: str, *, take
         .where(invocations.c.node_id.in_(dead), invocations.c.status == "running")
         .values(status="failed", error=f"interrupted: {why}", completed_at=db_now(dialect))
     )
-    conn.execute(delete(control_requests).where(control_requests.c.node_id.in_(dead)))
+    conn.execute(
+        delete(control_requests).where(
+            control_requests.c.node_id.in_(dead) | control_requests.c.from_node.in_(dead)
+        )
+    )
     notify(conn, dialect, WORK_CHANNEL)
     notify(conn, dialect, SUBSCRIPTIONS_CHANNEL)
 
@@ -254,15 +258,20 @@ def claim_executions(
     return [(row.id, row.claims) for row in rows], waiting
 
 
-def take_execution(conn: Connection, dialect: str, node_id: str, execution_id: str) -> bool:
-    """Own one execution no node owns (to answer a control request for it)."""
+def take_execution(conn: Connection, dialect: str, node_id: str, execution_id: str) -> str | None:
+    """Own one execution no node owns and that has not ended (to answer a control
+    request for it): its status as taken, or None when another node has it."""
     prove_alive(conn, dialect, node_id)
-    result = conn.execute(
+    return conn.execute(
         update(executions)
-        .where(executions.c.id == execution_id, executions.c.node_id.is_(None))
+        .where(
+            executions.c.id == execution_id,
+            executions.c.node_id.is_(None),
+            executions.c.status.not_in(("completed", "failed", "cancelled")),
+        )
         .values(node_id=node_id)
-    )
-    return result.rowcount == 1
+        .returning(executions.c.status)
+    ).scalar_one_or_none()
 
 
 def lease_subscriptions(conn: Connection, dialect: str, node_id: str) -> list[str]:

@@ -199,7 +199,21 @@ def create_db_engine(url: str) -> Engine:
         max_overflow=8,
         pool_pre_ping=True,
         hide_parameters=True,
+        connect_args=POSTGRES_SESSION,
     )
+
+
+# A node frozen (SIGSTOP) or cut off in the middle of a transaction must not hold its
+# locks (its node row, the events lock) for long: the database ends such a session, so
+# the others can fence it and go on; keepalives notice a peer that vanished.
+POSTGRES_SESSION: dict[str, Any] = {
+    "options": "-c idle_in_transaction_session_timeout=3000",
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "connect_timeout": 5,
+}
 
 
 class Store:
@@ -527,6 +541,8 @@ class Store:
         """Run one of store/cluster.py's statements, `statement(conn, dialect, *args)`, in
         a transaction of its own."""
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":  # never wait long behind another node's lock
+                conn.execute(text("SET LOCAL lock_timeout = '2s'"))
             return statement(conn, self.dialect, *args)
 
     def register_node(self, node: dict[str, Any]) -> None:
