@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 
-from synthesis.store import Store, cluster
+from synthesis.engine.events import Event
+from synthesis.store import Batch, Store, cluster
 from synthesis.store.models import executions, invocations, nodes, steps
 from synthesis.store.subscription_models import subscriptions
 from tests.conftest import fresh_postgres_database
+from tests.support import wait_until
 
 LONG_AGO = "2000-01-01T00:00:00.000Z"
 
@@ -209,3 +212,30 @@ def test_a_control_request_goes_to_the_owner_and_its_answer_comes_back(store: St
     answers = store.coordinate(cluster.take_answers, [request["id"]])
     assert answers == {request["id"]: {"value": {"status": "paused"}}}
     assert store.coordinate(cluster.take_answers, [request["id"]]) == {}  # read once
+
+
+def test_a_node_frozen_mid_transaction_cannot_stall_the_others(store: Store, database: str) -> None:
+    """SIGSTOP in the middle of a bus transaction: the database ends the frozen session
+    (idle in transaction), so its locks go, the others commit, and it is fenced."""
+    frozen, other_node = node(store), node(store)
+    other = Store(database)
+    other.node_id = other_node
+    try:
+        with store.engine.connect() as held:
+            transaction = held.begin()
+            cluster.prove_alive(held, store.dialect, frozen)
+            held.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": cluster.EVENTS_LOCK})
+            with store.engine.begin() as conn:
+                conn.execute(
+                    update(nodes).where(nodes.c.id == frozen).values(heartbeat_at=LONG_AGO)
+                )
+            started = time.monotonic()
+            [stored] = other.apply([Batch(events=(Event("notification", {"n": 1}),))])
+            assert stored[0].seq is not None
+            assert time.monotonic() - started < 8  # not until the frozen node wakes
+            swept = wait_until(lambda: store.coordinate(cluster.sweep, 10.0), timeout=10)
+            assert swept == [frozen]
+            with pytest.raises(DBAPIError):  # it wakes: its transaction is gone
+                transaction.commit()
+    finally:
+        other.close()
