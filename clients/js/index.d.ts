@@ -375,6 +375,9 @@ export interface Metrics {
     [key: string]: number;
   };
   resource_usage: { memory_mb: number; cpu_percent: number; [key: string]: number };
+  /** The cluster on this database: nodes alive and dead (listed an hour), and the running
+   * executions the node that answered owns. */
+  cluster: { nodes_alive: number; nodes_dead: number; node_executions: number; [key: string]: number };
   [key: string]: unknown;
 }
 
