@@ -457,12 +457,13 @@ test('events and webhook subscriptions: list, get, subscribe, deliveries, pause,
 test('health and metrics (JSON and Prometheus text)', async () => {
   const health = await client.health();
   assert.equal(health.status, 'healthy');
-  assert.deepEqual(Object.keys(health.components).sort(), ['api', 'event_system', 'execution_engine', 'storage']);
+  assert.deepEqual(Object.keys(health.components).sort(), ['api', 'cluster', 'event_system', 'execution_engine', 'storage']);
 
   const metrics = await client.metrics();
   assert.ok(metrics.executions.total >= 1);
   assert.ok(metrics.executions.completed >= 1);
   assert.equal(typeof metrics.resource_usage.memory_mb, 'number');
+  assert.equal(metrics.cluster.nodes_alive >= 1, true);
 
   const text = await client.metrics({ format: 'prometheus' });
   assert.equal(typeof text, 'string');
