@@ -215,12 +215,12 @@ class Runtime:
             await loop.run_in_executor(None, self.tail.stop)
         for actor in (self.supervisor, self.subscriptions, self.bus):
             await loop.run_in_executor(None, actor.stop)
+        if self.keeper is not None:  # first: its heartbeat would find the node left, fenced
+            await loop.run_in_executor(None, self.keeper.stop)
         try:  # what it still owns goes to the other nodes at once (or the next start)
             await self.read(self.store.coordinate, cluster.leave, self.node_id)
         except Exception:
             log.exception("could not hand this node's work over; the others will in time")
-        if self.keeper is not None:
-            await loop.run_in_executor(None, self.keeper.stop)
         await loop.run_in_executor(None, self.aio.stop)
         self._read_pool.shutdown(wait=True)
         self.store.close()
