@@ -524,7 +524,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
 
         def reply(value: Any) -> None:
             if isinstance(value, ApiError):
-                answer: dict[str, Any] = {"error": value.to_json()}
+                answer: dict[str, Any] = value.to_json()  # {"error": {code, message}}
             elif isinstance(value, BaseException):
                 answer = {"error": {"code": "internal_error", "message": "internal server error"}}
             else:
