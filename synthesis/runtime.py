@@ -67,6 +67,7 @@ FENCED_EXIT = 3  # the exit status of a node that was declared dead
 def exit_fenced(reason: str) -> None:
     """What a fenced node does by default: its steps stop and the process exits at once
     (a new node may start in its place; docs/cluster.md)."""
+    processes.refuse_new()  # a step starting on another thread meanwhile is killed too
     killed = processes.kill_running()
     log.critical("this node is fenced (%s): killed %d step process groups, exiting", reason, killed)
     logging.shutdown()
@@ -120,7 +121,7 @@ class Runtime:
         else:  # the file lock proves we are alone: earlier servers' work is ours
             await self.read(self.store.coordinate, cluster.fence_all_but, self.node_id)
         self.aio.start()
-        self.gate = StepGate(self.aio.loop)
+        self.gate = StepGate(self.aio.loop, lambda: self.keeper is None or self.keeper.fresh())
         self.bus = EventBus.start(self.store, self.on_fenced)
         self.hub = EventHub(loop)
         if self.clustered:

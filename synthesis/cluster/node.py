@@ -95,6 +95,10 @@ class NodeKeeper:
     def healthy(self) -> bool:
         return not self._held
 
+    def fresh(self) -> bool:
+        """Any thread: a heartbeat was acknowledged recently enough to start a step."""
+        return self._dialect != "postgresql" or self.heartbeat_age < HOLD_AT * self._timeout
+
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
@@ -137,8 +141,8 @@ class NodeKeeper:
         self._last_ack = sent
         if self._held:
             self._held = False
-            self._on_hold(False)
             log.warning("heartbeats are acknowledged again: steps start again")
+        self._on_hold(False)  # also reopens a gate a step start found stale
         return True
 
     def _sweep(self) -> None:

@@ -55,14 +55,23 @@ class ProcessGroup:
 
 
 _running: dict[str, int] = {}  # record id: pgid, the groups this process runs now
+_refusing = False  # set once this node is fenced: a group that starts now is killed
 
 
 def track(group: ProcessGroup, running: bool) -> None:
     """Any thread: a step's group started (`running`) or ended."""
     if running:
         _running[group.id] = group.pgid
+        if _refusing:
+            _signal(group.pgid, signal.SIGKILL)
     else:
         _running.pop(group.id, None)
+
+
+def refuse_new() -> None:
+    """From now on every group this process starts is killed as it is recorded."""
+    global _refusing
+    _refusing = True
 
 
 def kill_running() -> int:

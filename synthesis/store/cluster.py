@@ -124,11 +124,14 @@ def sweep(conn: Connection, dialect: str, timeout: float) -> list[str]:
     """Declare dead the nodes silent for `timeout` seconds and free their work, in one
     transaction; forget nodes dead for an hour. Heartbeat thread, any node.
 
-    The rows are locked FOR UPDATE before they are marked: that waits for the dead
-    nodes' bus transactions in flight (`prove_alive`), and re-checks the heartbeat."""
+    The rows are locked FOR UPDATE before they are marked, skipping a node whose bus
+    transaction is in flight (`prove_alive` holds its row): such a node is declared dead
+    once that transaction ends, committed, or ended by the database when the node froze
+    in it (`idle_in_transaction_session_timeout`). So a sweep never waits on a frozen
+    node (it runs on the heartbeat thread), and no fenced node's transaction commits."""
     silent = and_(nodes.c.fenced.is_(False), nodes.c.heartbeat_at < db_now(dialect, timeout))
     dead = list(
-        conn.execute(select(nodes.c.id).where(silent).with_for_update(skip_locked=False))
+        conn.execute(select(nodes.c.id).where(silent).with_for_update(skip_locked=True))
         .scalars()
         .all()
     )

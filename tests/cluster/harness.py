@@ -363,7 +363,9 @@ def marked_step(
     script = (
         f"t={pause}; "
         f"echo \"start {me} {now}\" >> '{marks}'; "
-        f'trap \'echo "end {me} {now} killed" >> "{marks}"; exit 143\' TERM; '
+        # the trap ignores TERM first: a second SIGTERM (two nodes may stop a dead node's
+        # groups) would kill `date` midway, and an ignored signal is inherited
+        f'trap \'trap "" TERM; echo "end {me} {now} killed" >> "{marks}"; exit 143\' TERM; '
         f"sleep $t; "
         f"echo \"end {me} {now} ok\" >> '{marks}'; "
         f"echo ${NODE_MARKER}"
