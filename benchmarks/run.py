@@ -151,15 +151,19 @@ class Server:
     log: IO[bytes]
 
     @classmethod
-    def start(cls, database: str | None, max_executions: int | None) -> Server:
+    def start(
+        cls, database: str | None, max_executions: int | None, extra: Sequence[str] = ()
+    ) -> Server:
+        """`extra`: more `synthesis serve` arguments (`--workers 2`, say)."""
         data_dir = Path(tempfile.mkdtemp(prefix="synthesis-bench-"))
         port, token = free_port(), secrets.token_urlsafe(16)
         argv = [*server_argv(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
-        argv += ["--token", token]
+        argv += [f"--token={token}"]  # a token may begin with "-"
         if database:
             argv += ["--database", database]
         if max_executions:
             argv += ["--max-executions", str(max_executions)]
+        argv += extra
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHESIS_")}
         log = (data_dir / "server.log").open("wb")
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
