@@ -17,6 +17,7 @@ import pytest
 from tornado.websocket import WebSocketClientConnection
 
 from synthesis.client import SynthesisClient, SynthesisError, SynthesisTimeout
+from tests.api.test_nodes import NODE_FIELDS
 from tests.receiver import Receiver
 from tests.support import TOKEN, ServerThread, command
 
@@ -509,16 +510,7 @@ def test_list_nodes_includes_the_server_itself(server: ServerThread) -> None:
             [node] = [n for n in listed["nodes"] if n["node_id"] == me]
             assert node["pid"] == os.getpid()
             assert node["status"] == "alive"
-            assert set(node) == {
-                "node_id",
-                "host",
-                "port",
-                "pid",
-                "started_at",
-                "heartbeat_at",
-                "status",
-                "executions",
-            }
+            assert set(node) == NODE_FIELDS
 
     asyncio.run(main())
 

@@ -240,25 +240,37 @@ def claim_executions(
     if not waiting or room <= 0:
         return [], waiting
     share = _fair_share(waiting, alive_nodes(conn), room)
+    rows = _take_oldest(conn, dialect, node_id, executions, share, executions.c.status == "running")
+    return [(row.id, row.claims) for row in rows], waiting
+
+
+def _take_oldest(
+    conn: Connection, dialect: str, node_id: str, table: Any, count: int, *waiting: Any
+) -> list[Any]:
+    """Give `node_id` up to `count` of `table`'s rows that no node owns and match
+    `waiting`, oldest first, passing over those another node is taking at this moment:
+    each row as updated (`id` and, for executions, `claims`)."""
     pick = (
-        select(executions.c.id)
-        .where(executions.c.status == "running", executions.c.node_id.is_(None))
-        .order_by(executions.c.created_at, executions.c.id)
-        .limit(share)
+        select(table.c.id)
+        .where(table.c.node_id.is_(None), *waiting)
+        .order_by(table.c.created_at, table.c.id)
+        .limit(count)
     )
     if dialect == "postgresql":
         prove_alive(conn, dialect, node_id)
         pick = pick.with_for_update(skip_locked=True)
     ids = list(conn.execute(pick).scalars())
     if not ids:
-        return [], waiting
-    rows = conn.execute(
-        update(executions)
-        .where(executions.c.id.in_(ids), executions.c.node_id.is_(None))
-        .values(node_id=node_id)
-        .returning(executions.c.id, executions.c.claims)
+        return []
+    taken = [table.c.id, *([table.c.claims] if "claims" in table.c else [])]
+    return list(
+        conn.execute(
+            update(table)
+            .where(table.c.id.in_(ids), table.c.node_id.is_(None))
+            .values(node_id=node_id)
+            .returning(*taken)
+        )
     )
-    return [(row.id, row.claims) for row in rows], waiting
 
 
 def take_execution(conn: Connection, dialect: str, node_id: str, execution_id: str) -> str | None:
@@ -290,26 +302,7 @@ def lease_subscriptions(conn: Connection, dialect: str, node_id: str) -> list[st
     share = max(1, math.ceil(total / max(alive_nodes(conn), 1))) - mine
     if share <= 0:
         return []
-    pick = (
-        select(subscriptions.c.id)
-        .where(subscriptions.c.node_id.is_(None))
-        .order_by(subscriptions.c.created_at, subscriptions.c.id)
-        .limit(share)
-    )
-    if dialect == "postgresql":
-        prove_alive(conn, dialect, node_id)
-        pick = pick.with_for_update(skip_locked=True)
-    ids = list(conn.execute(pick).scalars())
-    if not ids:
-        return []
-    return list(
-        conn.execute(
-            update(subscriptions)
-            .where(subscriptions.c.id.in_(ids), subscriptions.c.node_id.is_(None))
-            .values(node_id=node_id)
-            .returning(subscriptions.c.id)
-        ).scalars()
-    )
+    return [row.id for row in _take_oldest(conn, dialect, node_id, subscriptions, share)]
 
 
 def leased_subscriptions(conn: Connection, dialect: str, node_id: str) -> set[str]:
