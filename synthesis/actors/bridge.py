@@ -1,4 +1,5 @@
-"""Crossing from the IOLoop to actors and back without ever blocking the loop (rule 1).
+"""Crossing from the IOLoop to actors and back without ever blocking the loop (rule 1 of
+docs/architecture.md).
 
 A request message carries a `Reply`: a callable the actor calls, from its own thread,
 with the result or an exception. `Bridge.ask` turns that into an awaitable with a

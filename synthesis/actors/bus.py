@@ -1,5 +1,5 @@
 """The event bus: the only writer to the store. Each `Commit` is stored, in the order it
-arrived, before any listener hears of its events (rule 7).
+arrived, before any listener hears of its events (rule 7 of docs/architecture.md).
 
 Group commit: a Commit is queued and a Flush is told to the bus itself; by the time the
 Flush comes out of the inbox, every Commit that arrived before it is queued too, so under

@@ -1,4 +1,5 @@
-"""Messages between actors: immutable values, never live ORM objects (rule 5)."""
+"""Messages between actors: immutable values, never live ORM objects (rule 5 of
+docs/architecture.md)."""
 
 from __future__ import annotations
 

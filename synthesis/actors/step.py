@@ -1,6 +1,7 @@
 """StepActor: one step of one execution. It lives on the aio loop (a LoopActor: no thread
 of its own), runs the step's capability there as a task, streams its output to the bus,
-and tells its execution how the step ended. It stops as soon as the step is over (rule 9).
+and tells its execution how the step ended. It stops as soon as the step is over (rule 9
+of docs/architecture.md).
 Timeouts and retries belong to the execution, which treats every step type alike."""
 
 from __future__ import annotations

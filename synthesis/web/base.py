@@ -261,7 +261,8 @@ class ApiHandler(BaseHandler):
         return values
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store read on the read pool, never on the IOLoop (rule 1)."""
+        """Run a store read on the read pool, never on the IOLoop (rule 1 of
+        docs/architecture.md)."""
         return await self.runtime.read(fn, *args)
 
 
