@@ -3,8 +3,9 @@
 The bus (SQLite) or the node's tail (PostgreSQL) tells the listener each stored batch on
 its own thread; the listener crosses into the IOLoop with `call_soon_threadsafe` (rule 2
 of docs/architecture.md) and the hub hands each event to every socket. A socket that
-joins first registers, then replays what is stored, then goes live; its EventCursor (engine/cursor.py) holds what it hears meanwhile and hands each
-event out once, in `seq` order: no gap and no duplicate, even while events keep coming.
+joins first registers, then replays what is stored, then goes live; its EventCursor
+(engine/cursor.py) holds what it hears meanwhile and hands each event out once, in `seq`
+order: no gap and no duplicate, even while events keep coming.
 """
 
 from __future__ import annotations
