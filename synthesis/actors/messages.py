@@ -153,11 +153,6 @@ class CancelStep:
 
 
 @dataclass(frozen=True)
-class GraceOver:
-    pass
-
-
-@dataclass(frozen=True)
 class Released:
     """A commit an execution sent ahead of the others is stored; the others may follow."""
 
@@ -168,17 +163,6 @@ class Continue:
     one of its turns are stored, by the bus (`stored=True`)."""
 
     stored: bool = False
-
-
-@dataclass(frozen=True)
-class StepTimedOut:
-    step_id: str
-    attempt: int
-
-
-@dataclass(frozen=True)
-class RetryStep:
-    step_id: str
 
 
 @dataclass(frozen=True)

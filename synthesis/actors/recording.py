@@ -13,10 +13,11 @@ from synthesis.actors.masking import forget_secrets
 from synthesis.actors.messages import Commit
 from synthesis.engine import clock
 from synthesis.engine import events as ev
+from synthesis.engine import interpreter as run
 from synthesis.engine.events import Event, execution_event
 from synthesis.engine.plan import Plan, Step
 from synthesis.engine.substitution import as_text
-from synthesis.engine.transitions import CANCELLED, PAUSED, PENDING, RUNNING
+from synthesis.engine.transitions import CANCELLED, PAUSED, PENDING, RUNNING, rule_for
 from synthesis.integrations.base import StepResult
 from synthesis.integrations.processes import ProcessGroup
 from synthesis.store import (
@@ -354,17 +355,9 @@ def invocation_finished(
     )
 
 
-_ANSWER_TIME = {
-    "start": "started_at",
-    "pause": "paused_at",
-    "resume": "resumed_at",
-    "cancel": "cancelled_at",
-}
-
-
 def control_answer(execution_id: str, action: str, status: str, at: str) -> dict[str, Any]:
     """The API's answer to start, pause, resume or cancel."""
-    return {"execution_id": execution_id, "status": status, _ANSWER_TIME[action]: at}
+    return {"execution_id": execution_id, "status": status, rule_for(action).answer_time: at}
 
 
 def after_stored(commit: Commit, then: Callable[[bool], None]) -> Commit:
@@ -382,3 +375,36 @@ def after_stored(commit: Commit, then: Callable[[bool], None]) -> Commit:
 
 def with_reply(commit: Commit, reply: Reply = no_reply, value: Any = None) -> Commit:
     return Commit(commit.changes, commit.events, answer(reply, value))
+
+
+def _status_changed(execution_id: str, r: run.StatusChanged) -> Commit:
+    answer = control_answer(execution_id, r.action, r.status, r.at)
+    if r.action == "pause":
+        commit = paused(execution_id, r.at)
+    elif r.action == "resume":
+        commit = resumed(execution_id)
+    else:
+        commit = cancelled(execution_id, r.at)
+    return with_reply(commit, r.reply, answer)
+
+
+_RECORDS: dict[type, Callable[[str, Any], Commit]] = {
+    run.StepStarted: lambda eid, r: step_started(eid, r.step_id, r.step_type, r.at, r.parameters),
+    run.StepFinished: lambda eid, r: step_finished(
+        eid, r.step_id, r.result, r.started_at, r.completed_at, r.duration_ms, r.attempts
+    ),
+    run.AttemptFailed: lambda eid, r: step_attempts(eid, r.step_id, r.attempts),
+    run.StepsAdded: lambda eid, r: nested_steps(eid, r.steps, r.prefix, r.position),
+    run.Notified: lambda eid, r: notification(eid, r.step_id, r.message, r.data),
+    run.StepReset: lambda eid, r: step_reset(eid, r.step_id),
+    run.StepsCancelled: lambda eid, r: steps_cancelled(eid, r.step_ids),
+    run.Finished: lambda eid, r: finished(
+        eid, r.status, r.at, r.duration_ms, r.error, r.had_secrets
+    ),
+    run.StatusChanged: _status_changed,
+}
+
+
+def record(execution_id: str, r: run.Record) -> Commit:
+    """The Commit that stores one of the interpreter's records (engine/interpreter.py)."""
+    return _RECORDS[type(r)](execution_id, r)

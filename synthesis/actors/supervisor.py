@@ -22,7 +22,7 @@ import pykka
 
 from synthesis.actors import recording
 from synthesis.actors.bridge import Reply, no_reply
-from synthesis.actors.execution import ExecutionActor, ExecutionSeed
+from synthesis.actors.execution import ExecutionActor
 from synthesis.actors.masking import ExecutionMask, mask_commit
 from synthesis.actors.messages import (
     CancelStep,
@@ -49,6 +49,7 @@ from synthesis.actors.services import Services
 from synthesis.actors.step import StepActor
 from synthesis.engine import clock
 from synthesis.engine.errors import ApiError, not_found
+from synthesis.engine.interpreter import ExecutionSeed
 from synthesis.engine.plan import MAX_CHILD_DEPTH, NO_LIMITS, Plan, validate_plan
 from synthesis.engine.secrets import SecretScope
 from synthesis.engine.transitions import (
