@@ -5,14 +5,12 @@ supervisor about children, and sends the records to the bus. The supervisor stop
 it has ended.
 
 It lives on the aio loop (a LoopActor) beside its steps: its handlers only compute and
-tell, never wait, so a thousand runs in flight cost no thread each. It shares that loop,
-so it takes turns: one message starts at most BATCH steps (engine/interpreter.py); with
-more to do it tells itself to
-`Continue`, and other actors' messages, step I/O and timers run in between. What a turn
-changed goes to the bus as one Commit; while one is on its way to the store, the next
-turns' changes are gathered into the next (up to GATHER turns, then it waits), so one big
-plan sends one commit per round trip and cannot bury the bus (and every other request
-waiting on it) under its commits.
+tell, never wait (rule 3 of docs/architecture.md), so a thousand runs in flight cost no
+thread each. It takes turns: one message starts at most BATCH steps; with more to do it
+tells itself to `Continue`, and other actors' messages, step I/O and timers run in
+between. What a turn changed goes to the bus as one Commit; while one is on its way to the
+store, the next turns' changes are gathered into the next (up to GATHER turns, then it
+waits), so one big plan cannot bury the bus under its commits.
 """
 
 from __future__ import annotations

@@ -292,7 +292,7 @@ class ExecutionSupervisor(pykka.ThreadingActor):
     ) -> None:
         """Store `commit` (already masked), then launch `seed`'s actor (`owned`) or wake
         the nodes that may have room, and reply `value`; if the store refuses it, nothing
-        runs and the caller gets the error (rule 8)."""
+        runs and the caller gets the error (rule 8 of docs/architecture.md)."""
         self._storing[seed.execution_id] = _Storing(seed, owned)
         supervisor = self.actor_ref
         answer = recording.answer(reply, value)
