@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from synthesis.store.cluster import MAX_TAKEOVERS
 from tests.support import Client, command, process_running, wait_until
 
 
@@ -227,6 +228,50 @@ def test_a_crash_leaves_no_orphan_beside_the_rerun(tmp_path: Path) -> None:
         for pid in old:
             if process_running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_after_a_crash_every_end_is_an_event_as_the_rows_show(tmp_path: Path) -> None:
+    """kill -9, then a restart: the invocation the crash interrupted, and the execution
+    taken over once too often (its steps skipped), end with the events that say so."""
+    started = tmp_path / "started"
+    server = ServeProcess(tmp_path, "--token", "t")
+    client = server.client("t")
+    doomed = client.create([command("runs", f"touch {started}; sleep 60"), command("then", "true")])
+    invoked = client.post(
+        "/api/integrations/cli/capabilities/execute_command",
+        {"parameters": {"command": "sleep 60"}, "async": True},
+    ).json["invocation_id"]
+    wait_until(lambda: started.exists() and recorded_groups(tmp_path / "synthesis.db") == 2)
+    server.stop(signal.SIGKILL)
+    with sqlite3.connect(tmp_path / "synthesis.db") as db:  # its nodes died under it before
+        db.execute("UPDATE executions SET claims = ? WHERE id = ?", (MAX_TAKEOVERS - 1, doomed))
+
+    restarted = ServeProcess(tmp_path, "--token", "t")
+    client = restarted.client("t")
+    try:
+        failed = client.wait_for_status(doomed)
+        assert failed["status"] == "failed" and "taken over" in failed["error"]
+        told = client.get(f"/api/events?execution_id={doomed}&limit=100").json["events"]
+        ends = {
+            e["payload"]["step_id"]: e["payload"]["status"]
+            for e in told
+            if e["type"] == "step_completed"
+        }
+        assert ends == {s["id"]: s["status"] for s in failed["steps"]}
+        assert set(ends.values()) == {"skipped"}
+        assert [e["payload"]["status"] for e in told if e["type"] == "execution_completed"] == [
+            "failed"
+        ]
+
+        invocation = client.get(f"/api/integrations/invocations/{invoked}").json
+        assert invocation["status"] == "failed"
+        told = client.get("/api/events?type=invocation_completed").json["events"]
+        assert [(e["payload"]["invocation_id"], e["payload"]["status"]) for e in told] == [
+            (invoked, "failed")
+        ]
+        assert told[0]["payload"]["duration_ms"] == invocation["duration_ms"]
+    finally:
+        restarted.stop()
 
 
 def serve_once(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,17 +7,23 @@ subprocess: such an actor then costs no thread and no thread hop. Its handlers r
 loop, so they must not block.
 
 Pykka documents `_create_actor_inbox`, `_create_future` and `_start_actor_loop` as the
-hooks a runtime implements; this runtime reuses Pykka's per-message handling.
+hooks a runtime implements; this runtime restates Pykka's per-message handling, so it
+depends on Pykka's internals of one major version (pinned in pyproject.toml), and
+tests/actors/test_loop_actor.py holds it to Pykka's actor contract.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import Any
 
 import pykka
 from pykka._envelope import Envelope
+from pykka.messages import _ActorStop
+
+log = logging.getLogger(__name__)
 
 
 class _LoopInbox:
@@ -61,11 +67,16 @@ class LoopActor(pykka.Actor):
         self.loop.call_soon_threadsafe(self._actor_loop_setup)  # on_start, first in line
 
     def _handle_envelope(self, envelope: Envelope[Any]) -> None:
-        """Loop thread: Pykka's handling of one message, as in its thread loop."""
+        """Loop thread: Pykka's handling of one message, as in its thread loop
+        (`Actor._actor_loop_running`, then `_actor_loop_teardown` once stopped)."""
         if self.actor_stopped.is_set():
-            if envelope.reply_to is not None:
-                error = pykka.ActorDeadError(f"{self.actor_ref} stopped before handling it")
-                envelope.reply_to.set_exception(exc_info=(type(error), error, None))
+            if envelope.reply_to is None:
+                return
+            if isinstance(envelope.message, _ActorStop):  # stopped already: done
+                envelope.reply_to.set(None)
+                return
+            error = pykka.ActorDeadError(f"{self.actor_ref} stopped before handling the message")
+            envelope.reply_to.set_exception(exc_info=(type(error), error, None))
             return
         try:
             response = self._handle_receive(envelope.message)
@@ -80,3 +91,8 @@ class LoopActor(pykka.Actor):
                 self.on_failure(*sys.exc_info())
             except Exception:
                 self._handle_failure(*sys.exc_info())
+        except BaseException:  # as Pykka: this actor stops, and every other one with it
+            log.debug("%r in %s: stopping all actors", sys.exc_info()[1], self)
+            self._stop()
+            # Not waiting: the actors that live on this loop can only stop once it is free.
+            pykka.ActorRegistry.stop_all(block=False)

@@ -156,8 +156,8 @@ class _Masking:
                 return ExecutionUpdate(eid, self._fields(fields))
             case StepUpdate(execution_id=eid, step_id=sid, fields=fields):
                 return StepUpdate(eid, sid, self._fields(fields))
-            case StepsMarked(execution_id=eid, from_statuses=statuses, fields=fields):
-                return StepsMarked(eid, statuses, self._fields(fields))
+            case StepsMarked(fields=fields):
+                return replace(change, fields=self._fields(fields))
             case NewInvocation(row=row):
                 return NewInvocation(self._fields(row))
             case InvocationUpdate(invocation_id=iid, fields=fields):

@@ -14,10 +14,18 @@ from synthesis.actors.messages import Commit
 from synthesis.engine import clock
 from synthesis.engine import events as ev
 from synthesis.engine import interpreter as run
-from synthesis.engine.events import Event, execution_event
+from synthesis.engine.events import execution_event
 from synthesis.engine.plan import Plan, Step
 from synthesis.engine.substitution import as_text
-from synthesis.engine.transitions import CANCELLED, PAUSED, PENDING, RUNNING, rule_for
+from synthesis.engine.transitions import (
+    CANCELLED,
+    FAILED,
+    PAUSED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    rule_for,
+)
 from synthesis.integrations.base import StepResult
 from synthesis.integrations.processes import ProcessGroup
 from synthesis.store import (
@@ -142,6 +150,29 @@ def cancelled(execution_id: str, at: str) -> Commit:
             ExecutionUpdate(execution_id, {"status": CANCELLED, "completed_at": at}),
             StepsMarked(execution_id, (PENDING,), {"status": CANCELLED, "completed_at": at}),
         )
+    )
+
+
+def failed_unrun(execution_id: str, reason: str, at: str) -> Commit:
+    """An execution no actor runs any more (its actor crashed, it was taken over too
+    often, it cannot be rebuilt) ends failed: its running steps fail and its pending ones
+    are skipped, each with its `step_completed` event (told by the store for exactly the
+    rows it marks), then the execution's end."""
+    return merged(
+        [
+            Commit(
+                changes=(
+                    StepsMarked(
+                        execution_id,
+                        (RUNNING,),
+                        {"status": FAILED, "error": reason, "completed_at": at},
+                        ended=True,
+                    ),
+                    StepsMarked(execution_id, (PENDING,), {"status": SKIPPED}, ended=True),
+                )
+            ),
+            finished(execution_id, FAILED, at, None, reason),
+        ]
     )
 
 
@@ -339,16 +370,7 @@ def invocation_finished(
         "completed_at": completed_at,
         "duration_ms": clock.duration_ms(row["started_at"], completed_at),
     }
-    event = Event(
-        ev.INVOCATION_COMPLETED,
-        {
-            "invocation_id": row["id"],
-            "integration_id": row["integration_id"],
-            "capability_id": row["capability_id"],
-            "status": result.status,
-            "duration_ms": fields["duration_ms"],
-        },
-    )
+    event = ev.invocation_completed(row, result.status, fields["duration_ms"])
     return (
         Commit(changes=(InvocationUpdate(row["id"], fields),), events=(event,)),
         {**row, **fields},

@@ -63,7 +63,7 @@ from synthesis.engine.transitions import (
 )
 from synthesis.integrations import STEP_SCHEMAS, processes
 from synthesis.integrations.base import StepResult
-from synthesis.store import Change, ExecutionUpdate, StepsMarked, cluster
+from synthesis.store import Change, ExecutionUpdate, cluster
 
 FORWARD_SECONDS = 5.0  # an owner that does not answer a control request in this: 503
 CLAIM_EVERY = 1.0  # seconds between claims when nothing woke this node
@@ -699,13 +699,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
         self._retire(eid)
 
     def _fail(self, eid: str, reason: str) -> None:
-        """End an execution no actor runs as failed: its running steps fail, its pending
-        steps are skipped."""
-        now = clock.now()
-        fields = {"status": FAILED, "error": reason, "completed_at": now}
-        self._commit(Commit(changes=(StepsMarked(eid, (RUNNING,), fields),)))
-        self._commit(Commit(changes=(StepsMarked(eid, (PENDING,), {"status": "skipped"}),)))
-        self._commit(recording.finished(eid, FAILED, now, None, reason))
+        """End an execution no actor runs as failed, each step it ends with its event."""
+        self._commit(recording.failed_unrun(eid, reason, clock.now()))
 
     def _stop_orphans(self) -> None:
         """Stop the step process groups a dead server or a fenced node on this host left

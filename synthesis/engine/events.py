@@ -96,3 +96,23 @@ class Event:
 
 def execution_event(kind: str, execution_id: str, **data: Any) -> Event:
     return Event(kind, {"execution_id": execution_id, **data}, execution_id)
+
+
+def step_completed(execution_id: str, step_id: str, status: str, duration_ms: int | None) -> Event:
+    return execution_event(
+        STEP_COMPLETED, execution_id, step_id=step_id, status=status, duration_ms=duration_ms
+    )
+
+
+def invocation_completed(row: Mapping[str, Any], status: str, duration_ms: int | None) -> Event:
+    """`row`: the invocation's (id, integration_id, capability_id)."""
+    return Event(
+        INVOCATION_COMPLETED,
+        {
+            "invocation_id": row["id"],
+            "integration_id": row["integration_id"],
+            "capability_id": row["capability_id"],
+            "status": status,
+            "duration_ms": duration_ms,
+        },
+    )

@@ -483,6 +483,11 @@ class McpConnection:
             return f"MCP server {where}: {_rpc_error(cause)}"
         return f"MCP server {where}: {type(cause).__name__}: {cause}"
 
+    @property
+    def busy(self) -> bool:
+        """A command is in flight on it (aio loop thread)."""
+        return self._busy > 0
+
     # Requests ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager

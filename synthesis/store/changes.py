@@ -106,11 +106,15 @@ class StepUpdate:
 
 @dataclass(frozen=True)
 class StepsMarked:
-    """Every step of one execution whose status is in `from_statuses` gets `fields`."""
+    """Every step of one execution whose status is in `from_statuses` gets `fields`. With
+    `ended`, the store tells the `step_completed` event (the new status) of each step it
+    marked, in the same transaction, before the commit's own events: the rows marked and
+    the events told are the same, whatever else happened meanwhile."""
 
     execution_id: str
     from_statuses: tuple[str, ...]
     fields: Mapping[str, Any]
+    ended: bool = False
 
 
 # Recovery: a step that was running when its process stopped runs again.

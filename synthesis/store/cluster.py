@@ -11,12 +11,22 @@ docstring.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
 
+from synthesis.engine import events as ev
+from synthesis.engine.events import Event
 from synthesis.store.changes import RESET_FIELDS
-from synthesis.store.models import control_requests, executions, invocations, nodes, steps
+from synthesis.store.models import (
+    control_requests,
+    events,
+    executions,
+    invocations,
+    nodes,
+    steps,
+)
 from synthesis.store.subscription_models import subscriptions
 
 ALIVE = "alive"
@@ -180,7 +190,7 @@ def fence_all_but(conn: Connection, dialect: str, node_id: str) -> list[str]:
 def free_work(conn: Connection, dialect: str, dead: list[str], why: str, *, takeover: bool) -> None:
     """The nodes' executions lose their owner (their running steps go back to pending;
     with `takeover`, a death rather than a clean stop, each running one counts one), their
-    subscriptions their lease, and their running invocations fail."""
+    subscriptions their lease, and their running invocations fail (with their events)."""
     owned = select(executions.c.id).where(executions.c.node_id.in_(dead)).scalar_subquery()
     conn.execute(
         update(steps)
@@ -197,11 +207,7 @@ def free_work(conn: Connection, dialect: str, dead: list[str], why: str, *, take
     conn.execute(
         update(subscriptions).where(subscriptions.c.node_id.in_(dead)).values(node_id=None)
     )
-    conn.execute(
-        update(invocations)
-        .where(invocations.c.node_id.in_(dead), invocations.c.status == "running")
-        .values(status="failed", error=f"interrupted: {why}", completed_at=db_now(dialect))
-    )
+    _fail_invocations(conn, dialect, dead, f"interrupted: {why}")
     conn.execute(
         delete(control_requests).where(
             control_requests.c.node_id.in_(dead) | control_requests.c.from_node.in_(dead)
@@ -209,6 +215,52 @@ def free_work(conn: Connection, dialect: str, dead: list[str], why: str, *, take
     )
     notify(conn, dialect, WORK_CHANNEL)
     notify(conn, dialect, SUBSCRIPTIONS_CHANNEL)
+
+
+def insert_events(conn: Connection, dialect: str, told: list[Event]) -> list[Event]:
+    """Store events in this transaction, numbered: on PostgreSQL under the events lock,
+    held until commit (so seq = commit order), and the other nodes woken at commit."""
+    if not told:
+        return []
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
+    result = conn.execute(
+        insert(events).returning(events.c.seq, sort_by_parameter_order=True),
+        [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "timestamp": e.timestamp,
+                "execution_id": e.execution_id,
+                "payload": dict(e.data),
+            }
+            for e in told
+        ],
+    )
+    numbered = [replace(e, seq=seq) for e, seq in zip(told, result.scalars(), strict=True)]
+    notify(conn, dialect, EVENTS_CHANNEL, str(numbered[-1].seq))
+    return numbered
+
+
+def _fail_invocations(conn: Connection, dialect: str, dead: list[str], error: str) -> None:
+    """The nodes' running invocations fail, each with its `invocation_completed` event in
+    the same transaction. Their duration is unknown (they ran until their node died, not
+    until now): null in the row and the event alike."""
+    ended = conn.execute(
+        update(invocations)
+        .where(invocations.c.node_id.in_(dead), invocations.c.status == "running")
+        .values(status="failed", error=error, completed_at=db_now(dialect))
+        .returning(
+            invocations.c.id,
+            invocations.c.integration_id,
+            invocations.c.capability_id,
+            invocations.c.started_at,
+        )
+    ).all()
+    ended.sort(key=lambda row: (row.started_at, row.id))
+    insert_events(
+        conn, dialect, [ev.invocation_completed(r._mapping, "failed", None) for r in ended]
+    )
 
 
 def wake_claimers(conn: Connection, dialect: str) -> None:

@@ -11,7 +11,7 @@ import fcntl
 import logging
 import os
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,6 @@ from sqlalchemy import (
     event,
     exists,
     func,
-    insert,
     inspect,
     select,
     text,
@@ -287,44 +286,23 @@ class Store:
 
     def apply(self, batches: Sequence[Batch]) -> list[list[Event]]:
         """Apply every batch in one transaction; return each batch's events, numbered."""
-        postgres = self.dialect == "postgresql"
         with self.engine.begin() as conn:
             if self.node_id is not None:
                 cluster.prove_alive(conn, self.dialect, self.node_id)
             writer = BatchWriter(conn)
+            told: list[list[Event]] = []  # each batch's: those its changes caused, then its own
             for batch in batches:
                 for change in batch.changes:
                     writer.add(change)
+                told.append([*writer.caused, *batch.events])
+                writer.caused.clear()
             writer.flush()
-            flat = [e for batch in batches for e in batch.events]
-            numbered: list[Event] = []
-            if flat:
-                if postgres:  # seq handed out in commit order, across nodes
-                    conn.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": cluster.EVENTS_LOCK}
-                    )
-                result = conn.execute(
-                    insert(events).returning(events.c.seq, sort_by_parameter_order=True),
-                    [
-                        {
-                            "event_id": e.event_id,
-                            "type": e.type,
-                            "timestamp": e.timestamp,
-                            "execution_id": e.execution_id,
-                            "payload": dict(e.data),
-                        }
-                        for e in flat
-                    ],
-                )
-                numbered = [
-                    replace(e, seq=seq) for e, seq in zip(flat, result.scalars(), strict=True)
-                ]
-                cluster.notify(conn, self.dialect, cluster.EVENTS_CHANNEL, str(numbered[-1].seq))
+            numbered = cluster.insert_events(conn, self.dialect, [e for t in told for e in t])
         out: list[list[Event]] = []
         position = 0
-        for batch in batches:
-            out.append(numbered[position : position + len(batch.events)])
-            position += len(batch.events)
+        for batch_told in told:
+            out.append(numbered[position : position + len(batch_told)])
+            position += len(batch_told)
         return out
 
     # ---- reads (web read pool, actors starting) ------------------------------------

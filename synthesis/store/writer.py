@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlmodel import SQLModel
 
+from synthesis.engine.events import Event, step_completed
 from synthesis.store.changes import (
     Change,
     ExecutionUpdate,
@@ -80,6 +81,7 @@ class BatchWriter:
         self._conn = conn
         self._inserts: dict[Table, list[dict[str, Any]]] = defaultdict(list)
         self._updates: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+        self.caused: list[Event] = []  # the events changes told (`StepsMarked.ended`)
 
     def add(self, change: Change) -> None:
         match change:
@@ -151,11 +153,17 @@ class BatchWriter:
                 self._update("steps", (eid, sid), fields)
             case StepsMarked(execution_id=eid, from_statuses=statuses, fields=fields):
                 self.flush()
-                self._conn.execute(
+                marked = self._conn.execute(
                     update(steps)
                     .where(and_(steps.c.execution_id == eid, steps.c.status.in_(statuses)))
                     .values(**fields)
-                )
+                    .returning(steps.c.step_id)
+                ).scalars()
+                if change.ended:
+                    self.caused.extend(
+                        step_completed(eid, sid, fields["status"], fields.get("duration_ms"))
+                        for sid in sorted(marked)
+                    )
             case _:
                 raise TypeError(f"unknown change {change!r}")
 

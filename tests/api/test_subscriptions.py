@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from synthesis.config import Settings
@@ -23,7 +22,7 @@ from synthesis.engine.event_selector import EventSelector
 from synthesis.engine.events import EVENT_TYPES
 from synthesis.store.database import EventFilter
 from synthesis.store.subscription_models import all_subscriptions
-from tests.conftest import PG_ADMIN
+from tests.conftest import fresh_postgres_database
 from tests.receiver import Receiver
 from tests.support import READ_TOKEN, Client, ServerThread, command, make_settings, wait_until
 
@@ -393,13 +392,8 @@ def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'synthesis.db'}"
         return
-    name = f"synthesis_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def test_pause_and_resume_by_request(

@@ -75,5 +75,9 @@ def test_a_dead_nodes_execution_goes_on_here_and_a_fifth_takeover_fails(
     failed = client.wait_for_status(doomed, "failed", timeout=15)
     assert "taken over 5 times" in failed["error"]
     assert [s["status"] for s in failed["steps"]] == ["skipped"]
+    told = client.get(f"/api/events?execution_id={doomed}&type=step_completed").json["events"]
+    assert [(e["payload"]["step_id"], e["payload"]["status"]) for e in told] == [
+        ("never", "skipped")
+    ]
     assert "never" not in marks.read_text()
     wait_until(lambda: client.get(f"/api/executions/{survivor}").json["status"] == "completed")

@@ -17,7 +17,7 @@ from tests.conftest import fresh_postgres_database
 @pytest.fixture
 def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     """`make_cluster(size=3, **options)`: real nodes on a database of this test's own
-    (an unreachable PostgreSQL fails the test, in CI and out of it: nothing skips)."""
+    (PostgreSQL is required: see `require_postgres` in tests/conftest.py)."""
     clusters: list[Cluster] = []
     with contextlib.ExitStack() as stack:
 

@@ -55,6 +55,14 @@ def gone(pid: int) -> bool:
         return True
 
 
+async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """On the loop: wait until `condition()` is truthy (tests/support.py `wait_until`, async)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
 def stdio_servers() -> list[int]:
     """Pids of the stdio servers (test server or SILENT) this test process has running."""
     found = []
@@ -224,13 +232,13 @@ def test_json_rpc_errors_say_code_and_message_and_are_queued() -> None:
 
 
 def test_receive_response_waits_for_a_command_in_flight() -> None:
-    async def body(ctx: RunContext, _registry: McpConnections) -> None:
+    async def body(ctx: RunContext, registry: McpConnections) -> None:
         cid = ok(await connect({"server": STDIO}, ctx))["connection_id"]
         call = {"name": "slow", "arguments": {"seconds": 0.5}}
         sending = asyncio.create_task(
             send_command({"connection_id": cid, "method": "tools/call", "params": call}, ctx)
         )
-        await asyncio.sleep(0.1)
+        await until(lambda: registry.get(cid).busy)
         early = failed(await receive_response({"connection_id": cid, "timeout": 0.05}, ctx))
         assert early == f"no response arrived on connection {cid} within 0.05 s"
         started = time.monotonic()
@@ -243,7 +251,7 @@ def test_receive_response_waits_for_a_command_in_flight() -> None:
 
 
 def test_timeouts() -> None:
-    async def body(ctx: RunContext, _registry: McpConnections) -> None:
+    async def body(ctx: RunContext, registry: McpConnections) -> None:
         cid = ok(await connect({"server": STDIO}, ctx))["connection_id"]
         call = {"name": "slow", "arguments": {"seconds": 10}}
         started = time.monotonic()
@@ -257,7 +265,7 @@ def test_timeouts() -> None:
 
         # A step cancelled in the middle of a command leaves the connection usable.
         sending = asyncio.create_task(send_command({**params, "timeout": 60}, ctx))
-        await asyncio.sleep(0.2)
+        await until(lambda: registry.get(cid).busy)
         sending.cancel()
         with pytest.raises(asyncio.CancelledError):
             await sending
@@ -328,15 +336,12 @@ def test_idle_connections_are_closed() -> None:
     async def body(ctx: RunContext, registry: McpConnections) -> None:
         info = ok(await connect({"server": STDIO}, ctx))
         cid = info["connection_id"]
-        # Used within the idle timeout, it stays open.
+        # Used within the idle timeout, it stays open (the sleeps are the time that passes).
         await asyncio.sleep(0.3)
         assert ok(await send_command({"connection_id": cid, "method": "ping"}, ctx)) == {}
         await asyncio.sleep(0.3)
         assert cid in registry
-        deadline = time.monotonic() + 5
-        while cid in registry or not gone(info["server_pid"]):
-            assert time.monotonic() < deadline, "the idle connection was not closed"
-            await asyncio.sleep(0.02)
+        await until(lambda: cid not in registry and gone(info["server_pid"]))
         error = failed(await send_command({"connection_id": cid, "method": "ping"}, ctx))
         assert error == f"connection {cid} was closed: idle for more than 0.5 seconds"
 
@@ -349,7 +354,7 @@ def test_close_all_and_cancel_stop_every_server() -> None:
 
         # A connect cancelled while the server is starting stops that server too.
         connecting = asyncio.create_task(connect({"server": SILENT}, ctx))
-        await asyncio.sleep(0.3)
+        await until(lambda: len(stdio_servers()) == len(pids) + 1)  # SILENT has started
         connecting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await connecting

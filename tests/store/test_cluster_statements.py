@@ -128,6 +128,9 @@ def test_a_silent_node_is_fenced_and_its_work_freed(store: Store) -> None:
     assert {s["status"] for s in store.list_steps(paused)} == {"pending"}
     failed = row(store, invocations, invocation)
     assert failed["status"] == "failed" and "stopped answering" in str(failed["error"])
+    told = [e for e in store.events_after(0) if e.type == "invocation_completed"]  # same commit
+    assert [(e.data["invocation_id"], e.data["status"]) for e in told] == [(invocation, "failed")]
+    assert told[0].data["duration_ms"] is failed["duration_ms"] is None  # ran until it died
     assert row(store, subscriptions, subscription)["node_id"] is None
     with store.engine.begin() as conn, pytest.raises(cluster.Fenced):
         cluster.prove_alive(conn, store.dialect, dead)

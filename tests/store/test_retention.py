@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
 from synthesis.actors import recording
@@ -15,7 +13,7 @@ from synthesis.engine.events import Event
 from synthesis.engine.plan import validate_plan
 from synthesis.integrations import STEP_SCHEMAS
 from synthesis.store import Batch, ExecutionUpdate
-from tests.conftest import PG_ADMIN
+from tests.conftest import fresh_postgres_database
 from tests.support import ServerThread, command, make_settings, wait_until
 
 PLAN = validate_plan({"name": "p", "steps": [command("a", "true")]}, STEP_SCHEMAS)
@@ -31,12 +29,8 @@ def own_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'db.sqlite'}"
         return
-    name = f"synthesis_retention_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def test_old_events_and_finished_executions_are_pruned(tmp_path, own_database: str) -> None:
