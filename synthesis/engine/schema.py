@@ -17,7 +17,7 @@ from synthesis.engine.substitution import is_whole_reference
 MAX_SECONDS = 365 * 24 * 3600  # a year: the longest wait, timeout or retry delay
 MAX_BACKOFF_MULTIPLIER = 10
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
+JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
     "number": (int, float),
@@ -91,7 +91,7 @@ def _number(value: float) -> str:
 def _type_ok(value: Any, type_name: str) -> bool:
     if isinstance(value, bool) and type_name in ("integer", "number"):
         return False
-    return isinstance(value, _JSON_TYPES[type_name])
+    return isinstance(value, JSON_TYPES[type_name])
 
 
 def check_parameters(

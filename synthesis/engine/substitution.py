@@ -20,7 +20,7 @@ from synthesis.engine.secrets import PREFIX
 
 _NAME = r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)"  # step ids may start with a digit
 _TOKEN = re.compile(r"\$\$\{|\$\{" + _NAME + r"\}")
-_WHOLE = re.compile(r"\$\{" + _NAME + r"\}")
+WHOLE_REFERENCE = re.compile(r"\$\{" + _NAME + r"\}")
 
 
 class UnknownVariable(KeyError):
@@ -38,7 +38,7 @@ class UnknownSecret(UnknownVariable):
 
 
 def is_whole_reference(value: Any) -> bool:
-    return isinstance(value, str) and _WHOLE.fullmatch(value) is not None
+    return isinstance(value, str) and WHOLE_REFERENCE.fullmatch(value) is not None
 
 
 def as_text(value: Any) -> str:
@@ -77,7 +77,7 @@ def substitute(
     """Return `value` with every reference replaced; raises UnknownVariable (or
     UnknownSecret for `${secret.NAME}` when `secrets` are given)."""
     if isinstance(value, str):
-        whole = _WHOLE.fullmatch(value)
+        whole = WHOLE_REFERENCE.fullmatch(value)
         if whole:
             return lookup(whole.group(1), variables, secrets)
         if "$" not in value:

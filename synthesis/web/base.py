@@ -4,19 +4,18 @@ parsing, and the read pool that keeps store reads off the IOLoop."""
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import orjson
 import tornado.httputil
 import tornado.web
 
 from synthesis.auth import Principal, require_scope
-from synthesis.engine import clock
 from synthesis.engine.errors import ApiError, FieldError, validation_error
 from synthesis.engine.nesting import too_deep, too_deep_message
+from synthesis.web.declare import DIGITS, Endpoint, parse_query
 
 if TYPE_CHECKING:
     from synthesis.runtime import Runtime
@@ -40,7 +39,6 @@ DRAIN_BYTES = 16 * 1024 * 1024  # of a refused body, read and dropped so the cli
 _UNLIMITED = sys.maxsize  # the connection's own body limit: the handler counts, in bytes
 CORS_METHODS = "GET, POST, PUT, DELETE"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
-_DIGITS = re.compile(r"[0-9]+")
 
 
 def dumps(value: Any) -> bytes:
@@ -54,7 +52,7 @@ def declared_length(headers: tornado.httputil.HTTPHeaders) -> int | None:
     if text is None:
         return None
     values = {v.strip() for v in text.split(",")}  # proxies may repeat it
-    if len(values) != 1 or not _DIGITS.fullmatch(value := values.pop()):
+    if len(values) != 1 or not DIGITS.fullmatch(value := values.pop()):
         raise validation_error([FieldError("Content-Length", "must be one whole number")])
     return int(value)
 
@@ -70,6 +68,14 @@ class BaseHandler(tornado.web.RequestHandler):
     body over the limit is refused as it grows."""
 
     runtime: Runtime
+    endpoints: ClassVar[tuple[Endpoint, ...]] = ()  # what each method takes and answers
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """This request's declaration (web/declare.py). Endpoints of one handler that share
+        a method (one per action of a route's alternatives) share their query and body."""
+        method = self.request.method.lower() if self.request.method else ""
+        return next((e for e in self.endpoints if e.method == method), None)
 
     def initialize(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -223,8 +229,10 @@ class ApiHandler(BaseHandler):
         scope = "read" if self.request.method in ("GET", "HEAD") else "write"
         require_scope(self.principal, scope)
 
-    def json_body(self, allowed: Collection[str]) -> dict[str, Any]:
-        """The body as a JSON object whose keys are all in `allowed`."""
+    def json_body(self) -> dict[str, Any]:
+        """The body as a JSON object whose keys are all fields of the declared body."""
+        declared = self.endpoint
+        allowed = declared.body.fields if declared and declared.body else ()
         if not self.body:
             return {}
         try:
@@ -243,88 +251,21 @@ class ApiHandler(BaseHandler):
             raise validation_error(unknown)
         return body
 
-    def query(self, allowed: Collection[str]) -> dict[str, str]:
-        """Query parameters, each given at most once and all of them known."""
-        errors = []
-        values: dict[str, str] = {}
-        for name, given in self.request.query_arguments.items():
-            if name not in allowed:
-                errors.append(
-                    FieldError(name, f"unknown query parameter; known: {', '.join(allowed)}")
-                )
-            elif len(given) > 1:
-                errors.append(FieldError(name, "given more than once"))
-            else:
-                values[name] = given[0].decode("utf-8", errors="replace")
-        if errors:
-            raise validation_error(errors)
+    def query(self) -> dict[str, Any]:
+        """The declared query parameters, parsed (defaults for those not given); a
+        validation_error naming every unknown, repeated or bad one."""
+        declared = self.endpoint
+        values, problems = parse_query(
+            declared.query if declared else (), self.request.query_arguments
+        )
+        if problems:
+            raise validation_error([FieldError(name, message) for name, message in problems])
         return values
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store read on the read pool, never on the IOLoop (rule 1 of
         docs/architecture.md)."""
         return await self.runtime.read(fn, *args)
-
-
-MAX_OFFSET = 1_000_000_000
-
-
-def page_params(query: dict[str, str], errors: list[FieldError] | None = None) -> tuple[int, int]:
-    """`limit` and `offset`. With an `errors` list, problems are added to it (so one answer
-    names every bad parameter); without, they are raised."""
-    found: list[FieldError] = [] if errors is None else errors
-    limit = _int_param(query, "limit", 50, 1, 1000, found)
-    offset = _int_param(query, "offset", 0, 0, MAX_OFFSET, found)
-    if errors is None and found:
-        raise validation_error(found)
-    return limit, offset
-
-
-def choice_param(
-    query: dict[str, str], name: str, choices: Collection[str], errors: list[FieldError]
-) -> str | None:
-    value = query.get(name)
-    if value is not None and value not in choices:
-        errors.append(FieldError(name, f"must be one of: {', '.join(choices)}"))
-    return value
-
-
-def _int_param(
-    query: dict[str, str],
-    name: str,
-    default: int,
-    low: int,
-    high: int | None,
-    errors: list[FieldError],
-) -> int:
-    if name not in query:
-        return default
-    text = query[name]
-    if not _DIGITS.fullmatch(text):  # int() would take "٣", " 5", "1_0" and "-1"
-        errors.append(FieldError(name, "must be a whole number written with the digits 0-9"))
-        return default
-    value = int(text) if len(text) <= 18 else sys.maxsize  # int() refuses 4301 digits
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        errors.append(FieldError(name, f"must be {bounds}"))
-    return value
-
-
-def date_params(
-    query: dict[str, str], errors: list[FieldError] | None = None
-) -> tuple[str | None, str | None]:
-    """`from_date` and `to_date`, errors handled as in `page_params`."""
-    found: list[FieldError] = [] if errors is None else errors
-    bounds: list[str | None] = []
-    for name in ("from_date", "to_date"):
-        try:
-            bounds.append(clock.parse_time(query[name]) if name in query else None)
-        except ValueError:
-            found.append(FieldError(name, "must be an ISO 8601 date or date-time"))
-            bounds.append(None)
-    if errors is None and found:
-        raise validation_error(found)
-    return bounds[0], bounds[1]
 
 
 class NotFoundHandler(BaseHandler):

@@ -2,36 +2,100 @@
 
 from __future__ import annotations
 
-from synthesis.engine.errors import FieldError, not_found, validation_error
+from typing import Any
+
+from synthesis.engine.errors import not_found
 from synthesis.engine.events import EVENT_TYPES
 from synthesis.store import EventFilter
-from synthesis.web.base import ApiHandler, choice_param, date_params, page_params
+from synthesis.web.base import ApiHandler
+from synthesis.web.declare import (
+    OBJECT,
+    PAGE,
+    TEXT,
+    TEXT_OR_NULL,
+    TIMESTAMP,
+    Endpoint,
+    choice,
+    dates,
+    page,
+    path_param,
+    shape,
+    text,
+)
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Event": shape(
+        {
+            "event_id": TEXT,
+            "type": {"enum": list(EVENT_TYPES)},
+            "timestamp": TIMESTAMP,
+            "execution_id": TEXT_OR_NULL,
+            "payload": OBJECT,
+        }
+    ),
+    "EventList": page("events", "Event"),
+    "ExecutionMessage": shape(
+        {"type": {"enum": list(EVENT_TYPES)}, "timestamp": TIMESTAMP, "data": OBJECT}
+    ),
+}
 
 
 class EventsHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/events",
+            "listEvents",
+            "Events",
+            "Stored events, newest first",
+            ok=(200, "A page of events", "EventList"),
+            query=(
+                choice("type", EVENT_TYPES, "Only this event type"),
+                text("execution_id", "Only this execution's"),
+                *dates("Happened"),
+                *PAGE,
+            ),
+        ),
+    )
+
     async def get(self) -> None:
-        query = self.query(("type", "execution_id", "from_date", "to_date", "limit", "offset"))
-        errors: list[FieldError] = []
-        limit, offset = page_params(query, errors)
-        from_date, to_date = date_params(query, errors)
-        kind = choice_param(query, "type", EVENT_TYPES, errors)
-        if errors:
-            raise validation_error(errors)
-        flt = EventFilter(kind, query.get("execution_id"), from_date, to_date, limit, offset)
+        q = self.query()
+        flt = EventFilter(
+            q["type"], q["execution_id"], q["from_date"], q["to_date"], q["limit"], q["offset"]
+        )
         total, events = await self.read(self.runtime.store.list_events, flt)
         self.send(
             {
                 "total": total,
-                "offset": offset,
-                "limit": limit,
+                "offset": q["offset"],
+                "limit": q["limit"],
                 "events": [e.record() for e in events],
             }
         )
 
 
 class EventHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/events/{event_id}",
+            "getEvent",
+            "Events",
+            "One event",
+            ok=(200, "The event", "Event"),
+            errors=(404,),
+            params=(
+                path_param(
+                    "event_id",
+                    "An event id (`subscriptions` is the subscriptions list)",
+                    **{"not": {"const": "subscriptions"}},
+                ),
+            ),
+        ),
+    )
+
     async def get(self, event_id: str) -> None:
-        self.query(())
+        self.query()
         event = await self.read(self.runtime.store.get_event, event_id)
         if event is None:
             raise not_found("event", event_id)

@@ -8,16 +8,167 @@ from collections.abc import Mapping
 from typing import Any
 
 from synthesis.actors.messages import Control
+from synthesis.actors.recording import control_answer
 from synthesis.engine import clock
 from synthesis.engine.errors import FieldError, not_found, validation_error
 from synthesis.engine.plan import check_metadata, check_names, require_object
-from synthesis.engine.transitions import EXECUTION_STATUSES
+from synthesis.engine.transitions import (
+    ACTIONS,
+    CREATED,
+    EXECUTION_STATUSES,
+    RUNNING,
+    STEP_STATUSES,
+)
 from synthesis.store import ExecutionFilter
-from synthesis.web.base import ApiHandler, choice_param, date_params, page_params
+from synthesis.web.base import ApiHandler
+from synthesis.web.declare import (
+    EMPTY,
+    MS_OR_NULL,
+    OBJECT,
+    PAGE,
+    TEXT,
+    TEXT_OR_NULL,
+    TIME_OR_NULL,
+    TIMESTAMP,
+    Body,
+    Endpoint,
+    choice,
+    dates,
+    or_null,
+    page,
+    path_param,
+    ref,
+    shape,
+)
 from synthesis.web.idempotency import Remember, create_execution, create_once
-from synthesis.web.plans import check_child_plans, checked
+from synthesis.web.plan_schema import SECRET_VARIABLES, STEP_TYPES
+from synthesis.web.plans import CREATED_BY, TAG, check_child_plans, checked
 
 _NESTED = re.compile(r"^(.*)(?:\.(?:then|else)|\[\d+\])\.[A-Za-z0-9_-]+$")
+
+
+EXECUTION_ID = path_param("execution_id", "An execution id")
+NODE_ID = {
+    **TEXT_OR_NULL,
+    "description": "The node running it now (GET /api/nodes); null when none",
+}
+
+
+def transition_schemas() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Per action, the name and schema of its answer (actors/recording.control_answer)."""
+    result = {}
+    for action, (_, target) in ACTIONS.items():
+        done = control_answer("", action, target, "")
+        (moment,) = (name for name in done if name not in ("execution_id", "status"))
+        properties = {name: TIMESTAMP for name in done}
+        properties.update(execution_id={"type": "string"}, status={"const": target})
+        result[action] = (f"Execution{moment.removesuffix('_at').capitalize()}", shape(properties))
+    return result
+
+
+CREATE = Body(
+    "ExecutionCreate",
+    {
+        "type": "object",
+        "properties": {
+            "plan": ref("Plan"),
+            "variables": {"type": ["object", "null"]},
+            "secret_variables": SECRET_VARIABLES,
+            "metadata": or_null(ref("Metadata")),
+            "start": {
+                "type": "boolean",
+                "default": False,
+                "description": "Create and start in one call",
+            },
+        },
+        "required": ["plan"],
+        "additionalProperties": False,
+    },
+)
+STEP_STATE = shape(
+    {
+        "id": {
+            "type": "string",
+            "description": "The step id; steps run by a branch or loop iteration "
+            "are named after it (`check.then.fix`, `each[2].build`)",
+        },
+        "type": {"enum": list(STEP_TYPES)},
+        "status": {"enum": list(STEP_STATUSES)},
+        "started_at": TIME_OR_NULL,
+        "completed_at": TIME_OR_NULL,
+        "duration_ms": MS_OR_NULL,
+        "output": {"description": "A command's stdout, an HTTP response, ..."},
+        "error": TEXT_OR_NULL,
+        "exit_code": {"type": ["integer", "null"]},
+        "attempts": {
+            "type": "array",
+            "description": "A step with `retry`: each attempt so far",
+            "items": shape(
+                {
+                    "attempt": {"type": "integer", "minimum": 1},
+                    "status": {"enum": list(STEP_STATUSES)},
+                    "error": TEXT_OR_NULL,
+                    "exit_code": {"type": ["integer", "null"]},
+                    "started_at": TIME_OR_NULL,
+                    "completed_at": TIMESTAMP,
+                }
+            ),
+        },
+    },
+    optional=("attempts",),
+)
+SCHEMAS: dict[str, dict[str, Any]] = {
+    CREATE.name: CREATE.schema,
+    "ExecutionCreated": shape(
+        {
+            "execution_id": TEXT,
+            "status": {"enum": [CREATED, RUNNING]},
+            "created_at": TIMESTAMP,
+            "started_at": TIMESTAMP,
+            "plan": ref("Plan"),
+        },
+        optional=("started_at",),
+    ),
+    "ExecutionSummary": shape(
+        {
+            "execution_id": TEXT,
+            "name": TEXT,
+            "status": {"enum": list(EXECUTION_STATUSES)},
+            "created_at": TIMESTAMP,
+            "started_at": TIME_OR_NULL,
+            "completed_at": TIME_OR_NULL,
+            "created_by": TEXT_OR_NULL,
+            "tags": {"type": "array", "items": TEXT},
+            "node_id": NODE_ID,
+        }
+    ),
+    "ExecutionList": page("executions", "ExecutionSummary"),
+    "StepState": STEP_STATE,
+    "StepDetail": {"allOf": [ref("StepState"), shape({"parameters": OBJECT})]},
+    "Execution": shape(
+        {
+            "execution_id": TEXT,
+            "status": {"enum": list(EXECUTION_STATUSES)},
+            "plan_id": TEXT_OR_NULL,
+            "created_at": TIMESTAMP,
+            "started_at": TIME_OR_NULL,
+            "paused_at": TIME_OR_NULL,
+            "completed_at": TIME_OR_NULL,
+            "duration_ms": MS_OR_NULL,
+            "error": TEXT_OR_NULL,
+            "plan": ref("Plan"),
+            "steps": {"type": "array", "items": ref("StepState")},
+            "variables": OBJECT,
+            "metadata": ref("Metadata"),
+            "node_id": NODE_ID,
+        }
+    ),
+    "ExecutionSteps": shape(
+        {"execution_id": TEXT, "steps": {"type": "array", "items": ref("StepState")}}
+    ),
+    "ExecutionVariables": shape({"execution_id": TEXT, "variables": OBJECT}),
+    **dict(transition_schemas().values()),
+}
 
 
 def in_tree_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,31 +238,58 @@ def execution_detail(row: dict[str, Any], steps: list[dict[str, Any]]) -> dict[s
 
 
 class ExecutionsHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/executions",
+            "listExecutions",
+            "Executions",
+            "List executions, newest first",
+            ok=(200, "A page of executions", "ExecutionList"),
+            query=(
+                choice("status", EXECUTION_STATUSES, "Only this status"),
+                TAG,
+                CREATED_BY,
+                *dates("Created"),
+                *PAGE,
+            ),
+        ),
+        Endpoint(
+            "post",
+            "/api/executions",
+            "createExecution",
+            "Executions",
+            "Create an execution of an inline plan (and start it with `start: true`)",
+            ok=(201, "Created", "ExecutionCreated"),
+            errors=(409, 503),
+            body=CREATE,
+            idempotent=True,
+        ),
+    )
+
     async def get(self) -> None:
-        query = self.query(
-            ("status", "tag", "created_by", "from_date", "to_date", "limit", "offset")
-        )
-        errors: list[FieldError] = []
-        limit, offset = page_params(query, errors)
-        from_date, to_date = date_params(query, errors)
-        status = choice_param(query, "status", EXECUTION_STATUSES, errors)
-        if errors:
-            raise validation_error(errors)
+        q = self.query()
         flt = ExecutionFilter(
-            query.get("tag"), query.get("created_by"), from_date, to_date, limit, offset, status
+            q["tag"],
+            q["created_by"],
+            q["from_date"],
+            q["to_date"],
+            q["limit"],
+            q["offset"],
+            q["status"],
         )
         total, rows = await self.read(self.runtime.store.list_executions, flt)
         self.send(
             {
                 "total": total,
-                "offset": offset,
-                "limit": limit,
+                "offset": q["offset"],
+                "limit": q["limit"],
                 "executions": [execution_summary(r) for r in rows],
             }
         )
 
     async def post(self) -> None:
-        body = self.json_body(("plan", "variables", "secret_variables", "metadata", "start"))
+        body = self.json_body()
         await create_once(self, body, lambda remember: self._create(body, remember))
 
     async def _create(self, body: dict[str, Any], remember: Remember | None) -> tuple[int, Any]:
@@ -141,8 +319,21 @@ class ExecutionsHandler(ApiHandler):
 
 
 class ExecutionHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/executions/{execution_id}",
+            "getExecution",
+            "Executions",
+            "An execution with its plan, steps, variables and metadata",
+            ok=(200, "The execution", "Execution"),
+            errors=(404,),
+            params=(EXECUTION_ID,),
+        ),
+    )
+
     async def get(self, execution_id: str) -> None:
-        self.query(())
+        self.query()
         store = self.runtime.store
         row, steps = await self.read(
             lambda: (store.get_execution(execution_id), store.list_steps(execution_id))
@@ -153,8 +344,23 @@ class ExecutionHandler(ApiHandler):
 
 
 class ExecutionActionHandler(ApiHandler):
+    endpoints = tuple(
+        Endpoint(
+            "post",
+            f"/api/executions/{{execution_id}}/{action}",
+            f"{action}Execution",
+            "Executions",
+            f"{action.capitalize()} an execution that is {' or '.join(sorted(allowed))}",
+            ok=(200, "Done", transition_schemas()[action][0]),
+            errors=(404, 409, 503),
+            params=(EXECUTION_ID,),
+            body=EMPTY,
+        )
+        for action, (allowed, _) in ACTIONS.items()
+    )
+
     async def post(self, execution_id: str, action: str) -> None:
-        self.json_body(())
+        self.json_body()
         result = await self.runtime.ask_supervisor(
             lambda reply: Control(execution_id, action, reply)
         )
@@ -162,8 +368,21 @@ class ExecutionActionHandler(ApiHandler):
 
 
 class ExecutionStepsHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/executions/{execution_id}/steps",
+            "listExecutionSteps",
+            "Executions",
+            "An execution's steps, each control step followed by the steps it ran",
+            ok=(200, "The steps", "ExecutionSteps"),
+            errors=(404,),
+            params=(EXECUTION_ID,),
+        ),
+    )
+
     async def get(self, execution_id: str) -> None:
-        self.query(())
+        self.query()
         store = self.runtime.store
         row, steps = await self.read(
             lambda: (store.execution_status(execution_id), store.list_steps(execution_id))
@@ -176,8 +395,21 @@ class ExecutionStepsHandler(ApiHandler):
 
 
 class ExecutionStepHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/executions/{execution_id}/steps/{step_id}",
+            "getExecutionStep",
+            "Executions",
+            "One step of an execution, with its parameters",
+            ok=(200, "The step", "StepDetail"),
+            errors=(404,),
+            params=(EXECUTION_ID, path_param("step_id", "A step id")),
+        ),
+    )
+
     async def get(self, execution_id: str, step_id: str) -> None:
-        self.query(())
+        self.query()
         step = await self.read(self.runtime.store.get_step, execution_id, step_id)
         if step is None:
             exists = await self.read(self.runtime.store.execution_status, execution_id)
@@ -188,8 +420,21 @@ class ExecutionStepHandler(ApiHandler):
 
 
 class ExecutionVariablesHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/executions/{execution_id}/variables",
+            "getExecutionVariables",
+            "Executions",
+            "An execution's variables",
+            ok=(200, "The variables", "ExecutionVariables"),
+            errors=(404,),
+            params=(EXECUTION_ID,),
+        ),
+    )
+
     async def get(self, execution_id: str) -> None:
-        self.query(())
+        self.query()
         row = await self.read(self.runtime.store.get_execution, execution_id)
         if row is None:
             raise not_found("execution", execution_id)

@@ -9,12 +9,126 @@ from synthesis.actors.messages import Invoke
 from synthesis.actors.recording import invocation_view
 from synthesis.engine.errors import ApiError, FieldError, not_found, validation_error
 from synthesis.engine.schema import check_parameters, with_defaults
+from synthesis.engine.transitions import CANCELLED, COMPLETED, FAILED, RUNNING
 from synthesis.integrations import INTEGRATIONS, Integration, find_capability
 from synthesis.integrations.base import Capability
 from synthesis.web.base import ApiHandler
+from synthesis.web.declare import (
+    MS_OR_NULL,
+    OBJECT,
+    TEXT,
+    TEXT_OR_NULL,
+    TIME_OR_NULL,
+    TIMESTAMP,
+    Body,
+    Endpoint,
+    path_param,
+    ref,
+    shape,
+)
+from synthesis.web.plan_schema import parameters_schema
 
 # How long a waiting invoke may take beyond the capability's own timeout.
 INVOKE_MARGIN_SECONDS = 15.0
+INVOCATION_STATUSES = (RUNNING, COMPLETED, FAILED, CANCELLED)
+
+INTEGRATION_ID = path_param("integration_id", "An integration id", enum=list(INTEGRATIONS))
+CAPABILITY_ID = path_param(
+    "capability_id",
+    "One of the integration's capabilities",
+    enum=list(dict.fromkeys(c.id for i in INTEGRATIONS.values() for c in i.capabilities)),
+)
+# Each capability's parameters, as an invocation checks them (no `${name}`).
+CAPABILITY_PARAMETERS = {
+    f"{integration.id}.{capability.id}.parameters": {
+        **parameters_schema(capability.parameters, references=False),
+        "title": f"{integration.name}: {capability.name}",
+    }
+    for integration in INTEGRATIONS.values()
+    for capability in integration.capabilities
+}
+INVOKE = Body(
+    "Invoke",
+    {
+        "type": "object",
+        "properties": {
+            "parameters": {
+                "description": "The capability's parameters: the schema "
+                "`<integration>.<capability>.parameters` of that capability",
+                "anyOf": [ref(name) for name in CAPABILITY_PARAMETERS],
+            },
+            "async": {
+                "type": "boolean",
+                "default": False,
+                "description": "Answer at once (status running) instead of at the end",
+            },
+        },
+        "additionalProperties": False,
+    },
+    required=False,
+)
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "IntegrationSummary": shape(
+        {
+            "id": TEXT,
+            "name": TEXT,
+            "description": TEXT,
+            "capabilities": {"type": "array", "items": TEXT},
+            "enabled": {
+                "type": "boolean",
+                "description": "False when the operator turned it off (--integrations): "
+                "its step types are refused and invoking it is permission_denied (403)",
+            },
+        }
+    ),
+    "IntegrationList": shape(
+        {"integrations": {"type": "array", "items": ref("IntegrationSummary")}}
+    ),
+    "Integration": {
+        "allOf": [
+            ref("IntegrationSummary"),
+            shape(
+                {
+                    "parameters": {
+                        "type": "object",
+                        "description": "Each capability's parameters",
+                        "additionalProperties": {
+                            "type": "object",
+                            "additionalProperties": ref("ParameterSpec"),
+                        },
+                    }
+                }
+            ),
+        ]
+    },
+    "Capability": shape(
+        {
+            "id": TEXT,
+            "name": TEXT,
+            "description": TEXT,
+            "parameters": {"type": "object", "additionalProperties": ref("ParameterSpec")},
+        }
+    ),
+    "CapabilityList": shape(
+        {"integration_id": TEXT, "capabilities": {"type": "array", "items": ref("Capability")}}
+    ),
+    INVOKE.name: INVOKE.schema,
+    **CAPABILITY_PARAMETERS,
+    "Invocation": shape(
+        {
+            "invocation_id": TEXT,
+            "integration_id": TEXT,
+            "capability_id": TEXT,
+            "status": {"enum": list(INVOCATION_STATUSES)},
+            "started_at": TIMESTAMP,
+            "completed_at": TIME_OR_NULL,
+            "duration_ms": MS_OR_NULL,
+            "parameters": OBJECT,
+            "output": {},
+            "error": TEXT_OR_NULL,
+        }
+    ),
+}
 
 
 def capability_view(capability: Capability) -> dict[str, Any]:
@@ -45,8 +159,21 @@ def known_integration(integration_id: str) -> Integration:
 
 
 class IntegrationsHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/integrations",
+            "listIntegrations",
+            "Integrations",
+            "The integrations and their capability ids",
+            ok=(200, "The integrations", "IntegrationList"),
+            errors=(),
+            params=(),
+        ),
+    )
+
     def get(self) -> None:
-        self.query(())
+        self.query()
         disabled = self.runtime.disabled
         self.send(
             {"integrations": [integration_summary(i, disabled) for i in INTEGRATIONS.values()]}
@@ -54,8 +181,21 @@ class IntegrationsHandler(ApiHandler):
 
 
 class IntegrationHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/integrations/{integration_id}",
+            "getIntegration",
+            "Integrations",
+            "An integration with the parameters of each capability",
+            ok=(200, "The integration", "Integration"),
+            errors=(404,),
+            params=(INTEGRATION_ID,),
+        ),
+    )
+
     def get(self, integration_id: str) -> None:
-        self.query(())
+        self.query()
         integration = known_integration(integration_id)
         self.send(
             {
@@ -68,8 +208,21 @@ class IntegrationHandler(ApiHandler):
 
 
 class CapabilitiesHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/integrations/{integration_id}/capabilities",
+            "listCapabilities",
+            "Integrations",
+            "An integration's capabilities",
+            ok=(200, "The capabilities", "CapabilityList"),
+            errors=(404,),
+            params=(INTEGRATION_ID,),
+        ),
+    )
+
     def get(self, integration_id: str) -> None:
-        self.query(())
+        self.query()
         integration = known_integration(integration_id)
         self.send(
             {
@@ -80,6 +233,23 @@ class CapabilitiesHandler(ApiHandler):
 
 
 class InvokeHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "post",
+            "/api/integrations/{integration_id}/capabilities/{capability_id}",
+            "invokeCapability",
+            "Integrations",
+            (
+                "Invoke a capability; answers at its end unless `async`; 403 "
+                "`permission_denied` when the operator turned its integration off"
+            ),
+            ok=(201, "Invoked", "Invocation"),
+            errors=(404, 502, 503),
+            params=(INTEGRATION_ID, CAPABILITY_ID),
+            body=INVOKE,
+        ),
+    )
+
     async def post(self, integration_id: str, capability_id: str) -> None:
         integration = known_integration(integration_id)
         capability = find_capability(integration.id, capability_id)
@@ -90,7 +260,7 @@ class InvokeHandler(ApiHandler):
                 "permission_denied",
                 f"the {integration.id!r} integration is turned off by the operator",
             )
-        body = self.json_body(("parameters", "async"))
+        body = self.json_body()
         run_async = body.get("async", False)
         errors = check_parameters(body.get("parameters", {}), capability.parameters, resolved=True)
         if not isinstance(run_async, bool):
@@ -117,8 +287,21 @@ class InvokeHandler(ApiHandler):
 
 
 class InvocationHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/integrations/invocations/{invocation_id}",
+            "getInvocation",
+            "Integrations",
+            "A capability invocation",
+            ok=(200, "The invocation", "Invocation"),
+            errors=(404,),
+            params=(path_param("invocation_id", "An invocation id"),),
+        ),
+    )
+
     async def get(self, invocation_id: str) -> None:
-        self.query(())
+        self.query()
         row = await self.read(self.runtime.store.get_invocation, invocation_id)
         if row is None:
             raise not_found("invocation", invocation_id)

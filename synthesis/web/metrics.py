@@ -7,10 +7,10 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
-from synthesis.engine.errors import FieldError, validation_error
 from synthesis.engine.transitions import (
     CANCELLED,
     COMPLETED,
@@ -25,6 +25,7 @@ from synthesis.store import metrics as store_metrics
 from synthesis.store.cluster import ALIVE
 from synthesis.store.database import Store
 from synthesis.web.base import ApiHandler
+from synthesis.web.declare import Endpoint, Query, choice, shape
 
 # "Recent work": the last RECENT timed executions and steps, newest completed_at first.
 RECENT = 1000
@@ -33,6 +34,52 @@ BUCKETS_MS = (10, 50, 100, 500, 1_000, 5_000, 10_000, 30_000, 60_000, 300_000)
 BUCKETS_SECONDS = tuple(ms / 1000 for ms in BUCKETS_MS)
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FORMATS = ("json", "prometheus")
+FORMAT: Query = choice(
+    "format",
+    FORMATS,
+    "Without it, an Accept header preferring text/plain gives the Prometheus text format",
+)
+
+
+def _counts(*names: str) -> dict[str, Any]:
+    return shape({name: {"type": "integer", "minimum": 0} for name in names})
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Metrics": shape(
+        {
+            "executions": _counts("total", "active", "completed", "failed", "cancelled"),
+            "steps": _counts("total", "succeeded", "failed"),
+            "performance": _counts(
+                "average_execution_time_ms",
+                "average_step_time_ms",
+                "p95_execution_time_ms",
+                "p95_step_time_ms",
+            ),
+            "resource_usage": shape(
+                {
+                    "memory_mb": {"type": "number", "minimum": 0},
+                    "cpu_percent": {"type": "number", "minimum": 0},
+                }
+            ),
+            "cluster": shape(
+                {
+                    "nodes_alive": {"type": "integer", "minimum": 0},
+                    "nodes_dead": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Listed for an hour after their death",
+                    },
+                    "node_executions": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Running executions the node that answered owns",
+                    },
+                }
+            ),
+        }
+    )
+}
 
 # One Process for the module: cpu_percent(interval=None) measures from the previous call,
 # so each scrape reports the CPU used since the one before (the first since import). The
@@ -92,11 +139,21 @@ class MetricsHandler(ApiHandler):
     `_average_seconds` and `_p95_seconds` gauges are the JSON's recent-work figures.
     """
 
+    endpoints = (
+        Endpoint(
+            "get",
+            "/metrics",
+            "getMetrics",
+            "System",
+            "Counts, recent timings and resource use (JSON or Prometheus text)",
+            ok=(200, "The figures", "Metrics"),
+            query=(FORMAT,),
+            text="Prometheus text format 0.0.4",
+        ),
+    )
+
     async def get(self) -> None:
-        query = self.query(("format",))
-        wanted = query.get("format")
-        if wanted is not None and wanted not in FORMATS:
-            raise validation_error([FieldError("format", f"must be one of: {', '.join(FORMATS)}")])
+        wanted = self.query()["format"]
         if wanted is None:
             wanted = "prometheus" if prefers_text(self.request.headers.get("Accept")) else "json"
         figures = await self.read(collect, self.runtime.store, self.runtime.node_id)

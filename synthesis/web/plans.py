@@ -16,7 +16,6 @@ from synthesis.engine.events import Event
 from synthesis.engine.plan import (
     MAX_CHILD_DEPTH,
     NESTED_STEP_LISTS,
-    PLAN_FIELDS,
     Plan,
     check_metadata,
     check_names,
@@ -26,11 +25,86 @@ from synthesis.engine.plan import (
     validate_plan,
 )
 from synthesis.engine.secrets import NO_MASK, SecretScope, unknown_references
+from synthesis.engine.transitions import RUNNING
 from synthesis.integrations import STEP_INTEGRATIONS, STEP_SCHEMAS, disabled_message
 from synthesis.store import PlanDeleted, PlanFilter, PlanSaved
-from synthesis.web.base import ApiHandler, date_params, page_params
+from synthesis.web.base import ApiHandler
+from synthesis.web.declare import (
+    OBJECT,
+    PAGE,
+    TEXT,
+    TEXT_OR_NULL,
+    TIME_OR_NULL,
+    TIMESTAMP,
+    Body,
+    Endpoint,
+    dates,
+    or_null,
+    page,
+    path_param,
+    ref,
+    shape,
+    text,
+)
 from synthesis.web.idempotency import Remember, create_execution, create_once
+from synthesis.web.plan_schema import SECRET_VARIABLES, plan_schema
 
+PLAN_ID = path_param("plan_id", "A plan id")
+TAG = text("tag", "Only those with this tag")
+CREATED_BY = text("created_by", "Only those made by this creator")
+PLAN = Body("Plan", plan_schema())
+EXECUTE = Body(
+    "PlanExecute",
+    {
+        "type": "object",
+        "properties": {
+            "variables": {"type": ["object", "null"]},
+            "secret_variables": SECRET_VARIABLES,
+            "metadata": or_null(ref("Metadata")),
+        },
+        "additionalProperties": False,
+    },
+    required=False,
+)
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "PlanSummary": shape(
+        {
+            "plan_id": TEXT,
+            "name": TEXT,
+            "description": TEXT_OR_NULL,
+            "created_at": TIMESTAMP,
+            "updated_at": TIME_OR_NULL,
+            "created_by": TEXT_OR_NULL,
+            "tags": {"type": "array", "items": TEXT},
+        }
+    ),
+    "PlanList": page("plans", "PlanSummary"),
+    "StoredPlan": shape(
+        {
+            "plan_id": TEXT,
+            "name": TEXT,
+            "description": TEXT_OR_NULL,
+            "created_at": TIMESTAMP,
+            "updated_at": TIME_OR_NULL,
+            "steps": {"type": "array", "items": ref("Step")},
+            "variables": OBJECT,
+            "secret_variables": {"type": "array", "items": TEXT},
+            "metadata": ref("Metadata"),
+        },
+        optional=("secret_variables",),
+    ),
+    EXECUTE.name: EXECUTE.schema,
+    "PlanExecution": shape(
+        {
+            "execution_id": TEXT,
+            "status": {"const": RUNNING},
+            "created_at": TIMESTAMP,
+            "started_at": TIMESTAMP,
+            "plan_id": TEXT,
+        }
+    ),
+    "Deleted": shape({"success": {"const": True}, "message": TEXT}),
+}
 INLINE_STEPS = 200  # plans up to this size are checked on the IOLoop, bigger ones off it
 
 
@@ -147,7 +221,7 @@ class PlanWriter(ApiHandler):
     """What create and replace share: validate the body, record it through the bus."""
 
     async def checked_plan(self, own_id: str | None = None) -> Plan:
-        body = self.json_body(PLAN_FIELDS)
+        body = self.json_body()
         plan = await checked(self, body, "")
         await check_child_plans(self, plan, own_id)
         return plan
@@ -176,15 +250,33 @@ class PlanWriter(ApiHandler):
 
 
 class PlansHandler(PlanWriter):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/plans",
+            "listPlans",
+            "Plans",
+            "List stored plans, newest first",
+            ok=(200, "A page of plans", "PlanList"),
+            query=(TAG, CREATED_BY, *dates("Created"), *PAGE),
+        ),
+        Endpoint(
+            "post",
+            "/api/plans",
+            "createPlan",
+            "Plans",
+            "Store a plan",
+            ok=(201, "Stored", "StoredPlan"),
+            errors=(409, 503),
+            body=PLAN,
+            idempotent=True,
+        ),
+    )
+
     async def get(self) -> None:
-        query = self.query(("tag", "created_by", "from_date", "to_date", "limit", "offset"))
-        errors: list[FieldError] = []
-        limit, offset = page_params(query, errors)
-        from_date, to_date = date_params(query, errors)
-        if errors:
-            raise validation_error(errors)
+        q = self.query()
         flt = PlanFilter(
-            query.get("tag"), query.get("created_by"), from_date, to_date, limit, offset
+            q["tag"], q["created_by"], q["from_date"], q["to_date"], q["limit"], q["offset"]
         )
         total, rows = await self.read(self.runtime.store.list_plans, flt)
         plans = [
@@ -199,10 +291,10 @@ class PlansHandler(PlanWriter):
             }
             for r in rows
         ]
-        self.send({"total": total, "offset": offset, "limit": limit, "plans": plans})
+        self.send({"total": total, "offset": q["offset"], "limit": q["limit"], "plans": plans})
 
     async def post(self) -> None:
-        await create_once(self, self.json_body(PLAN_FIELDS), self._create)
+        await create_once(self, self.json_body(), self._create)
 
     async def _create(self, remember: Remember | None) -> tuple[int, Any]:
         plan = await self.checked_plan()
@@ -216,8 +308,42 @@ class PlansHandler(PlanWriter):
 
 
 class PlanHandler(PlanWriter):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/plans/{plan_id}",
+            "getPlan",
+            "Plans",
+            "A stored plan",
+            ok=(200, "The plan", "StoredPlan"),
+            errors=(404,),
+            params=(PLAN_ID,),
+        ),
+        Endpoint(
+            "put",
+            "/api/plans/{plan_id}",
+            "replacePlan",
+            "Plans",
+            "Replace a stored plan",
+            ok=(200, "Replaced", "StoredPlan"),
+            errors=(404, 503),
+            params=(PLAN_ID,),
+            body=PLAN,
+        ),
+        Endpoint(
+            "delete",
+            "/api/plans/{plan_id}",
+            "deletePlan",
+            "Plans",
+            "Delete a stored plan",
+            ok=(200, "Deleted", "Deleted"),
+            errors=(404, 503),
+            params=(PLAN_ID,),
+        ),
+    )
+
     async def get(self, plan_id: str) -> None:
-        self.query(())
+        self.query()
         row = await self.read(self.runtime.store.get_plan, plan_id)
         if row is None:
             raise not_found("plan", plan_id)
@@ -242,8 +368,23 @@ class PlanHandler(PlanWriter):
 
 
 class PlanExecuteHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "post",
+            "/api/plans/{plan_id}/execute",
+            "executePlan",
+            "Plans",
+            "Create and start an execution of a stored plan",
+            ok=(201, "Started", "PlanExecution"),
+            errors=(404, 409, 503),
+            params=(PLAN_ID,),
+            body=EXECUTE,
+            idempotent=True,
+        ),
+    )
+
     async def post(self, plan_id: str) -> None:
-        body = self.json_body(("variables", "secret_variables", "metadata"))
+        body = self.json_body()
         await create_once(self, body, lambda remember: self._start_plan(plan_id, body, remember))
 
     async def _start_plan(

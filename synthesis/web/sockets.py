@@ -19,6 +19,7 @@ from synthesis.engine.errors import ApiError
 from synthesis.engine.event_selector import EventSelector
 from synthesis.engine.events import EVENT_TYPES, EXECUTION_COMPLETED, Event
 from synthesis.web.base import MAX_URI_BYTES
+from synthesis.web.declare import path_param, ref, text
 
 if TYPE_CHECKING:
     from synthesis.runtime import Runtime
@@ -225,6 +226,46 @@ class EventsSocket(EventSocket):
 
 
 _ID = r"([^/]+)"
+TOKEN = text("token", "The bearer token, for clients that cannot set the Authorization header")
+EVENTS_QUERY = (
+    text("types", "Comma-separated event types: " + ", ".join(EVENT_TYPES)),
+    text("execution_id", "Only this execution's events"),
+    text("since", "Replay the events after this event id"),
+    TOKEN,
+)
+
+
+def described() -> dict[str, Any]:
+    """The sockets as the OpenAPI document's `x-websockets` shows them."""
+    too_slow = {str(CLOSE_TRY_AGAIN): "the client did not keep up with the stream"}
+    return {
+        "/ws/executions/{execution_id}": {
+            "description": "One execution's events as {type, timestamp, data} messages: "
+            "first the earlier ones, then live; closed after execution_completed. Needs the "
+            "`read` scope; an authentication failure answers the upgrade request with the "
+            "Error body and status 401 or 403.",
+            "parameters": [path_param("execution_id", "An execution id"), TOKEN.to_openapi()],
+            "message": ref("ExecutionMessage"),
+            "closeCodes": {
+                "1000": "the execution completed",
+                str(CLOSE_NOT_FOUND): "unknown execution id",
+                **too_slow,
+            },
+        },
+        "/ws/events": {
+            "description": "Event records: live ones, or with `since` those after that "
+            "event first. Needs the `read` scope.",
+            "parameters": [q.to_openapi() for q in EVENTS_QUERY],
+            "message": ref("Event"),
+            "closeCodes": {
+                str(CLOSE_BAD_REQUEST): "unknown event type in `types`",
+                str(CLOSE_NOT_FOUND): "unknown event id in `since`",
+                **too_slow,
+            },
+        },
+    }
+
+
 default_handlers = [
     (rf"/ws/executions/{_ID}", ExecutionSocket),
     (r"/ws/events", EventsSocket),

@@ -14,15 +14,125 @@ from synthesis.engine.errors import FieldError, not_found, validation_error
 from synthesis.engine.events import EVENT_TYPES
 from synthesis.store.subscription_models import (
     DELIVERY_STATUSES,
+    SUBSCRIPTION_STATUSES,
     get_subscription,
     list_deliveries,
     list_subscriptions,
 )
-from synthesis.web.base import ApiHandler, page_params
+from synthesis.web.base import ApiHandler
+from synthesis.web.declare import (
+    EMPTY,
+    PAGE,
+    TEXT,
+    TEXT_OR_NULL,
+    TIME_OR_NULL,
+    TIMESTAMP,
+    Body,
+    Endpoint,
+    choice,
+    page,
+    path_param,
+    ref,
+    shape,
+)
 
-FIELDS = ("types", "filter", "callback_url", "expiration", "secret")
 MAX_URL_CHARS = 2048
 MAX_SECRET_CHARS = 1024
+SUBSCRIPTION_ID = path_param("subscription_id", "A subscription id")
+CREATE = Body(
+    "SubscriptionCreate",
+    {
+        "type": "object",
+        "properties": {
+            "callback_url": {
+                "type": "string",
+                "maxLength": MAX_URL_CHARS,
+                "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@:]",
+                "description": "An http:// or https:// URL with a host; each matching event "
+                "is POSTed to it",
+            },
+            "types": {
+                "type": ["array", "null"],
+                "items": {"enum": list(EVENT_TYPES)},
+                "description": "Event types to deliver; none or empty: all",
+            },
+            "filter": {
+                "type": ["object", "null"],
+                "description": "Keys the events must match (execution_id: one execution's)",
+                "properties": {"execution_id": {"type": "string", "minLength": 1}},
+                "propertyNames": {"minLength": 1},
+            },
+            "expiration": {**TIME_OR_NULL, "description": "In the future"},
+            "secret": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": MAX_SECRET_CHARS,
+                "description": "Signs each delivery: X-Synthesis-Signature: sha256=<hex HMAC>",
+            },
+        },
+        "required": ["callback_url"],
+        "additionalProperties": False,
+    },
+)
+SCHEMAS: dict[str, dict[str, Any]] = {
+    CREATE.name: CREATE.schema,
+    "Subscription": shape(
+        {
+            "subscription_id": TEXT,
+            "types": {"type": "array", "items": {"enum": list(EVENT_TYPES)}},
+            "filter": {"type": "object"},
+            "callback_url": TEXT,
+            "created_at": TIMESTAMP,
+            "expiration": TIME_OR_NULL,
+            "has_secret": {"type": "boolean"},
+            "status": {
+                "enum": list(SUBSCRIPTION_STATUSES),
+                "description": "`paused`: nothing is delivered until it is resumed",
+            },
+            "paused_at": TIME_OR_NULL,
+            "paused_reason": {
+                **TEXT_OR_NULL,
+                "description": "By request, or after too many events in a row were "
+                "not delivered (`--webhook-pause-after`), with the last error",
+            },
+        }
+    ),
+    "SubscriptionList": shape({"subscriptions": {"type": "array", "items": ref("Subscription")}}),
+    "Delivery": shape(
+        {
+            "delivery_id": TEXT,
+            "subscription_id": TEXT,
+            "event_id": TEXT,
+            "event_type": {"enum": list(EVENT_TYPES)},
+            "status": {
+                "enum": list(DELIVERY_STATUSES),
+                "description": "`pending` (a redelivery not tried yet), `retrying`, "
+                "`delivered`, `failed` (given up at once: refused by --deny-private-targets, "
+                "or the event was pruned) or `dead` "
+                "(its retry window ended; `error` holds the last error)",
+            },
+            "attempts": {"type": "integer", "minimum": 0},
+            "status_code": {"type": ["integer", "null"]},
+            "error": TEXT_OR_NULL,
+            "created_at": {
+                **TIMESTAMP,
+                "description": "The first attempt (a redelivery: when it was asked for); "
+                "its retry window starts here",
+            },
+            "completed_at": TIME_OR_NULL,
+            "next_attempt_at": TIME_OR_NULL,
+            "redelivery_of": {
+                **TEXT_OR_NULL,
+                "description": "The delivery this one delivers again",
+            },
+        }
+    ),
+    "DeliveryList": {"allOf": [page("deliveries", "Delivery"), shape({"subscription_id": TEXT})]},
+}
+ACTIONS = {
+    "pause": "Stop delivering until resumed (409 if paused already)",
+    "resume": "Deliver again from where it stopped, nothing skipped (409 if not paused)",
+}
 
 
 def parse_subscription(
@@ -148,8 +258,32 @@ def delivery_view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class SubscriptionsHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/events/subscriptions",
+            "listSubscriptions",
+            "Subscriptions",
+            "Webhook subscriptions that have not expired",
+            ok=(200, "The subscriptions", "SubscriptionList"),
+            errors=(),
+            params=(),
+        ),
+        Endpoint(
+            "post",
+            "/api/events/subscriptions",
+            "createSubscription",
+            "Subscriptions",
+            "Subscribe a webhook to events",
+            ok=(201, "Subscribed", "Subscription"),
+            errors=(503,),
+            params=(),
+            body=CREATE,
+        ),
+    )
+
     async def get(self) -> None:
-        self.query(())
+        self.query()
         rows = await self.read(list_subscriptions, self.runtime.store, clock.now())
         self.send({"subscriptions": [subscription_view(r) for r in rows]})
 
@@ -157,9 +291,7 @@ class SubscriptionsHandler(ApiHandler):
         now = clock.now()
         row = {
             "id": str(uuid.uuid4()),
-            **parse_subscription(
-                self.json_body(FIELDS), now, self.runtime.settings.deny_private_targets
-            ),
+            **parse_subscription(self.json_body(), now, self.runtime.settings.deny_private_targets),
             "created_at": now,
             "created_by": self.principal.subject,
         }
@@ -170,8 +302,31 @@ class SubscriptionsHandler(ApiHandler):
 
 
 class SubscriptionHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/events/subscriptions/{subscription_id}",
+            "getSubscription",
+            "Subscriptions",
+            "One subscription (the secret is never shown)",
+            ok=(200, "The subscription", "Subscription"),
+            errors=(404,),
+            params=(SUBSCRIPTION_ID,),
+        ),
+        Endpoint(
+            "delete",
+            "/api/events/subscriptions/{subscription_id}",
+            "deleteSubscription",
+            "Subscriptions",
+            "Stop and delete a subscription",
+            ok=(200, "Deleted", "Deleted"),
+            errors=(404, 503),
+            params=(SUBSCRIPTION_ID,),
+        ),
+    )
+
     async def get(self, subscription_id: str) -> None:
-        self.query(())
+        self.query()
         row = await self.read(get_subscription, self.runtime.store, subscription_id, clock.now())
         if row is None:
             raise not_found("subscription", subscription_id)
@@ -185,8 +340,23 @@ class SubscriptionHandler(ApiHandler):
 
 
 class SubscriptionActionHandler(ApiHandler):
+    endpoints = tuple(
+        Endpoint(
+            "post",
+            f"/api/events/subscriptions/{{subscription_id}}/{action}",
+            f"{action}Subscription",
+            "Subscriptions",
+            summary,
+            ok=(200, "Done", "Subscription"),
+            errors=(404, 409, 503),
+            params=(SUBSCRIPTION_ID,),
+            body=EMPTY,
+        )
+        for action, summary in ACTIONS.items()
+    )
+
     async def post(self, subscription_id: str, action: str) -> None:
-        self.json_body(())
+        self.json_body()
         row = await self.runtime.bridge.ask(
             self.runtime.subscriptions,
             lambda reply: ControlSubscription(subscription_id, action, reply),
@@ -195,8 +365,25 @@ class SubscriptionActionHandler(ApiHandler):
 
 
 class RedeliverHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "post",
+            "/api/events/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver",
+            "redeliverDelivery",
+            "Subscriptions",
+            (
+                "Deliver a finished delivery's event again, as a new delivery "
+                "(`pending`; 409 while the delivery is still pending or retrying)"
+            ),
+            ok=(201, "The new delivery", "Delivery"),
+            errors=(404, 409, 503),
+            params=(SUBSCRIPTION_ID, path_param("delivery_id", "A delivery id")),
+            body=EMPTY,
+        ),
+    )
+
     async def post(self, subscription_id: str, delivery_id: str) -> None:
-        self.json_body(())
+        self.json_body()
         row = await self.runtime.bridge.ask(
             self.runtime.subscriptions,
             lambda reply: Redeliver(subscription_id, delivery_id, reply),
@@ -205,14 +392,23 @@ class RedeliverHandler(ApiHandler):
 
 
 class DeliveriesHandler(ApiHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/api/events/subscriptions/{subscription_id}/deliveries",
+            "listDeliveries",
+            "Subscriptions",
+            "A subscription's deliveries, newest first",
+            ok=(200, "A page of deliveries", "DeliveryList"),
+            errors=(404,),
+            params=(SUBSCRIPTION_ID,),
+            query=(choice("status", DELIVERY_STATUSES, "Only this status"), *PAGE),
+        ),
+    )
+
     async def get(self, subscription_id: str) -> None:
-        query = self.query(("status", "limit", "offset"))
-        limit, offset = page_params(query)
-        status = query.get("status")
-        if status is not None and status not in DELIVERY_STATUSES:
-            raise validation_error(
-                [FieldError("status", f"must be one of: {', '.join(DELIVERY_STATUSES)}")]
-            )
+        q = self.query()
+        limit, offset, status = q["limit"], q["offset"], q["status"]
         store = self.runtime.store
         if await self.read(get_subscription, store, subscription_id, clock.now()) is None:
             raise not_found("subscription", subscription_id)

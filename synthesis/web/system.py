@@ -4,15 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from synthesis import __version__
 from synthesis.actors.messages import Ping
 from synthesis.web.base import BaseHandler
+from synthesis.web.declare import TEXT, Endpoint, shape
 
 CHECK_TIMEOUT = 2.0
+COMPONENTS = ("api", "storage", "execution_engine", "event_system", "cluster")
+STATE = {"enum": ["healthy", "unhealthy"]}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Health": shape(
+        {
+            "status": STATE,
+            "version": TEXT,
+            "uptime": {"type": "integer", "minimum": 0, "description": "Seconds"},
+            "components": {
+                **shape({name: STATE for name in COMPONENTS}),
+                "additionalProperties": STATE,
+            },
+        }
+    )
+}
 
 
 class HealthHandler(BaseHandler):
+    endpoints = (
+        Endpoint(
+            "get",
+            "/health",
+            "getHealth",
+            "System",
+            "Each component really checked; open to load balancers",
+            ok=(200, "Healthy", "Health"),
+            secured=False,
+            responses={503: ("Unhealthy", "Health")},
+        ),
+    )
+
     async def get(self) -> None:
         runtime = self.runtime
 
@@ -34,7 +64,7 @@ class HealthHandler(BaseHandler):
                 raise RuntimeError("no heartbeat acknowledged lately")
             return True
 
-        names = ("storage", "execution_engine", "event_system", "cluster")
+        names = COMPONENTS[1:]
         checks = (storage, engine, events, cluster)
         results = await asyncio.gather(
             *(asyncio.wait_for(check(), CHECK_TIMEOUT) for check in checks),

@@ -155,7 +155,7 @@ def test_error_codes_and_enums_come_from_the_engine() -> None:
     assert schemas["Execution"]["properties"]["status"]["enum"] == list(EXECUTION_STATUSES)
     assert schemas["StepState"]["properties"]["status"]["enum"] == list(STEP_STATUSES)
     for status in set(HTTP_STATUS.values()):
-        assert openapi._error_name(status) in DOCUMENT["components"]["responses"]
+        assert openapi.error_name(status) in DOCUMENT["components"]["responses"]
 
 
 def test_the_step_schema_is_a_one_of_over_every_step_type() -> None:
