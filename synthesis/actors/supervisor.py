@@ -111,6 +111,7 @@ class _Forwarded:
 
     reply: Reply
     deadline: float
+    taken: bool = False  # the owner took it before the deadline: one more wait
 
 
 @dataclass
@@ -556,13 +557,29 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             return
         self._serve_requests()
         self._take_answers()
-        late = [rid for rid, f in self._forwarded.items() if f.deadline <= now]
-        for request_id in late:
-            self._forwarded.pop(request_id).reply(
-                ApiError("unavailable", "the node running this execution did not answer in time")
-            )
-        if late:
-            self._coordinate(cluster.forget_requests, late)
+        late = [rid for rid, f in self._forwarded.items() if f.deadline <= now and not f.taken]
+        if late:  # withdrawn, so a 503 means it was not done; taken ones get one more wait
+            for request_id in self._coordinate(cluster.forget_requests, late, False):
+                self._forwarded.pop(request_id).reply(
+                    ApiError(
+                        "unavailable",
+                        "the node running this execution did not answer in time; nothing was done",
+                    )
+                )
+            for request_id in set(late) & set(self._forwarded):
+                self._forwarded[request_id].taken = True
+                self._forwarded[request_id].deadline = now + FORWARD_SECONDS
+        given_up = [rid for rid, f in self._forwarded.items() if f.deadline <= now and f.taken]
+        if given_up:
+            self._coordinate(cluster.forget_requests, given_up, True)
+            for request_id in given_up:
+                self._forwarded.pop(request_id).reply(
+                    ApiError(
+                        "unavailable",
+                        "the node running this execution took the request but did not "
+                        "answer in time; look at the execution before trying again",
+                    )
+                )
 
     def _children_ended(self, execution_ids: tuple[str, ...]) -> None:
         """Children that ran on another node: their parents here hear how they ended."""

@@ -418,5 +418,16 @@ def take_answers(conn: Connection, dialect: str, request_ids: list[str]) -> dict
     return {row.id: row.answer for row in rows}
 
 
-def forget_requests(conn: Connection, dialect: str, request_ids: list[str]) -> None:
-    conn.execute(delete(control_requests).where(control_requests.c.id.in_(request_ids)))
+def forget_requests(
+    conn: Connection, dialect: str, request_ids: list[str], taken_too: bool
+) -> list[str]:
+    """Withdraw requests that had no answer: those the owner has not taken yet (so it
+    never will), and with `taken_too` the others as well. The ids withdrawn."""
+    condition = control_requests.c.id.in_(request_ids)
+    if not taken_too:
+        condition = condition & control_requests.c.answered.is_(False)
+    return list(
+        conn.execute(
+            delete(control_requests).where(condition).returning(control_requests.c.id)
+        ).scalars()
+    )

@@ -15,8 +15,10 @@ from tests.support import Response, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(30)]
 
-# the defaults: the owner stays alive while it is stopped for the 5 s a request may wait
-TIMINGS = Timings(heartbeat_seconds=2.0, node_timeout_seconds=10.0)
+# the owner stays alive while it is stopped for the 5 s a request may wait: it fences
+# itself at 80 % of the timeout after its last acknowledged heartbeat (up to 2 s before the
+# stop), so the timeout leaves room for a loaded machine
+TIMINGS = Timings(heartbeat_seconds=2.0, node_timeout_seconds=16.0)
 
 
 def same_answer(other: Response, owner: Response, other_id: str, owner_id: str) -> None:
