@@ -116,7 +116,7 @@ def test_stop_signal_keeps_everything_and_the_restart_finishes_it(
 ) -> None:
     marker = tmp_path / "first-run"
     flag = tmp_path / "quick-started"
-    server = ServeProcess(tmp_path, "--token", "t", "--shutdown-grace", "3")
+    server = ServeProcess(tmp_path, "--token", "t", "--shutdown-grace", "1")
     client = server.client("t")
     # Outlives the grace period: stopped, and run again after the restart.
     slow = client.create(

@@ -19,11 +19,11 @@ from synthesis.engine.plan import Plan, Step
 from synthesis.engine.substitution import as_text
 from synthesis.engine.transitions import (
     CANCELLED,
+    CRASH_ENDS,
     FAILED,
     PAUSED,
     PENDING,
     RUNNING,
-    SKIPPED,
     rule_for,
 )
 from synthesis.integrations.base import StepResult
@@ -158,22 +158,12 @@ def failed_unrun(execution_id: str, reason: str, at: str) -> Commit:
     often, it cannot be rebuilt) ends failed: its running steps fail and its pending ones
     are skipped, each with its `step_completed` event (told by the store for exactly the
     rows it marks), then the execution's end."""
-    return merged(
-        [
-            Commit(
-                changes=(
-                    StepsMarked(
-                        execution_id,
-                        (RUNNING,),
-                        {"status": FAILED, "error": reason, "completed_at": at},
-                        ended=True,
-                    ),
-                    StepsMarked(execution_id, (PENDING,), {"status": SKIPPED}, ended=True),
-                )
-            ),
-            finished(execution_id, FAILED, at, None, reason),
-        ]
-    )
+    ends = {
+        RUNNING: {"status": CRASH_ENDS[RUNNING], "error": reason, "completed_at": at},
+        PENDING: {"status": CRASH_ENDS[PENDING]},
+    }
+    marks = tuple(StepsMarked(execution_id, (old,), new, ended=True) for old, new in ends.items())
+    return merged([Commit(changes=marks), finished(execution_id, FAILED, at, None, reason)])
 
 
 def steps_cancelled(execution_id: str, pending_steps: list[str]) -> Commit:

@@ -115,3 +115,16 @@ class StepMoveError(RuntimeError):
 def check_step_move(step_id: str, old: str, new: str) -> None:
     if old != new and new not in STEP_MOVES[old]:
         raise StepMoveError(f"step {step_id!r} cannot go from {old} to {new}")
+
+
+# The crash path: what happens to the steps of a run no actor runs any more. Ended (its
+# actor crashed, it was taken over too often): running steps fail, pending ones are
+# skipped. Interrupted (a shutdown, a dead node): running steps go back to pending, to
+# run again. Each a move the table above allows.
+CRASH_ENDS: dict[str, str] = {
+    StepStatus.RUNNING: StepStatus.FAILED,
+    StepStatus.PENDING: StepStatus.SKIPPED,
+}
+INTERRUPTED = (StepStatus.RUNNING, StepStatus.PENDING)
+for _old, _new in (*CRASH_ENDS.items(), INTERRUPTED):
+    check_step_move("(crash)", _old, _new)
