@@ -153,17 +153,24 @@ def cancelled(execution_id: str, at: str) -> Commit:
     )
 
 
-def failed_unrun(execution_id: str, reason: str, at: str) -> Commit:
+def failed_unrun(execution_id: str, reason: str, at: str, cancelled: bool = False) -> Commit:
     """An execution no actor runs any more (its actor crashed, it was taken over too
     often, it cannot be rebuilt) ends failed: its running steps fail and its pending ones
     are skipped, each with its `step_completed` event (told by the store for exactly the
     rows it marks), then the execution's end."""
-    ends = {
-        RUNNING: {"status": CRASH_ENDS[RUNNING], "error": reason, "completed_at": at},
-        PENDING: {"status": CRASH_ENDS[PENDING]},
-    }
+    if cancelled:  # its cancel is stored and answered: it ends cancelled
+        ends = {
+            RUNNING: {"status": CANCELLED, "completed_at": at},
+            PENDING: {"status": CANCELLED, "completed_at": at},
+        }
+    else:
+        ends = {
+            RUNNING: {"status": CRASH_ENDS[RUNNING], "error": reason, "completed_at": at},
+            PENDING: {"status": CRASH_ENDS[PENDING]},
+        }
     marks = tuple(StepsMarked(execution_id, (old,), new, ended=True) for old, new in ends.items())
-    return merged([Commit(changes=marks), finished(execution_id, FAILED, at, None, reason)])
+    status, error = (CANCELLED, None) if cancelled else (FAILED, reason)
+    return merged([Commit(changes=marks), finished(execution_id, status, at, None, error)])
 
 
 def steps_cancelled(execution_id: str, pending_steps: list[str]) -> Commit:

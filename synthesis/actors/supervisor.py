@@ -607,12 +607,9 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             if stored:
                 bus.tell(then)
 
+        # this node keeps it until its end is stored (`finished` gives it back), so a
+        # death in between is finished by the sweep (store/cluster.py)
         cancel = recording.with_reply(recording.cancelled(eid, now), reply, answer)
-        cancel = Commit(
-            (*cancel.changes, ExecutionUpdate(eid, {"node_id": None})),
-            cancel.events,
-            cancel.on_stored,
-        )
         cancel = self._released_if_refused(cancel, eid)
         self._commit(recording.after_stored(cancel, events_then))
 
@@ -710,14 +707,20 @@ class ExecutionSupervisor(pykka.ThreadingActor):
             self._shutdown_reply = None
 
     def _crashed(self, eid: str, reason: str) -> None:
+        if self._live.pop(eid, None) is None:
+            return  # it had ended (or crashed) already: one end only
         log.error("execution %s crashed: %s", eid, reason)
-        self._live.pop(eid, None)
         self._fail(eid, reason)
         self._retire(eid)
 
     def _fail(self, eid: str, reason: str) -> None:
-        """End an execution no actor runs as failed, each step it ends with its event."""
-        self._commit(recording.failed_unrun(eid, reason, clock.now()))
+        """End an execution no actor runs as failed, each step it ends with its event;
+        one whose cancel is stored ends cancelled, as it was answered; one that has ended
+        is left alone."""
+        status = self._services.store.execution_status(eid)
+        if status in TERMINAL and status != CANCELLED:
+            return
+        self._commit(recording.failed_unrun(eid, reason, clock.now(), status == CANCELLED))
 
     def _stop_orphans(self) -> None:
         """Stop the step process groups a dead server or a fenced node on this host left

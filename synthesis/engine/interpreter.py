@@ -420,7 +420,10 @@ class Interpreter:
                     entry.running = False
                 self._end_step(full, result)
             case StepInterrupted(step_id=full):
-                self._reset(full)
+                if self.status == CANCELLED:  # a cancel stopped it first: it ends cancelled
+                    self._end_step(full, StepResult(CANCELLED, None, "cancelled"))
+                else:
+                    self._reset(full)
             case ChildBegan(step_id=full, child_id=child_id):
                 if (entry := self.active.get(full)) is not None:
                     entry.child_id = child_id

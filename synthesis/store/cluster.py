@@ -139,6 +139,8 @@ def sweep(conn: Connection, dialect: str, timeout: float) -> list[str]:
     once that transaction ends, committed, or ended by the database when the node froze
     in it (`idle_in_transaction_session_timeout`). So a sweep never waits on a frozen
     node (it runs on the heartbeat thread), and no fenced node's transaction commits."""
+    if dialect == "postgresql":  # the events lock, at most briefly: retried next sweep
+        conn.execute(text("SET LOCAL lock_timeout = '500ms'"))
     silent = and_(nodes.c.fenced.is_(False), nodes.c.heartbeat_at < db_now(dialect, timeout))
     dead = list(
         conn.execute(select(nodes.c.id).where(silent).with_for_update(skip_locked=True))
@@ -191,6 +193,7 @@ def free_work(conn: Connection, dialect: str, dead: list[str], why: str, *, take
     """The nodes' executions lose their owner (their running steps go back to pending;
     with `takeover`, a death rather than a clean stop, each running one counts one), their
     subscriptions their lease, and their running invocations fail (with their events)."""
+    _finish_cancelled(conn, dialect, dead)
     owned = select(executions.c.id).where(executions.c.node_id.in_(dead)).scalar_subquery()
     conn.execute(
         update(steps)
@@ -215,6 +218,33 @@ def free_work(conn: Connection, dialect: str, dead: list[str], why: str, *, take
     )
     notify(conn, dialect, WORK_CHANNEL)
     notify(conn, dialect, SUBSCRIPTIONS_CHANNEL)
+
+
+def _finish_cancelled(conn: Connection, dialect: str, dead: list[str]) -> None:
+    """A cancel is stored (status `cancelled`) before the run ends (its running steps stop
+    first): the runs the nodes were ending so end here, their unended steps cancelled,
+    each with its event, then `execution_completed`."""
+    ending = list(
+        conn.execute(
+            select(executions.c.id).where(
+                executions.c.node_id.in_(dead), executions.c.status == "cancelled"
+            )
+        ).scalars()
+    )
+    told: list[Event] = []
+    for eid in ending:
+        marked = conn.execute(
+            update(steps)
+            .where(steps.c.execution_id == eid, steps.c.status.in_(("running", "pending")))
+            .values(status="cancelled", completed_at=db_now(dialect))
+            .returning(steps.c.step_id, steps.c.position)
+        ).all()
+        marked.sort(key=lambda row: row.position)
+        told += [ev.step_completed(eid, row.step_id, "cancelled", None) for row in marked]
+        told.append(
+            ev.execution_event(ev.EXECUTION_COMPLETED, eid, status="cancelled", duration_ms=None)
+        )
+    insert_events(conn, dialect, told)
 
 
 def insert_events(conn: Connection, dialect: str, told: list[Event]) -> list[Event]:

@@ -215,3 +215,16 @@ def test_a_shutdown_drains_interrupts_after_the_grace_and_resets_the_step() -> N
     assert r.of(run.Ended) == [run.Ended()]  # drained, not ended
     assert r.outcome is None
     assert isinstance(r.control("pause")[0], ApiError)  # the server is shutting down
+
+
+def test_a_step_a_cancel_was_stopping_ends_cancelled_when_the_grace_interrupts_it() -> None:
+    """Cancel, then a shutdown whose grace runs out before the step stopped: the step
+    ends cancelled and the run ends, rather than going back to pending unended."""
+    r = Run([command("a"), command("b")])
+    r.control("cancel")
+    r.feed(run.ShutdownRequested(grace=3))
+    r.tick(3)
+    r.feed(run.StepInterrupted("a"))
+    assert r.of(run.StepReset) == []
+    assert r.status("a") == "cancelled"
+    assert r.outcome is not None and r.outcome.status == "cancelled"

@@ -241,3 +241,33 @@ def test_a_node_frozen_mid_transaction_cannot_stall_the_others(store: Store, dat
                 transaction.commit()
     finally:
         other.close()
+
+
+def test_a_run_whose_cancel_its_dead_node_was_carrying_out_ends_cancelled(store: Store) -> None:
+    """Its cancel was stored and answered, its running step not stopped yet, when its node
+    died: the sweep ends it cancelled, each step with its event, then the run's end."""
+    dead = node(store, silent=True)
+    eid = execution(store, dead, "2026-01-01T00:00:00.000Z", status="cancelled")
+    with store.engine.begin() as conn:
+        conn.execute(
+            steps.insert().values(
+                execution_id=eid,
+                step_id="b",
+                position=1,
+                type="command",
+                status="pending",
+                parameters={},
+            )
+        )
+    assert store.coordinate(cluster.sweep, 10.0) == [dead]
+    assert {s["step_id"]: s["status"] for s in store.list_steps(eid)} == {
+        "a": "cancelled",
+        "b": "cancelled",
+    }
+    told = [(e.type, e.data.get("step_id"), e.data["status"]) for e in store.events_for(eid)]
+    assert told == [
+        ("step_completed", "a", "cancelled"),
+        ("step_completed", "b", "cancelled"),
+        ("execution_completed", None, "cancelled"),
+    ]
+    assert row(store, executions, eid)["node_id"] is None
