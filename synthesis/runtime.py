@@ -100,6 +100,7 @@ class Runtime:
         self._retention: asyncio.Task[None] | None = None
         self._ticking: asyncio.Task[None] | None = None
         self.keeper: NodeKeeper | None = None
+        self._stopping = False
         self.tail: EventTail | None = None
 
     @property
@@ -157,12 +158,19 @@ class Runtime:
             self.settings,
             on_fenced=self.on_fenced,
             on_hold=lambda held: self.gate.set_open(not held),
+            engine_alive=self._engine_alive,
         )
         self.keeper.start()
         self._ticking = loop.create_task(self._tick_forever())
         if self.settings.retention_days is not None or self.settings.retention_events is not None:
             self._retention = loop.create_task(self._prune_forever())
         log.info("synthesis runtime started on %s as node %s", self.store.dialect, self.node_id)
+
+    def _engine_alive(self) -> bool:
+        """Watchdog thread: the actors that run this node's work are alive (or it is
+        stopping them)."""
+        actors = (self.bus, self.supervisor, self.subscriptions)
+        return self._stopping or all(actor.is_alive() for actor in actors)
 
     # ---- the cluster's wake-ups (tail thread) and polls (IOLoop) -------------------------
 
@@ -197,6 +205,7 @@ class Runtime:
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting work, let running steps finish for `grace` seconds, stop them,
         store everything, then stop in reverse order. IOLoop thread."""
+        self._stopping = True
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         for task in (self._retention, self._ticking):
             if task is not None:

@@ -64,6 +64,7 @@ class NodeKeeper:
         *,
         on_fenced: Callable[[str], None],
         on_hold: Callable[[bool], None],
+        engine_alive: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
         self._node_id = node_id
@@ -72,6 +73,7 @@ class NodeKeeper:
         self._timeout = settings.node_timeout_seconds
         self._on_fenced = on_fenced
         self._on_hold = on_hold
+        self._engine_alive = engine_alive  # a node whose actors died must not look alive
         self._engine = coordination_engine(store)
         self._stopping = threading.Event()
         self._last_ack = time.monotonic()
@@ -81,10 +83,9 @@ class NodeKeeper:
         self._threads = [
             threading.Thread(target=self._beat_forever, name="synthesis-heartbeat", daemon=True)
         ]
-        if self._dialect == "postgresql":  # on SQLite no other node could take over
-            self._threads.append(
-                threading.Thread(target=self._watch_forever, name="synthesis-watchdog", daemon=True)
-            )
+        self._threads.append(
+            threading.Thread(target=self._watch_forever, name="synthesis-watchdog", daemon=True)
+        )
 
     @property
     def heartbeat_age(self) -> float:
@@ -162,6 +163,11 @@ class NodeKeeper:
 
     def _watch_forever(self) -> None:
         while not self._stopping.wait(0.2):
+            if not self._engine_alive():
+                self._fence("its actors stopped (an error no actor handles)")
+                return
+            if self._dialect != "postgresql":  # on SQLite no other node could take over
+                continue
             silent = self.heartbeat_age
             if silent > FENCE_AT * self._timeout:
                 self._fence(f"no heartbeat acknowledged for {silent:.1f} s")
