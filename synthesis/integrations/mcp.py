@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -46,16 +47,12 @@ import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx2
-import mcp_types
 import psutil
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
 from pydantic import ConfigDict, ValidationError
 
 from synthesis import __version__
@@ -65,7 +62,42 @@ from synthesis.integrations.run_as import StepUser
 
 log = logging.getLogger(__name__)
 
-_CLIENT_INFO = mcp_types.Implementation(name="synthesis", version=__version__)
+if TYPE_CHECKING:
+    import mcp_types
+    from mcp import ClientSession
+
+
+@functools.cache
+def _sdk() -> SimpleNamespace:
+    """The MCP SDK, imported on first use: it is about a second of every server's start
+    on this machine, and most servers never open an MCP connection."""
+    import mcp_types
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+
+    class AnyRequest(mcp_types.Request[dict[str, Any] | None, str]):
+        """Any client request, by method name, with its params passed on as given."""
+
+    class AnyResult(mcp_types.Result):
+        """Any result, every field kept."""
+
+        model_config = ConfigDict(extra="allow")
+
+    return SimpleNamespace(
+        types=mcp_types,
+        ClientSession=ClientSession,
+        StdioServerParameters=StdioServerParameters,
+        stdio_client=stdio_client,
+        streamable_http_client=streamable_http_client,
+        MCPError=MCPError,
+        AnyRequest=AnyRequest,
+        AnyResult=AnyResult,
+        client_info=mcp_types.Implementation(name="synthesis", version=__version__),
+    )
+
+
 _PID_MARKER = "SYNTHESIS_MCP_CONNECTION_ID"  # in a stdio server's environment, to find its pid
 _STDERR_TAIL = 4096  # bytes of a stdio server's stderr kept for error messages
 _QUEUE_LIMIT = 100  # responses kept per connection for receive_response
@@ -138,19 +170,9 @@ class McpFailure(Exception):
 class _RpcFailure(McpFailure):
     """The server answered a request with a JSON-RPC error."""
 
-    def __init__(self, what: str, exc: MCPError) -> None:
-        far_side = exc.error.code == mcp_types.INTERNAL_ERROR
+    def __init__(self, what: str, exc: Any) -> None:
+        far_side = exc.error.code == _sdk().types.INTERNAL_ERROR
         super().__init__(f"{what} failed: {_rpc_error(exc)}", far_side=far_side)
-
-
-class _AnyRequest(mcp_types.Request[dict[str, Any] | None, str]):
-    """Any client request, by method name, with its params passed on as given."""
-
-
-class _AnyResult(mcp_types.Result):
-    """Any result, every field kept."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 def _json(model: Any) -> Any:
@@ -237,7 +259,7 @@ def _root_cause(exc: BaseException) -> BaseException:
     return next((e for e in leaves if not isinstance(e, asyncio.CancelledError)), leaves[0])
 
 
-def _rpc_error(exc: MCPError) -> str:
+def _rpc_error(exc: Any) -> str:
     text = f"JSON-RPC error {exc.error.code}: {exc.error.message}"
     if exc.error.data is not None:
         text += f" ({exc.error.data})"
@@ -327,7 +349,7 @@ class McpConnection:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await self._open_transport(stack, timeout)
                 session = await stack.enter_async_context(
-                    ClientSession(read, write, client_info=_CLIENT_INFO)
+                    _sdk().ClientSession(read, write, client_info=_sdk().client_info)
                 )
                 with self._scope:
                     with anyio.move_on_after(timeout) as handshake:
@@ -375,7 +397,7 @@ class McpConnection:
             )
             await stack.enter_async_context(client)
             return await stack.enter_async_context(
-                streamable_http_client(spec.url, http_client=client)
+                _sdk().streamable_http_client(spec.url, http_client=client)
             )
         assert spec.command is not None
         # The server's stderr goes to a pipe we read, so its last words reach the messages.
@@ -388,9 +410,9 @@ class McpConnection:
         if self._run_as is not None:
             argv, cwd = self._run_as.wrap(argv), self._run_as.working_directory()
             env = {**self._run_as.environment(), **env}
-        params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=cwd)
+        params = _sdk().StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=cwd)
         with os.fdopen(write_fd, "w") as errlog:  # the child has its own copy once started
-            return await stack.enter_async_context(stdio_client(params, errlog=errlog))
+            return await stack.enter_async_context(_sdk().stdio_client(params, errlog=errlog))
 
     async def _serve(self) -> str:
         """Owner task: wait until closed; close when idle longer than idle_timeout."""
@@ -477,8 +499,8 @@ class McpConnection:
             return f"MCP server at {where} timed out: {type(cause).__name__}"
         if isinstance(cause, httpx2.HTTPError):
             return f"HTTP error talking to MCP server at {where}: {cause}"
-        if isinstance(cause, MCPError):
-            if cause.error.code == mcp_types.CONNECTION_CLOSED:
+        if isinstance(cause, _sdk().MCPError):
+            if cause.error.code == _sdk().types.CONNECTION_CLOSED:
                 return await self._gone()
             return f"MCP server {where}: {_rpc_error(cause)}"
         return f"MCP server {where}: {type(cause).__name__}: {cause}"
@@ -502,8 +524,8 @@ class McpConnection:
                 yield session
             if scope.cancelled_caught:
                 raise McpFailure(f"{what} timed out after {timeout:g} seconds", far_side=True)
-        except MCPError as exc:
-            if exc.error.code != mcp_types.CONNECTION_CLOSED:
+        except _sdk().MCPError as exc:
+            if exc.error.code != _sdk().types.CONNECTION_CLOSED:
                 raise _RpcFailure(what, exc) from None
             if self._closing is None:  # the server went away: close our side too
                 self._server_failed = True
@@ -528,8 +550,8 @@ class McpConnection:
         try:
             async with self._using(method, timeout) as session:
                 result = await session.send_request(
-                    _AnyRequest(method=method, params=dict(params) if params else None),
-                    _AnyResult,
+                    _sdk().AnyRequest(method=method, params=dict(params) if params else None),
+                    _sdk().AnyResult,
                 )
             response.result = _json(result)
             return response.result
@@ -740,7 +762,7 @@ def tool_output(result: mcp_types.CallToolResult) -> dict[str, Any]:
         output["structuredContent"] = result.structured_content
     output["isError"] = bool(result.is_error)
     output["text"] = "\n".join(
-        block.text for block in result.content if isinstance(block, mcp_types.TextContent)
+        block.text for block in result.content if isinstance(block, _sdk().types.TextContent)
     )
     return output
 
