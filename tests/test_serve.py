@@ -353,7 +353,8 @@ def test_run_as_refuses_an_unknown_user_or_a_server_that_is_not_root(step_user: 
     # (the interpreter may live where the step user cannot read).
     entry = pwd.getpwnam(step_user)
     code = (
-        "import os, sys; from synthesis import cli; import synthesis.integrations.run_as; "
+        "import os, sys, sysconfig; from synthesis import cli; import synthesis.runtime; "
+        "import synthesis.integrations.run_as; "
         f"os.setgid({entry.pw_gid}); os.setuid({entry.pw_uid}); "
         f"sys.exit(cli.main(['serve', '--run-as', '{step_user}', '--token', 't']))"
     )
