@@ -8,11 +8,12 @@ tests/test_js_types.py fails while the committed file differs from what this wri
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,7 +51,7 @@ def type_name(component: str) -> str:
 
 
 def literal(value: Any) -> str:
-    return json.dumps(value)
+    return orjson.dumps(value).decode()
 
 
 def render(schema: dict[str, Any], indent: str = "") -> str:
