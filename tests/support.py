@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import inspect
 import logging
 import threading
 import time
@@ -43,6 +44,24 @@ def process_running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
+
+
+async def eventually(
+    probe: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
+) -> Any:
+    """On a running loop: call (and await, if it gives an awaitable) `probe` until it
+    returns something truthy; fail with its last value. `wait_until` for coroutines."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
 
 
 class Response:

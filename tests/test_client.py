@@ -19,7 +19,7 @@ from tornado.websocket import WebSocketClientConnection
 from synthesis.client import SynthesisClient, SynthesisError, SynthesisTimeout
 from tests.api.test_nodes import NODE_FIELDS
 from tests.receiver import Receiver
-from tests.support import TOKEN, ServerThread, command
+from tests.support import TOKEN, ServerThread, command, eventually
 
 T = TypeVar("T")
 
@@ -30,19 +30,6 @@ def base_url(server: ServerThread) -> str:
 
 def make_client(server: ServerThread, **kwargs: Any) -> SynthesisClient:
     return SynthesisClient(base_url=base_url(server), token=TOKEN, **kwargs)
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
-    """Await `probe` until it returns something truthy; fail with its last value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
-        await asyncio.sleep(0.02)
 
 
 def gated(step_id: str, gate: Path, text: str = "opened") -> dict[str, Any]:

@@ -26,7 +26,7 @@ from synthesis.integrations.mcp import (
     receive_response,
     send_command,
 )
-from tests.support import wait_until
+from tests.support import eventually, wait_until
 
 SERVER_SCRIPT = str(Path(__file__).with_name("mcp_server.py"))
 STDIO = {"command": sys.executable, "args": [SERVER_SCRIPT, "stdio"]}
@@ -53,14 +53,6 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    """On the loop: wait until `condition()` is truthy (tests/support.py `wait_until`, async)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def stdio_servers() -> list[int]:
@@ -238,7 +230,7 @@ def test_receive_response_waits_for_a_command_in_flight() -> None:
         sending = asyncio.create_task(
             send_command({"connection_id": cid, "method": "tools/call", "params": call}, ctx)
         )
-        await until(lambda: registry.get(cid).busy)
+        await eventually(lambda: registry.get(cid).busy)
         early = failed(await receive_response({"connection_id": cid, "timeout": 0.05}, ctx))
         assert early == f"no response arrived on connection {cid} within 0.05 s"
         started = time.monotonic()
@@ -265,7 +257,7 @@ def test_timeouts() -> None:
 
         # A step cancelled in the middle of a command leaves the connection usable.
         sending = asyncio.create_task(send_command({**params, "timeout": 60}, ctx))
-        await until(lambda: registry.get(cid).busy)
+        await eventually(lambda: registry.get(cid).busy)
         sending.cancel()
         with pytest.raises(asyncio.CancelledError):
             await sending
@@ -341,7 +333,7 @@ def test_idle_connections_are_closed() -> None:
         assert ok(await send_command({"connection_id": cid, "method": "ping"}, ctx)) == {}
         await asyncio.sleep(0.3)
         assert cid in registry
-        await until(lambda: cid not in registry and gone(info["server_pid"]))
+        await eventually(lambda: cid not in registry and gone(info["server_pid"]))
         error = failed(await send_command({"connection_id": cid, "method": "ping"}, ctx))
         assert error == f"connection {cid} was closed: idle for more than 0.5 seconds"
 
@@ -354,7 +346,7 @@ def test_close_all_and_cancel_stop_every_server() -> None:
 
         # A connect cancelled while the server is starting stops that server too.
         connecting = asyncio.create_task(connect({"server": SILENT}, ctx))
-        await until(lambda: len(stdio_servers()) == len(pids) + 1)  # SILENT has started
+        await eventually(lambda: len(stdio_servers()) == len(pids) + 1)  # SILENT has started
         connecting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await connecting
