@@ -212,9 +212,20 @@ def ensure_token(settings: Settings) -> tuple[Settings, str | None]:
     return replace(settings, tokens=(token,)), token
 
 
-async def serve(settings: Settings, role: WorkerRole | None = None) -> int:
+def show_token(settings: Settings, token: str | None) -> None:
+    """The generated token, once, with a ready-to-paste curl line."""
+    if token:
+        url = f"http://{settings.host}:{settings.port}"
+        print(f"Synthesis token: {token}", flush=True)
+        print(f"  curl -H 'Authorization: Bearer {token}' {url}/api/executions", flush=True)
+
+
+async def serve(
+    settings: Settings, role: WorkerRole | None = None, token: str | None = None
+) -> int:
     """One server. As a worker of `--workers N` (`role`), it shares the port with its
-    siblings (SO_REUSEPORT) and stops when its parent is gone."""
+    siblings (SO_REUSEPORT) and stops when its parent is gone. A generated `token` is
+    shown once the server could start (a refused one shows only why)."""
     import tornado.netutil
 
     from synthesis.runtime import Runtime  # the server's parts load only for `serve`
@@ -222,6 +233,7 @@ async def serve(settings: Settings, role: WorkerRole | None = None) -> int:
 
     runtime = Runtime(settings)
     await runtime.start()
+    show_token(settings, token)
     server = make_server(runtime)
     server.add_sockets(
         tornado.netutil.bind_sockets(settings.port, settings.host, reuse_port=role is not None)
@@ -298,19 +310,16 @@ def main(argv: list[str] | None = None) -> int:
             "tokens given with --token are visible to every local user in the process list "
             "(ps, /proc/<pid>/cmdline): use --token-file or SYNTHESIS_TOKENS instead"
         )
-    if token:
-        url = f"http://{settings.host}:{settings.port}"
-        print(f"Synthesis token: {token}", flush=True)
-        print(f"  curl -H 'Authorization: Bearer {token}' {url}/api/executions", flush=True)
     from sqlalchemy.exc import OperationalError
 
     from synthesis.store.database import SchemaMismatch
 
     try:
         if settings.workers > 1:
+            show_token(settings, token)
             env = {**os.environ, **({"SYNTHESIS_TOKENS": token} if token else {})}
             return supervise(settings, argv, env)  # workers share the token made here
-        return asyncio.run(serve(settings, role))
+        return asyncio.run(serve(settings, role, token))
     except ConfigError as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
 
 from tests.conftest import fresh_postgres_database
 from tests.support import process_running, wait_until
-from tests.test_serve import ServeProcess, serve_once
+from tests.test_serve import ServeProcess, free_port, serve_once
 
 
 def listening(pid: int, port: int) -> bool:
@@ -88,6 +91,28 @@ def test_a_second_server_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
         database = tmp_path / "synthesis.db"
         assert f"{database} is in use by another server (pid {first.process.pid})" in last
         assert "Traceback" not in second.stderr
+        # one that would make a token: only the line saying why, no token banner
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHESIS_")}
+        port = str(free_port())
+        generating = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "synthesis",
+                "serve",
+                "--data-dir",
+                str(tmp_path),
+                "--port",
+                port,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert generating.returncode == 1
+        assert generating.stdout == ""
+        assert len(generating.stderr.strip().splitlines()) == 1
         assert first.client("t").get("/api/executions").status == 200  # the first goes on
     finally:
         assert first.stop() == 0
