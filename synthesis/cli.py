@@ -212,10 +212,18 @@ def ensure_token(settings: Settings) -> tuple[Settings, str | None]:
     return replace(settings, tokens=(token,)), token
 
 
+def local_url(settings: Settings) -> str:
+    """The server's address as a browser on this machine reaches it."""
+    wildcard = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+    host = wildcard.get(settings.host, settings.host)
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+
+
 def show_token(settings: Settings, token: str | None) -> None:
-    """The generated token, once, with a ready-to-paste curl line."""
+    """The web UI's address, and a generated token once, with a ready-to-paste curl line."""
+    url = local_url(settings)
+    print(f"Synthesis web UI: {url}/ui/ (sign in with a token)", flush=True)
     if token:
-        url = f"http://{settings.host}:{settings.port}"
         print(f"Synthesis token: {token}", flush=True)
         print(f"  curl -H 'Authorization: Bearer {token}' {url}/api/executions", flush=True)
 

@@ -545,6 +545,10 @@ class SynthesisClient:
         (`node_id, host, port, pid, started_at, heartbeat_at, status, executions`)."""
         return await self._json("GET", "/api/nodes")
 
+    async def get_me(self) -> dict[str, Any]:
+        """GET /api/me: `{subject, scopes}`, who this client's token is."""
+        return await self._json("GET", "/api/me")
+
     async def metrics(self, format: str | None = None) -> dict[str, Any] | str:
         """GET /metrics: the JSON figures, or with `format="prometheus"` the Prometheus
         text exposition as a string."""

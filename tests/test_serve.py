@@ -85,11 +85,12 @@ def test_generated_token_is_printed_kept_and_reused(tmp_path: Path) -> None:
         again.stop()
 
 
-def test_banner_shows_token_and_curl_line(tmp_path: Path) -> None:
+def test_banner_shows_web_ui_token_and_curl_line(tmp_path: Path) -> None:
     server = ServeProcess(tmp_path)
     server.process.send_signal(signal.SIGTERM)
     out, _ = server.process.communicate(timeout=30)
     token = (tmp_path / "token").read_text().strip()
+    assert f"Synthesis web UI: http://127.0.0.1:{server.port}/ui/" in out
     assert f"Synthesis token: {token}" in out
     assert (
         f"curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{server.port}/api/executions"

@@ -874,6 +874,14 @@ export interface NodeList {
   [key: string]: unknown;
 }
 
+export interface Me {
+  /** A JWT's `sub`; null for a static token */
+  subject: string | null;
+  /** `read` for every GET and both sockets, `write` for the rest */
+  scopes: ("read" | "write")[];
+  [key: string]: unknown;
+}
+
 export type ExecutionStatus = "created" | "running" | "paused" | "completed" | "failed" | "cancelled";
 export type StepStatus = "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled";
 export type EventType = "execution_created" | "execution_started" | "execution_paused" | "execution_resumed" | "execution_completed" | "step_started" | "step_output" | "step_completed" | "plan_created" | "plan_updated" | "plan_deleted" | "invocation_completed" | "notification";
@@ -1191,6 +1199,8 @@ export class SynthesisClient {
   health(): Promise<Health>;
   /** The servers of the cluster: the living, and those dead for less than an hour. */
   listNodes(): Promise<NodeList>;
+  /** Who this client's token is: its subject and scopes. */
+  getMe(): Promise<Me>;
   metrics(options?: { format?: 'json' }): Promise<Metrics>;
   metrics(options: { format: 'prometheus' }): Promise<string>;
 

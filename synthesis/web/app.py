@@ -13,6 +13,7 @@ from synthesis.web import (
     events,
     executions,
     integrations,
+    me,
     metrics,
     nodes,
     openapi,
@@ -20,6 +21,7 @@ from synthesis.web import (
     sockets,
     subscriptions,
     system,
+    ui,
 )
 from synthesis.web.base import MAX_HEADER_BYTES, NotFoundHandler
 
@@ -36,7 +38,9 @@ MODULES = (
     system,
     metrics,
     nodes,
+    me,
     openapi,
+    ui,
 )
 
 
@@ -44,7 +48,7 @@ def handlers(runtime: Runtime, prefix: str = "") -> list[Any]:
     """Synthesis's routes under `prefix` (for example "/synthesis"), for any Application."""
     prefix = prefix.rstrip("/")
     return [
-        tornado.web.url(prefix + pattern, handler, {"runtime": runtime})
+        tornado.web.url(prefix + pattern, handler, {"runtime": runtime, "prefix": prefix})
         for module in MODULES
         for pattern, handler in module.default_handlers
     ]

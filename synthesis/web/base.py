@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: "validation_error",
     401: "unauthenticated",
     403: "permission_denied",
@@ -77,8 +77,9 @@ class BaseHandler(tornado.web.RequestHandler):
         method = self.request.method.lower() if self.request.method else ""
         return next((e for e in self.endpoints if e.method == method), None)
 
-    def initialize(self, runtime: Runtime) -> None:
+    def initialize(self, runtime: Runtime, prefix: str = "") -> None:
         self.runtime = runtime
+        self.prefix = prefix  # where Synthesis is mounted (web/app.py `handlers`)
         self.body = bytearray()
         self._to_drain: int | None = None  # bytes of a refused body still to drop
         self.set_default_headers()
@@ -181,10 +182,10 @@ class BaseHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ApiError):
             error = exc
-        elif isinstance(exc, tornado.web.HTTPError) and exc.status_code in _HTTP_CODES:
-            error = ApiError(_HTTP_CODES[exc.status_code], exc.log_message or self._reason)
-        elif status_code in _HTTP_CODES:
-            error = ApiError(_HTTP_CODES[status_code], self._reason)
+        elif isinstance(exc, tornado.web.HTTPError) and exc.status_code in HTTP_CODES:
+            error = ApiError(HTTP_CODES[exc.status_code], exc.log_message or self._reason)
+        elif status_code in HTTP_CODES:
+            error = ApiError(HTTP_CODES[status_code], self._reason)
         else:
             error = ApiError("internal_error", "internal server error")
         self.finish(self._render(error))

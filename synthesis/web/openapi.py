@@ -24,6 +24,7 @@ from synthesis.web import (
     executions,
     idempotency,
     integrations,
+    me,
     metrics,
     nodes,
     plan_schema,
@@ -38,7 +39,7 @@ from synthesis.web.declare import JSON, Endpoint, ref, shape
 OPENAPI_PATH = "/api/openapi.json"
 OPENAPI_VERSION = "3.1.0"
 # The web modules whose handlers declare endpoints and whose SCHEMAS are components.
-MODULES = (executions, plans, integrations, subscriptions, events, system, metrics, nodes)
+MODULES = (executions, plans, integrations, subscriptions, events, system, metrics, nodes, me)
 
 # ---- errors -------------------------------------------------------------------------------
 

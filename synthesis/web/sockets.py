@@ -47,7 +47,7 @@ class EventSocket(tornado.websocket.WebSocketHandler):
 
     runtime: Runtime
 
-    def initialize(self, runtime: Runtime) -> None:
+    def initialize(self, runtime: Runtime, prefix: str = "") -> None:
         self.runtime = runtime
         self._cursor = EventCursor(caught_up=True)  # open() sets the socket's own
         self._live = False  # replayed: what the hub delivers is sent at once

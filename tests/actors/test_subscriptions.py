@@ -35,6 +35,7 @@ from synthesis.store.subscription_models import (
     list_deliveries,
     subscriptions,
 )
+from tests.conftest import fresh_postgres_database
 from tests.receiver import Receiver
 from tests.support import make_settings, wait_until
 
@@ -152,6 +153,14 @@ def store(database_url: str) -> Iterator[Store]:
     store.close()
 
 
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A database of this module's own: its supervisors lease as no registered node, so
+    another module's subscriptions left in the session's database must not be there."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
 @pytest.fixture
 def engines(store: Store, tmp_path: Any) -> Iterator[Callable[..., Engine]]:
     made: list[Engine] = []
@@ -163,7 +172,7 @@ def engines(store: Store, tmp_path: Any) -> Iterator[Callable[..., Engine]]:
     yield make
     for engine in made:
         engine.stop()
-        with store.engine.begin() as conn:  # the PostgreSQL database is shared by the session
+        with store.engine.begin() as conn:  # the PostgreSQL database is shared by the module
             for sid in engine.made:
                 conn.execute(delete(deliveries).where(deliveries.c.subscription_id == sid))
                 conn.execute(delete(subscriptions).where(subscriptions.c.id == sid))

@@ -8,7 +8,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 from tests.support import Client, Response, ServerThread, wait_until
+
+pytestmark = pytest.mark.timing  # latency bounds: run alone, after the parallel tests
 
 BIG = 10_000  # the default max_plan_steps; on the old engine one pass took minutes
 PROMPT = 1.0  # seconds: "about a second"

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from synthesis.integrations import INTEGRATIONS, find_capability
-from synthesis.web import app, openapi
+from synthesis.web import app, openapi, ui
 from tests.support import READ_TOKEN, TOKEN, ServerThread, make_settings, wait_until
 
 DOCUMENT = openapi.build_document()
@@ -288,6 +288,8 @@ def served_routes() -> tuple[set[tuple[str, str]], set[str]]:
     rest: set[tuple[str, str]] = set()
     sockets: set[str] = set()
     for module in app.MODULES:
+        if module is ui:  # the web UI's pages and files, not the API (docs/ui.md)
+            continue
         for pattern, handler in module.default_handlers:
             paths = openapi_paths(pattern, handler_arguments(handler))
             if issubclass(handler, tornado.websocket.WebSocketHandler):

@@ -13,7 +13,7 @@ import pytest
 from tests.cluster.harness import Cluster, Timings, post_marked
 from tests.support import Response, wait_until
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timing, pytest.mark.timeout(30)]
 
 # the owner stays alive while it is stopped for the 5 s a request may wait: it fences
 # itself at 80 % of the timeout after its last acknowledged heartbeat (up to 2 s before the

@@ -16,7 +16,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from tests.cluster.harness import Cluster, post_marked
 from tests.support import TOKEN, wait_until
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timing, pytest.mark.timeout(30)]
 
 
 def terminate_every_connection(cluster: Cluster) -> int:

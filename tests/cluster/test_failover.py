@@ -14,7 +14,7 @@ import pytest
 from tests.cluster.harness import Cluster, Timings, epoch, events_of, post_marked
 from tests.support import wait_until
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(40)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timing, pytest.mark.timeout(40)]
 
 TIMINGS = Timings(heartbeat_seconds=0.5, node_timeout_seconds=3.0)
 SLACK = 4.0  # after the timeout: the sweep's period, a claim, a restart of the steps

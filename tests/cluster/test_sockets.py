@@ -14,7 +14,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from tests.cluster.harness import Cluster, Node, marked_step
 from tests.support import TOKEN
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timing, pytest.mark.timeout(30)]
 
 
 def follow(node: Node, execution_id: str) -> Any:

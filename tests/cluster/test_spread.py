@@ -8,7 +8,7 @@ import pytest
 
 from tests.cluster.harness import Cluster, post_marked
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timing, pytest.mark.timeout(30)]
 
 
 def test_executions_posted_to_one_node_run_on_all_three(

@@ -14,7 +14,7 @@ from tests.cluster.harness import Cluster, Node, Timings, post_marked
 from tests.receiver import Receiver
 from tests.support import wait_until
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(40)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timing, pytest.mark.timeout(40)]
 
 TIMINGS = Timings(heartbeat_seconds=0.5, node_timeout_seconds=3.0)
 

@@ -680,6 +680,11 @@ export class SynthesisClient {
     return this._request('GET', '/api/nodes');
   }
 
+  /** `{subject, scopes}`: who this client's token is (its scopes say what it may do). */
+  async getMe() {
+    return this._request('GET', '/api/me');
+  }
+
   /** The metrics as JSON, or as Prometheus text with `{format: 'prometheus'}`. */
   async metrics({ format } = {}) {
     if (format === 'prometheus') {
