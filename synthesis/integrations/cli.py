@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import errno
 import os
 import re
 import shlex
 import signal
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from synthesis.engine.schema import Param, seconds, with_defaults
@@ -84,6 +85,13 @@ class CappedText:
         return joined
 
 
+# Linux refuses to start a process (E2BIG) with one environment string over 128 KiB, or
+# with arguments and environment together over ARG_MAX (commonly 2 MiB). Variables that
+# would pass either are handed over in files instead (see `step_environment`).
+ENV_STRING_LIMIT = 128 * 1024  # bytes of "NAME=value" and its NUL (MAX_ARG_STRLEN)
+ENV_VARIABLES_BUDGET = os.sysconf("SC_ARG_MAX") // 2  # for SYNTHESIS_VAR_* together
+
+
 def child_environment(ctx: RunContext, extra: Mapping[str, str]) -> dict[str, str]:
     """The server's environment minus its secrets (and, with --run-as, the step user's
     HOME and names), the variables as SYNTHESIS_VAR_*, then the step's own `env`."""
@@ -95,9 +103,62 @@ def child_environment(ctx: RunContext, extra: Mapping[str, str]) -> dict[str, st
     if ctx.run_as is not None:
         env.update(ctx.run_as.environment())
     for name, value in ctx.variables.items():
-        env["SYNTHESIS_VAR_" + _ENV_NAME.sub("_", name).upper()] = as_text(value)
+        env[variable_env_name(name)] = as_text(value)
     env.update(extra)
     return env
+
+
+def variable_env_name(name: str) -> str:
+    return "SYNTHESIS_VAR_" + _ENV_NAME.sub("_", name).upper()
+
+
+def _env_bytes(key: str, value: str) -> int:
+    return len(key.encode()) + len(value.encode()) + 2  # "=" and the NUL
+
+
+@contextlib.contextmanager
+def step_environment(ctx: RunContext, extra: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """`child_environment`, where a variable too big for an environment string, or the
+    biggest ones while all of them together pass ENV_VARIABLES_BUDGET, is written to a
+    private file (mode 600, the step user's with --run-as) named by
+    `SYNTHESIS_VAR_<NAME>_FILE` instead; the files are removed when the step ends."""
+    env = child_environment(ctx, extra)
+    own = set(extra)
+    variables = sorted(
+        (key for key in env if key.startswith("SYNTHESIS_VAR_") and key not in own),
+        key=lambda key: _env_bytes(key, env[key]),
+        reverse=True,
+    )
+    total = sum(_env_bytes(key, env[key]) for key in variables)
+    files: list[str] = []
+    try:
+        for key in variables:
+            size = _env_bytes(key, env[key])
+            if size <= ENV_STRING_LIMIT and total <= ENV_VARIABLES_BUDGET:
+                break  # sorted biggest first: the rest fit
+            files.append(private_file(env.pop(key), ctx))
+            env[key + "_FILE"] = files[-1]
+            total -= size
+        yield env
+    finally:
+        for path in files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def private_file(text: str, ctx: RunContext, prefix: str = "synthesis-var-") -> str:
+    """A temporary file holding `text`, readable by the step's user alone (mode 600)."""
+    fd, path = tempfile.mkstemp(prefix=prefix)
+    try:
+        if ctx.run_as is not None:
+            os.fchown(fd, ctx.run_as.uid, ctx.run_as.gid)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    return path
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -173,6 +234,16 @@ async def run_process(
         return StepResult("failed", "", f"not found: {missing}")
     except (NotADirectoryError, PermissionError) as exc:
         return StepResult("failed", "", f"cannot run {argv[0]!r}: {exc.strerror}")
+    except OSError as exc:
+        if exc.errno != errno.E2BIG:
+            raise
+        return StepResult(
+            "failed",
+            "",
+            f"cannot run {argv[0]!r}: the command or its `env` is too big for the system "
+            "(over 128 KiB in one string, or the system's limit in all): pass big values "
+            "through files or through SYNTHESIS_VAR_* variables instead",
+        )
 
     group = process_group(record_id, transport.get_pid())
     if group is not None:
@@ -237,13 +308,14 @@ async def _stop_group(pgid: int, exited: asyncio.Future[None], grace: float) -> 
 
 async def execute_command(params: Mapping[str, Any], ctx: RunContext) -> StepResult:
     p = with_defaults(params, COMMAND_PARAMETERS)
-    return await run_process(
-        ["/bin/sh", "-c", p["command"]],
-        cwd=p.get("working_directory"),
-        env=child_environment(ctx, p.get("env", {})),
-        timeout=p["timeout"],
-        ctx=ctx,
-    )
+    with step_environment(ctx, p.get("env", {})) as env:
+        return await run_process(
+            ["/bin/sh", "-c", p["command"]],
+            cwd=p.get("working_directory"),
+            env=env,
+            timeout=p["timeout"],
+            ctx=ctx,
+        )
 
 
 async def execute_script(params: Mapping[str, Any], ctx: RunContext) -> StepResult:
@@ -251,19 +323,16 @@ async def execute_script(params: Mapping[str, Any], ctx: RunContext) -> StepResu
     interpreter = shlex.split(p["interpreter"])
     if not interpreter:
         return StepResult("failed", "", "interpreter must not be empty")
-    fd, path = tempfile.mkstemp(prefix="synthesis-script-")
+    path = private_file(p["script"], ctx, prefix="synthesis-script-")
     try:
-        if ctx.run_as is not None:  # still 0600: readable by that user alone
-            os.fchown(fd, ctx.run_as.uid, ctx.run_as.gid)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(p["script"])
-        return await run_process(
-            [*interpreter, path],
-            cwd=p.get("working_directory"),
-            env=child_environment(ctx, p.get("env", {})),
-            timeout=p["timeout"],
-            ctx=ctx,
-        )
+        with step_environment(ctx, p.get("env", {})) as env:
+            return await run_process(
+                [*interpreter, path],
+                cwd=p.get("working_directory"),
+                env=env,
+                timeout=p["timeout"],
+                ctx=ctx,
+            )
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 
 import psutil
@@ -87,6 +88,35 @@ def test_variables_reach_the_environment_without_shell_quoting() -> None:
         )
     )
     assert result.output == f"{tricky}|x|5"
+
+
+def test_variables_too_big_for_the_environment_come_in_files() -> None:
+    """Linux refuses (E2BIG) one environment string over 128 KiB: such a variable (say the
+    output of an earlier step) arrives as a file, and small ones stay as they are."""
+    big = "x" * 300_000
+    ctx = RunContext(variables={"big_output": big, "small": "s"})
+    command = (
+        'printf "%s|%s|" "${SYNTHESIS_VAR_BIG_OUTPUT-unset}" "$SYNTHESIS_VAR_SMALL"; '
+        'f="$SYNTHESIS_VAR_BIG_OUTPUT_FILE"; printf "%s|" "$(stat -c %a "$f")"; '
+        'wc -c < "$f"; echo "$f" >&2'
+    )
+    result = run(execute_command({"command": command}, ctx))
+    assert result.status == "completed", result.error
+    assert result.output == "unset|s|600|300000\n"
+    path = result.error.strip()
+    assert not os.path.exists(path)  # removed once the step ended
+    script = run(
+        execute_script(
+            {"script": 'wc -c < "$SYNTHESIS_VAR_BIG_OUTPUT_FILE"', "interpreter": "sh"}, ctx
+        )
+    )
+    assert script.status == "completed" and script.output.strip() == "300000"
+
+
+def test_a_command_too_big_for_the_system_is_a_clear_failure() -> None:
+    result = run(execute_command({"command": "true " + "x" * 200_000}, RunContext()))
+    assert result.status == "failed"
+    assert "too big for the system" in result.error
 
 
 def test_capped_text_keeps_the_head_and_counts_the_rest() -> None:
