@@ -5,7 +5,7 @@ const ICONS = {
   created: '○',
   pending: '◌',
   running: '▶',
-  paused: '⏸',
+  paused: '‖',
   completed: '✓',
   failed: '✗',
   cancelled: '⊘',
