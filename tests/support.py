@@ -7,6 +7,11 @@ import asyncio
 import http.client
 import inspect
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -216,3 +221,64 @@ class ServerThread:
 
     def client(self, token: str | None = TOKEN) -> Client:
         return Client(self.port, token)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServeProcess:
+    """A real `synthesis serve` process in `data_dir`, healthy once constructed; `port`
+    again after a stop starts the same server again (on SQLite: the same data)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHESIS_")}
+        full_env.update(env or {})
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "synthesis",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            text=True,
+        )
+        probe = Client(self.port, token=None)
+
+        def healthy() -> bool:
+            assert self.process.poll() is None, self.process.stderr.read()
+            try:
+                return probe.get("/health").status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout=20)
+
+    def client(self, token: str) -> Client:
+        return Client(self.port, token)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.process.stdout.close()
+            self.process.stderr.close()

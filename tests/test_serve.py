@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pwd
 import signal
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -16,58 +15,7 @@ from pathlib import Path
 import pytest
 
 from synthesis.store.cluster import MAX_TAKEOVERS
-from tests.support import Client, command, process_running, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServeProcess:
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHESIS_")}
-        full_env.update(env or {})
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "synthesis",
-                "serve",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(data_dir),
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=full_env,
-            text=True,
-        )
-        probe = Client(self.port, token=None)
-
-        def healthy() -> bool:
-            assert self.process.poll() is None, self.process.stderr.read()
-            try:
-                return probe.get("/health").status == 200
-            except OSError:
-                return False
-
-        wait_until(healthy, timeout=20)
-
-    def client(self, token: str) -> Client:
-        return Client(self.port, token)
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
-        self.process.send_signal(signum)
-        try:
-            return self.process.wait(timeout)
-        finally:
-            self.process.stdout.close()
-            self.process.stderr.close()
+from tests.support import ServeProcess, command, free_port, process_running, wait_until
 
 
 def test_generated_token_is_printed_kept_and_reused(tmp_path: Path) -> None:

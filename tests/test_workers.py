@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 
 from tests.conftest import fresh_postgres_database
-from tests.support import process_running, wait_until
-from tests.test_serve import ServeProcess, free_port, serve_once
+from tests.support import ServeProcess, free_port, process_running, wait_until
+from tests.test_serve import serve_once
 
 
 def listening(pid: int, port: int) -> bool:

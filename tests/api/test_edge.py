@@ -37,11 +37,12 @@ from tests.support import (
     TOKEN,
     Client,
     Response,
+    ServeProcess,
     ServerThread,
     command,
+    free_port,
     make_settings,
 )
-from tests.test_serve import ServeProcess, free_port
 
 ORIGIN = "https://app.example"
 ISSUER, AUDIENCE = "https://auth.example", "synthesis"

@@ -77,4 +77,6 @@ function Boot() {
   return html`<${App} />`;
 }
 
-render(html`<${Boot} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.replaceChildren(); // the "Loading…" line goes, whatever the first page renders
+render(html`<${Boot} />`, root);
