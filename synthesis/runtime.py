@@ -48,6 +48,7 @@ from synthesis.cluster.node import NodeKeeper
 from synthesis.cluster.tail import EventTail
 from synthesis.config import ConfigError, Settings
 from synthesis.engine import clock
+from synthesis.engine.errors import ApiError
 from synthesis.engine.events import EXECUTION_COMPLETED, Event
 from synthesis.engine.secrets import Masker
 from synthesis.integrations import disabled_integrations, processes
@@ -93,6 +94,7 @@ class Runtime:
         self.started_monotonic = time.monotonic()
         self.node_id = str(uuid.uuid4())  # new at every start (docs/cluster.md)
         self._read_pool = ThreadPoolExecutor(4, thread_name_prefix="synthesis-read")
+        self._read_pool_closed = False  # once stopped, reads answer `unavailable`
         self.bus: pykka.ActorRef[Any]
         self.supervisor: pykka.ActorRef[Any]
         self.subscriptions: pykka.ActorRef[Any]  # webhook subscriptions
@@ -234,6 +236,7 @@ class Runtime:
         except Exception:
             log.exception("could not hand this node's work over; the others will in time")
         await loop.run_in_executor(None, self.aio.stop)
+        self._read_pool_closed = True
         self._read_pool.shutdown(wait=True)
         self.store.close()
         log.info("synthesis runtime stopped")
@@ -256,7 +259,11 @@ class Runtime:
                 log.exception("pruning old events failed; trying again later")
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking store call on the read pool. IOLoop thread."""
+        """Run a blocking store call on the read pool. IOLoop thread. Once the runtime
+        has stopped (a request still open on a kept-alive connection during the drain),
+        the answer is `unavailable` (503), never an internal error."""
+        if self._read_pool_closed:
+            raise ApiError("unavailable", "the server is stopping: try again")
         return await asyncio.get_running_loop().run_in_executor(self._read_pool, fn, *args)
 
     async def ask_supervisor(self, make_message: Callable[[Reply], Any]) -> Any:

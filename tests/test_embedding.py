@@ -13,7 +13,7 @@ import tornado.web
 
 from synthesis.actors.messages import Listen
 from synthesis.runtime import Runtime
-from tests.support import make_settings
+from tests.support import TOKEN, make_settings
 
 
 class HelloHandler(tornado.web.RequestHandler):
@@ -90,5 +90,36 @@ def test_host_app_mounts_synthesis_under_a_prefix(tmp_path) -> None:
             await runtime.stop()
             await server.close_all_connections()
         assert not [t for t in threading.enumerate() if t.name == "synthesis-aio"]
+
+    asyncio.run(scenario())
+
+
+def test_a_request_after_the_runtime_stopped_is_unavailable_not_an_internal_error(
+    tmp_path,
+) -> None:
+    """A kept-alive connection can still bring a request while the server drains: once
+    the runtime has stopped, it is answered 503 `unavailable` (try again), never 500."""
+
+    async def scenario() -> None:
+        runtime = Runtime(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"))
+        await runtime.start()
+        app = tornado.web.Application(runtime.handlers())
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        port = sockets[0].getsockname()[1]
+        server = tornado.httpserver.HTTPServer(app)
+        server.add_sockets(sockets)
+        http = tornado.httpclient.AsyncHTTPClient()
+        try:
+            await runtime.stop()
+            answer = await http.fetch(
+                f"http://127.0.0.1:{port}/api/executions",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                raise_error=False,
+            )
+            assert answer.code == 503, answer.body
+            assert orjson.loads(answer.body)["error"]["code"] == "unavailable"
+        finally:
+            server.stop()
+            await server.close_all_connections()
 
     asyncio.run(scenario())

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import posixpath
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,9 +41,14 @@ def build_id() -> str:
     return digest.hexdigest()[:BUILD_LENGTH]
 
 
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?")
+
+
 def content_security_policy(host: str) -> str:
     """This server only: scripts, styles, workers, fetches and the sockets (named with
-    the request's host, as older browsers do not count ws: as 'self')."""
+    the request's host when it is a plain host[:port], as older browsers do not count ws:
+    as 'self'; anything else in the Host header is left out, never copied in)."""
+    sockets = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
     return "; ".join(
         (
             "default-src 'none'",
@@ -50,7 +57,7 @@ def content_security_policy(host: str) -> str:
             "style-src 'self'",
             "img-src 'self' data:",
             "font-src 'self'",
-            f"connect-src 'self' ws://{host} wss://{host}",
+            f"connect-src 'self'{sockets}",
             "base-uri 'none'",
             "form-action 'self'",
             "frame-ancestors 'none'",
@@ -58,21 +65,26 @@ def content_security_policy(host: str) -> str:
     )
 
 
-def set_page_headers(handler: tornado.web.RequestHandler) -> None:
-    handler.set_header("Content-Security-Policy", content_security_policy(handler.request.host))
-    handler.set_header("X-Content-Type-Options", "nosniff")
-    handler.set_header("Referrer-Policy", "no-referrer")
-    handler.set_header("X-Frame-Options", "DENY")
+class UiHeaders(tornado.web.RequestHandler):
+    """The UI's security headers on every answer: pages, files, redirects and errors
+    (Tornado sets default headers again before an error is written)."""
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Content-Security-Policy", content_security_policy(self.request.host))
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Frame-Options", "DENY")
 
 
-class RootHandler(BaseHandler):
+class RootHandler(UiHeaders, BaseHandler):
     """`/`: to the UI."""
 
     def get(self) -> None:
         self.redirect(f"{self.prefix}/ui/")
 
 
-class PageHandler(BaseHandler):
+class PageHandler(UiHeaders, BaseHandler):
     """Any /ui/ page: index.html, which names the API's root and this build's assets
     (`/ui` itself redirects to `/ui/`)."""
 
@@ -80,7 +92,6 @@ class PageHandler(BaseHandler):
         if page is None:
             self.redirect(f"{self.prefix}/ui/")
             return
-        set_page_headers(self)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         self.finish(index_html(self.prefix))
@@ -101,7 +112,7 @@ def index_html(prefix: str) -> str:
     )
 
 
-class AssetHandler(tornado.web.StaticFileHandler):
+class AssetHandler(UiHeaders, tornado.web.StaticFileHandler):
     """/ui/assets/<build>/<file>: this build's files, cached for a year; another build's
     are gone (404), so a page from before an upgrade never mixes old and new files."""
 
@@ -111,12 +122,11 @@ class AssetHandler(tornado.web.StaticFileHandler):
         super().initialize(path=str(UI_DIR), allowed_symlink_directory=[str(UI_DIR), client_dir])
 
     async def get(self, build: str, path: str, include_body: bool = True) -> None:
-        if build != build_id() or path == INDEX:
+        if build != build_id() or posixpath.normpath(path) == INDEX:  # the raw template
             raise tornado.web.HTTPError(404)
         await super().get(path, include_body)
 
     def set_extra_headers(self, path: str) -> None:
-        set_page_headers(self)
         self.set_header("Cache-Control", f"public, max-age={YEAR}, immutable")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

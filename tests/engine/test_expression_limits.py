@@ -255,6 +255,7 @@ def _grammar(depth: int) -> dict[str, st.SearchStrategy[str]]:
 expressions = st.one_of(*_grammar(4).values()).filter(lambda s: len(s) <= MAX_LENGTH)
 
 
+@pytest.mark.timing  # a bound in seconds per evaluation: run alone, not beside other tests
 @settings(
     derandomize=True,
     database=None,

@@ -45,10 +45,10 @@ class Anonymous:
     def __init__(self, port: int) -> None:
         self.port = port
 
-    def get(self, path: str) -> Answer:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Answer:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request("GET", path)
+            conn.request("GET", path, headers=headers or {})
             resp = conn.getresponse()
             headers = {k.lower(): v for k, v in resp.getheaders()}
             return Answer(resp.status, headers, resp.read())
@@ -82,6 +82,7 @@ def test_the_root_and_ui_redirect_to_the_ui(anonymous: Anonymous) -> None:
         response = anonymous.get(path)
         assert response.status == 302, (path, response)
         assert response.headers["location"] == "/ui/", (path, response.headers)
+        assert_protected(response.headers)
 
 
 @pytest.mark.parametrize(
@@ -128,8 +129,20 @@ def test_assets_are_immutable_for_this_build_and_gone_for_another(anonymous: Ano
     assert isinstance(stale.json["error"]["message"], str) and stale.json["error"]["message"]
     missing = anonymous.get(assets + "no-such-file.js")
     assert missing.status == 404 and missing.json["error"]["code"] == "not_found", missing
-    # index.html is a page, never an asset (it carries placeholders)
-    assert anonymous.get(assets + "index.html").status == 404
+    assert_protected(stale.headers)
+    assert_protected(missing.headers)
+    # index.html is a page, never an asset (it carries placeholders), however it is named
+    for name in ("index.html", "vendor/../index.html", "vendor%2f..%2findex.html"):
+        assert anonymous.get(assets + name).status == 404, name
+
+
+def test_a_host_header_never_writes_into_the_policy(anonymous: Anonymous) -> None:
+    plain = anonymous.get("/ui/", {"Host": "synthesis.example:8009"})
+    assert "ws://synthesis.example:8009" in plain.headers["content-security-policy"]
+    hostile = anonymous.get("/ui/", {"Host": "x;script-src:*"})
+    policy = hostile.headers["content-security-policy"]
+    assert "script-src:*" not in policy and "x;" not in policy, policy
+    assert_protected(hostile.headers)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 // `since=<the last event it saw>`, so nothing is lost and nothing comes twice, and the
 // header's indicator says "Reconnecting…" meanwhile.
 import { useEffect, useRef, useState } from '../vendor/preact-htm.js';
-import { api } from './session.js';
+import { api, handleAuthError } from './session.js';
 
 const RETRY_MS = [500, 1000, 2000, 4000, 5000];
 const streams = new Set(); // every open stream, for the indicator
@@ -87,6 +87,14 @@ export function liveEvents({ types, executionId, since } = {}, onEvent, { onResy
     };
     socket.onclose = (event) => {
       if (stream.closed || event.byClient) return;
+      if (handleAuthError(socket.error)) {
+        // The token stopped being accepted (the upgrade was refused with 401): retrying
+        // cannot help; the reader signs in again and comes back here.
+        stream.closed = true;
+        streams.delete(stream);
+        indicatorChanged();
+        return;
+      }
       if (event.code === 4404) {
         // The event we would resume after is gone (retention): start from now, and let
         // the page reload what it shows.

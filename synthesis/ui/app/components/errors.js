@@ -4,7 +4,8 @@ import { html } from '../../vendor/preact-htm.js';
 /** What went wrong, readable: the API's message and code, or a network failure. */
 export function errorText(error) {
   if (!error) return '';
-  if (error.status === 0 || error.code === 'unavailable' || error instanceof TypeError) {
+  const noAnswer = error.status === null || error.status === undefined || error.status === 0;
+  if (error instanceof TypeError || (noAnswer && error.code === 'unavailable')) {
     return `cannot reach the server (${error.message || 'network error'})`;
   }
   const code = error.code && error.code !== 'error' ? ` (${error.code})` : '';
