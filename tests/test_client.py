@@ -19,7 +19,7 @@ from tornado.websocket import WebSocketClientConnection
 from synthesis.client import SynthesisClient, SynthesisError, SynthesisTimeout
 from tests.api.test_nodes import NODE_FIELDS
 from tests.receiver import Receiver
-from tests.support import TOKEN, ServerThread, command, eventually
+from tests.support import READ_TOKEN, TOKEN, ServerThread, command, eventually
 
 T = TypeVar("T")
 
@@ -29,7 +29,7 @@ def base_url(server: ServerThread) -> str:
 
 
 def make_client(server: ServerThread, **kwargs: Any) -> SynthesisClient:
-    return SynthesisClient(base_url=base_url(server), token=TOKEN, **kwargs)
+    return SynthesisClient(base_url=base_url(server), **{"token": TOKEN, **kwargs})
 
 
 def gated(step_id: str, gate: Path, text: str = "opened") -> dict[str, Any]:
@@ -498,6 +498,16 @@ def test_list_nodes_includes_the_server_itself(server: ServerThread) -> None:
             assert node["pid"] == os.getpid()
             assert node["status"] == "alive"
             assert set(node) == NODE_FIELDS
+
+    asyncio.run(main())
+
+
+def test_get_me_names_the_token_scopes(server: ServerThread) -> None:
+    async def main() -> None:
+        async with make_client(server) as client:
+            assert await client.get_me() == {"subject": None, "scopes": ["read", "write"]}
+        async with make_client(server, token=READ_TOKEN) as reader:
+            assert (await reader.get_me())["scopes"] == ["read"]
 
     asyncio.run(main())
 

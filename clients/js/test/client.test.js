@@ -484,6 +484,16 @@ test('listNodes: the server is the one node of its SQLite database', async () =>
   readOnly.close();
 });
 
+test('getMe: the token\'s scopes, so a UI shows only what it may do', async () => {
+  assert.deepEqual(await client.getMe(), { subject: null, scopes: ['read', 'write'] });
+  const readOnly = new SynthesisClient(base, { token: READ_TOKEN });
+  assert.deepEqual((await readOnly.getMe()).scopes, ['read']);
+  readOnly.close();
+  const stranger = new SynthesisClient(base, { token: 'not-a-token' });
+  await rejectsWith(stranger.getMe(), { status: 401, code: 'unauthenticated' });
+  stranger.close();
+});
+
 // ---- errors ----
 
 test('errors are SynthesisErrors with status, code and details', async () => {
@@ -747,7 +757,7 @@ test('the type declarations cover every method, and the package shape', async ()
     'cancelExecution', 'getExecutionSteps', 'getExecutionStep', 'getExecutionVariables', 'createPlan', 'listPlans',
     'getPlan', 'updatePlan', 'deletePlan', 'executePlanById', 'executePlan', 'listIntegrations', 'getIntegration',
     'getIntegrationCapabilities', 'invokeCapability', 'getInvocation', 'listEvents', 'getEvent', 'createSubscription',
-    'listSubscriptions', 'getSubscription', 'deleteSubscription', 'listDeliveries', 'health', 'listNodes', 'metrics',
+    'listSubscriptions', 'getSubscription', 'deleteSubscription', 'listDeliveries', 'health', 'listNodes', 'getMe', 'metrics',
     'waitForExecution', 'subscribeToExecution', 'subscribeToEvents', 'close',
   ]) {
     assert.ok(implemented.includes(name), `${name} is implemented`);
