@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.support import READ_TOKEN, TOKEN, Client, command, wait_until
 from tests.ui.conftest import PageProblems, sign_in
@@ -373,3 +373,146 @@ def test_the_events_page_tails_live_with_a_type_filter(page: Page, api: Client) 
     page.get_by_label("Type", exact=True).select_option("execution_completed")
     expect(page.locator(f'[data-event-id="{newest}"]')).to_be_visible()
     expect(page.locator("[data-event-id]", has_text="step_started")).to_have_count(0)
+
+
+def test_a_failed_refetch_keeps_the_execution_on_screen(
+    page: Page, api: Client, tmp_path: Path
+) -> None:
+    opened = tmp_path / "open"
+    steps = [command("first", f"echo first; {gate(opened)}"), command("second", "sleep 30")]
+    execution_id = api.create(steps, name="refetch fails")
+    sign_in(page, path=f"/ui/executions/{execution_id}/steps/first")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text("refetch fails")
+    expect(output_of(page, "first")).to_contain_text("first")
+    # From now on the snapshot is refused (a server restarting), until the test says so.
+    refusing = [True]
+    refused: list[str] = []
+
+    def refuse(route: Route) -> None:
+        if not refusing[0]:
+            route.fallback()
+            return
+        refused.append(route.request.url)
+        route.fulfill(
+            status=503,
+            content_type="application/json",
+            body='{"error": {"code": "unavailable", "message": "the server is restarting"}}',
+        )
+
+    page.route(f"**/api/executions/{execution_id}", refuse)
+    try:
+        opened.touch()  # `first` ends: its step_completed asks for the snapshot again
+        alert = page.get_by_role("alert").filter(has_text="the server is restarting")
+        expect(alert).to_be_visible()
+        assert refused, "the snapshot was not asked for again"
+        # the page is still the execution, live: its heading, its steps, its output
+        expect(heading).to_have_text("refetch fails")
+        expect(step_node(page, "first").locator("[data-status]")).to_have_attribute(
+            "data-status", "completed"
+        )
+        expect(step_node(page, "second").locator("[data-status]")).to_have_attribute(
+            "data-status", "running"
+        )
+        expect(output_of(page, "first")).to_contain_text("first")
+        # served again: the next refetch (the cancel's) clears the line
+        refusing[0] = False
+        api.post(f"/api/executions/{execution_id}/cancel")
+        expect(execution_status(page)).to_have_attribute("data-status", "cancelled")
+        expect(alert).to_have_count(0)
+    finally:
+        page.unroute(f"**/api/executions/{execution_id}")
+        api.post(f"/api/executions/{execution_id}/cancel")
+
+
+def test_a_refused_token_when_finding_the_first_event_goes_to_sign_in(
+    page: Page, api: Client
+) -> None:
+    execution_id = api.create([command("one", "echo one")], name="first event refused")
+    api.wait_for_status(execution_id, "completed")
+    sign_in(page, path="/ui/executions")
+    page.route(
+        re.compile(r".*/api/events\?.*type=execution_created.*"),
+        lambda route: route.fulfill(
+            status=401,
+            content_type="application/json",
+            body='{"error": {"code": "unauthorized", "message": "token expired"}}',
+        ),
+    )
+    row(page, execution_id).get_by_role("link", name="first event refused").click()
+    expect(page).to_have_url(re.compile(r"/ui/sign-in\?next="))
+    expect(page.get_by_label("Token", exact=True)).to_be_visible()
+
+
+def test_a_step_that_does_not_exist_says_so(page: Page, api: Client) -> None:
+    execution_id = api.create([command("one", "echo one")], name="no such step")
+    api.wait_for_status(execution_id, "completed")
+    sign_in(page, path=f"/ui/executions/{execution_id}/steps/nope")
+    expect(page.get_by_role("heading", level=1)).to_have_text("no such step")
+    expect(page.get_by_text("No step nope in this execution")).to_be_visible()
+    expect(output_of(page, "nope")).to_have_count(0)
+    expect(page.get_by_text("No output.")).to_have_count(0)
+    expect(step_node(page, "one")).to_be_visible()
+
+
+def test_long_variable_lists_are_cut_until_asked(page: Page, api: Client) -> None:
+    variables = {f"v{i:04d}": f"value {i}" for i in range(450)}
+    execution_id = api.create(
+        [command("one", "echo one")], name="many variables", variables=variables
+    )
+    api.wait_for_status(execution_id, "completed")
+    sign_in(page, path=f"/ui/executions/{execution_id}")
+    section = page.locator("section", has=page.get_by_role("heading", name="Variables"))
+    expect(section.locator("dt", has_text="v0000")).to_be_visible()
+    expect(section.locator("dt")).to_have_count(200)
+    expect(section.locator("dt", has_text="v0449")).to_have_count(0)
+    page.get_by_role("button", name=re.compile(r"^Show all 4\d\d variables$")).click()
+    expect(section.locator("dt", has_text="v0449")).to_be_visible()
+    expect(section.locator("dt", has_text=re.compile(r"^v\d{4}$"))).to_have_count(450)
+
+
+def test_running_durations_in_the_list_grow_by_the_second(page: Page, api: Client) -> None:
+    execution_id = api.create([command("sleeper", "sleep 30")], name="ticking")
+    try:
+        api.wait_for_step(execution_id, "sleeper", "running")
+        sign_in(page, path="/ui/executions")
+        cell = row(page, execution_id).locator(".duration.running")
+        expect(cell).to_be_visible()
+        first = cell.inner_text()
+        expect(cell).not_to_have_text(first, timeout=3_000)  # not 15 s later
+    finally:
+        api.post(f"/api/executions/{execution_id}/cancel")
+
+
+def test_the_run_form_keeps_what_was_typed_when_the_plan_is_stored_again(
+    page: Page, api: Client
+) -> None:
+    document = {
+        "name": "kept form",
+        "variables": {"who": "World"},
+        "steps": [command("hello", "echo Hello, $SYNTHESIS_VAR_WHO")],
+    }
+    plan = api.post("/api/plans", document)
+    assert plan.status == 201, plan
+    plan_id = plan.json["plan_id"]
+    sign_in(page, path=f"/ui/plans/{plan_id}")
+    who = page.get_by_label("who", exact=True)
+    who.fill("Ada")
+    changed = api.request("PUT", f"/api/plans/{plan_id}", {**document, "description": "v2"})
+    assert changed.status == 200, changed
+    expect(page.get_by_text("v2", exact=True)).to_be_visible()  # the page has the new plan
+    expect(who).to_have_value("Ada")
+    # a new variable: its field comes, what was typed stays
+    more = {**document, "variables": {"who": "World", "times": 2}}
+    assert api.request("PUT", f"/api/plans/{plan_id}", more).status == 200
+    expect(page.get_by_label("times", exact=True)).to_have_value("2")
+    expect(who).to_have_value("Ada")
+
+
+def test_the_system_page_shows_states_as_status_badges(page: Page) -> None:
+    sign_in(page, path="/ui/system")
+    expect(page.get_by_role("heading", name="Health")).to_be_visible()
+    healthy = page.locator('.health-summary .status[data-status="healthy"]')
+    expect(healthy).to_contain_text("healthy")
+    expect(healthy.locator(".status-icon")).to_have_text("✓")
+    expect(page.locator('.nodes-table .status[data-status="alive"]').first).to_contain_text("alive")

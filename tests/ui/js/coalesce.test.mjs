@@ -104,3 +104,20 @@ test('a failing task does not stop later runs; cancel stops everything', async (
   c.request();
   assert.equal(clock.pending(), 0, 'a cancelled coalescer schedules nothing');
 });
+
+test('the interval may be a function, read at each request (bigger work, longer spacing)', async () => {
+  const clock = fakeClock();
+  let runs = 0;
+  let spacing = 100;
+  const c = coalesce(() => {
+    runs += 1;
+  }, () => spacing, clock);
+  c.request();
+  await clock.advance(0);
+  spacing = 1000;
+  c.request();
+  await clock.advance(500);
+  assert.equal(runs, 1, 'the spacing asked for at the request holds');
+  await clock.advance(500);
+  assert.equal(runs, 2);
+});

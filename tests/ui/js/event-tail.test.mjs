@@ -62,3 +62,18 @@ test('a payload previews on one line, cut with an ellipsis; markup stays charact
   assert.ok(long.endsWith('…'));
   assert.equal(payloadPreview(null), '{}');
 });
+
+test('an arriving event is looked up among the ids, kept in step with the rows, not in the rows', () => {
+  let state = tailReducer(emptyTail(), { type: 'load', events: [event(2), event(1)] }, 3);
+  state = tailReducer(state, { type: 'pause' }, 3);
+  state = tailReducer(state, { type: 'arrived', events: [event(3), event(4), event(5), event(6)] }, 3);
+  assert.deepEqual([...state.ids].sort(), [...ids(state.events), ...ids(state.held)].sort());
+  state = tailReducer(state, { type: 'resume' }, 3);
+  assert.deepEqual([...state.ids].sort(), ids(state.events).sort());
+  // A batch already shown is turned away without going through the 1,000 rows.
+  const rows = Object.defineProperties({ ...state }, {
+    events: { get: () => assert.fail('the rows were scanned') },
+    held: { get: () => assert.fail('the held rows were scanned') },
+  });
+  assert.equal(tailReducer(rows, { type: 'arrived', events: [event(6), event(5)] }, 3), rows);
+});

@@ -9,6 +9,7 @@ import {
   mergeSnapshot,
   outputSource,
 } from '../../../synthesis/ui/app/logic/execution-state.js';
+import { makeMatcher, searchLines } from '../../../synthesis/ui/app/logic/output-search.js';
 
 const ID = 'e1';
 let next = 0;
@@ -129,7 +130,10 @@ test('output comes from the events, else from the stored output and error', () =
   assert.deepEqual(fallback.lines.kinds, ['stdout', 'stderr']);
   assert.equal(outputSource(state, 'b', cache).lines, fallback.lines, 'cached');
   // An ended step's stream still replaying: the stored text is whole, the replay not yet.
-  state = applyEvents(state, [event('step_output', { step_id: 'b', output: 'out\n', stream: 'stdout' })]);
+  state = applyEvents(state, [
+    event('step_started', { step_id: 'b', step_type: 'command' }),
+    event('step_output', { step_id: 'b', output: 'out\n', stream: 'stdout' }),
+  ]);
   assert.equal(outputSource(state, 'b', cache).live, false);
   state = applyEvents(state, [
     event('step_output', { step_id: 'b', output: 'bad\n', stream: 'stderr' }),
@@ -144,4 +148,47 @@ test('output comes from the events, else from the stored output and error', () =
     event('step_output', { step_id: 'a', output: 'par', stream: 'stdout' }),
   ]);
   assert.deepEqual(outputSource(state, 'a', cache).lines.texts, ['par']);
+});
+
+test('a step whose start the stream missed shows its stored output once it has one', () => {
+  // The stream began mid-step (the execution's first event pruned, or not found): its live
+  // lines are the tail only.
+  let state = initialState(snapshot({ steps: [{ id: 'a', type: 'command', status: 'running', started_at: '2026-01-01T00:00:00.000Z', output: null, error: null }] }));
+  state = applyEvents(state, [event('step_output', { step_id: 'a', output: 'line 220\nline 221\n', stream: 'stdout' })]);
+  const tail = outputSource(state, 'a', new Map());
+  assert.deepEqual(tail.lines.texts, ['line 220', 'line 221'], 'nothing stored yet: the tail, said to be partial');
+  assert.equal(tail.partial, true);
+  state = applyEvents(state, [event('step_completed', { step_id: 'a', status: 'completed', duration_ms: 5 })]);
+  const whole = Array.from({ length: 222 }, (_, i) => `line ${i}`).join('\n');
+  const stored = snapshot({ steps: [{ id: 'a', type: 'command', status: 'completed', output: `${whole}\n`, error: null }] });
+  state = mergeSnapshot(state, stored);
+  const shown = outputSource(state, 'a', new Map());
+  assert.equal(shown.live, false, 'the stored output is whole; the live one is not');
+  assert.equal(shown.lines.length, 222);
+  assert.equal(shown.lines.texts[0], 'line 0');
+});
+
+test('a step run again from the start shows the new run only, and search counts it once', () => {
+  let state = initialState(snapshot());
+  state = applyEvents(state, [
+    event('step_started', { step_id: 'a', step_type: 'command' }, '2026-01-01T00:00:01.000Z'),
+    event('step_output', { step_id: 'a', output: 'step line one\nstep line two\n', stream: 'stdout' }),
+  ]);
+  const matcher = makeMatcher('step line');
+  const before = searchLines(outputSource(state, 'a').lines, matcher);
+  assert.equal(before.count, 2);
+  // A server restart cut the run short: the step goes back to pending and starts again.
+  const restart = [
+    event('step_started', { step_id: 'a', step_type: 'command' }, '2026-01-01T00:00:09.000Z'),
+    event('step_output', { step_id: 'a', output: 'step line one\n', stream: 'stdout' }),
+  ];
+  state = applyEvents(state, restart);
+  const again = outputSource(state, 'a');
+  assert.deepEqual(again.lines.texts, ['step line one']);
+  assert.equal(again.live, true);
+  assert.equal(state.steps.a.started_at, '2026-01-01T00:00:09.000Z', 'when this run started');
+  assert.equal(searchLines(again.lines, matcher, before.state).count, 1, 'the old run is not counted');
+  // The same events again (a replay after a reconnect) change nothing.
+  assert.equal(applyEvents(state, restart), state);
+  assert.equal(outputSource(state, 'a').lines, again.lines);
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { asText, duration, relativeTime } from '../../../synthesis/ui/app/logic/format.js';
+import { asText, duration, elapsedMs, relativeTime, timeOf } from '../../../synthesis/ui/app/logic/format.js';
 
 test('relative times read as people say them', () => {
   const now = Date.parse('2026-01-01T12:00:00Z');
@@ -29,4 +29,17 @@ test('values become text, never markup', () => {
   assert.equal(asText('<b>x</b>'), '<b>x</b>');
   assert.equal(asText({ a: 1 }), '{\n  "a": 1\n}');
   assert.equal(asText(null), '');
+});
+
+test('how long something ran: start to end, or to now while it runs', () => {
+  const now = Date.parse('2026-01-01T12:00:10Z');
+  assert.equal(elapsedMs('2026-01-01T12:00:00Z', '2026-01-01T12:00:02.500Z', now), 2500);
+  assert.equal(elapsedMs('2026-01-01T12:00:00Z', '2026-01-01T12:00:02.500Z'), 2500, 'no clock needed once ended');
+  assert.equal(elapsedMs('2026-01-01T12:00:00Z', null, now), 10_000);
+  assert.equal(elapsedMs('2026-01-01T12:00:00Z', null), null, 'running, and no clock given');
+  assert.equal(elapsedMs(null, null, now), null, 'never started');
+  assert.equal(elapsedMs('2026-01-01T12:00:20Z', null, now), 0, 'a clock behind the server never goes negative');
+  assert.equal(timeOf('2026-01-01T12:00:10Z'), now);
+  assert.equal(timeOf('nonsense'), null);
+  assert.equal(timeOf(''), null);
 });

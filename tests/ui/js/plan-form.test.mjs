@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
+  carryValues,
   initialValues,
   isValid,
   kindOf,
+  own,
   parseVariablesJson,
   planDocument,
   readField,
@@ -111,4 +113,38 @@ test('variables as a JSON object: {} when empty, an object only, its keys win', 
   const named = readVariables(variableFields({ variables: { json: 1 } }), { json: 'x' });
   assert.deepEqual(named.errors, { json: 'must be a whole number' });
   assert.equal(named.jsonError, '');
+});
+
+test('a variable named __proto__ (or constructor) is read and sent like any other', () => {
+  // The plan as the API gives it (JSON.parse makes "__proto__" an ordinary key).
+  const real = variableFields(JSON.parse('{"variables": {"__proto__": "default", "constructor": 1}}'));
+  assert.deepEqual(real.map((f) => f.name), ['__proto__', 'constructor']);
+  const read = readVariables(real, initialValues(real));
+  assert.equal(JSON.stringify(read.variables), '{"__proto__":"default","constructor":1}');
+  assert.equal(Object.getPrototypeOf(read.variables), Object.prototype);
+  const typed = readVariables(real, JSON.parse('{"__proto__": "typed", "constructor": "2"}'));
+  assert.equal(JSON.stringify(typed.variables), '{"__proto__":"typed","constructor":2}');
+  // its error is kept too, so the form is not sent with it wrong
+  const wrong = readVariables(real, JSON.parse('{"__proto__": "typed", "constructor": "two"}'));
+  assert.equal(isValid(wrong), false);
+  const proto = readVariables(variableFields(JSON.parse('{"variables": {"__proto__": 1}}')), JSON.parse('{"__proto__": "one"}'));
+  assert.equal(isValid(proto), false);
+  assert.equal(own(proto.errors, '__proto__'), 'must be a whole number');
+  assert.equal(own(proto.errors, 'toString'), undefined);
+  // and from the JSON box
+  const extra = readVariables([], {}, '{"__proto__": {"a": 1}}');
+  assert.equal(JSON.stringify(extra.variables), '{"__proto__":{"a":1}}');
+});
+
+test('the plan stored again under the form keeps what the reader typed', () => {
+  const before = variableFields({ variables: { who: 'World', times: 1, loud: false } });
+  const typed = { ...initialValues(before), who: 'Ada' };
+  // A new description: the same variables.
+  const same = variableFields({ variables: { who: 'World', times: 1, loud: false } });
+  assert.deepEqual(carryValues(before, typed, same), { who: 'Ada', times: '1', loud: false });
+  // A variable added, a default changed, one now of another kind, one gone.
+  const after = variableFields({ variables: { who: 'Everyone', times: 'once', extra: true } });
+  assert.deepEqual(carryValues(before, { ...typed, times: '3' }, after), { who: 'Ada', times: 'once', extra: true });
+  // Untouched fields follow a changed default.
+  assert.deepEqual(carryValues(before, initialValues(before), after), { who: 'Everyone', times: 'once', extra: true });
 });

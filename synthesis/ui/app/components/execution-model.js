@@ -1,15 +1,20 @@
 // One execution, live: its snapshot (GET), then every event since its creation replayed and
 // streamed over /ws/events (reconnects resume from the last event: live.js), applied in
 // batches of one animation frame by the pure reducer (logic/execution-state.js). The
-// snapshot is fetched again, throttled, when a step ends or the execution changes, for
-// what events do not carry (errors, attempts, variables, exit codes, nested step rows).
+// snapshot is fetched again, coalesced (logic/coalesce.js), when a step ends or the
+// execution changes, for what events do not carry (errors, attempts, variables, exit
+// codes, nested step rows). A failed refetch keeps the last snapshot on screen.
 import { useCallback, useEffect, useRef, useState } from '../../vendor/preact-htm.js';
 import { useLiveEvents } from '../live.js';
-import { applyControlAnswer, applyEvents, initialState, isFinished, mergeSnapshot } from '../logic/execution-state.js';
+import { coalesce } from '../logic/coalesce.js';
+import { applyControlAnswer, applyEvents, initialState, mergeSnapshot } from '../logic/execution-state.js';
+import { isEnded } from '../logic/vocabulary.js';
 import { handleAuthError, api } from '../session.js';
 
 const FLUSH_NOW_AT = 5000; // queued events: apply at once rather than wait for a frame
 const REFETCH_MIN_MS = 300;
+const REFETCH_MAX_MS = 2000;
+const RETRY_MS = [2000, 5000, 10000, 30000]; // after failed refetches, when nothing else asks
 
 /** Control steps whose start opens a block: their nested rows exist from then on. */
 const OPENS_BLOCK = new Set(['condition', 'loop']);
@@ -19,60 +24,28 @@ const OPENS_BLOCK = new Set(['condition', 'loop']);
  * @returns {{
  *   state: import('../logic/execution-state.js').ExecutionState|null,
  *   error: unknown,
+ *   refetchError: unknown,
  *   applyAnswer: (answer: object) => void,
- *   refetch: () => void,
- * }}
+ * }} `error`: the first load failed (nothing to show); `refetchError`: a later snapshot
+ *   failed (the last one stays; it is asked for again).
  */
 export function useExecutionModel(executionId) {
   const store = useRef(null);
   const [state, setState] = useState(null);
   const [error, setError] = useState(null);
+  const [refetchError, setRefetchError] = useState(null);
   const [since, setSince] = useState(undefined); // undefined: not known yet; null: none kept
   const queue = useRef([]);
   const frame = useRef(0);
-  const fetching = useRef({ timer: 0, busy: false, again: false, controller: null });
+  const snapshots = useRef(null); // the coalesced refetch of this execution: {request, cancel}
+  const refetchFailed = useRef(false);
+  const streamState = useRef(null);
 
   const commit = (next) => {
     store.current = next;
     setState(next);
   };
-
-  const fetchSnapshot = useCallback(async () => {
-    const f = fetching.current;
-    if (f.busy) {
-      f.again = true;
-      return;
-    }
-    f.busy = true;
-    f.again = false;
-    const id = executionId;
-    const controller = new AbortController();
-    f.controller = controller;
-    const seq = store.current?.statusSeq ?? 0;
-    try {
-      const snapshot = await api().getExecution(id, { signal: controller.signal });
-      if (store.current && store.current.execution.execution_id === id) {
-        commit(mergeSnapshot(store.current, snapshot, { statusSeqAtRequest: seq }));
-      }
-    } catch (err) {
-      if (controller.signal.aborted) return;
-      if (!handleAuthError(err)) setError(err);
-    } finally {
-      f.busy = false;
-      if (f.again && !controller.signal.aborted) scheduleRefetch();
-    }
-  }, [executionId]);
-
-  const scheduleRefetch = useCallback(() => {
-    const f = fetching.current;
-    if (f.timer) return; // throttled, not debounced: a long busy run still refreshes
-    const size = store.current ? store.current.order.length : 0;
-    const wait = Math.min(2000, REFETCH_MIN_MS + size / 10);
-    f.timer = setTimeout(() => {
-      f.timer = 0;
-      fetchSnapshot();
-    }, wait);
-  }, [fetchSnapshot]);
+  const requestSnapshot = useCallback(() => snapshots.current?.request(), []);
 
   const flush = useCallback(() => {
     frame.current = 0;
@@ -89,40 +62,73 @@ export function useExecutionModel(executionId) {
         e.type.startsWith('execution_') ||
         (e.type === 'step_started' && OPENS_BLOCK.has(e.payload?.step_type)),
     );
-    if (wants) scheduleRefetch();
-  }, [scheduleRefetch]);
+    if (wants) requestSnapshot();
+  }, [requestSnapshot]);
 
-  // The snapshot and the id of the execution's first event, whose successors are replayed.
+  // The snapshot and the id of the execution's first event, whose successors are replayed;
+  // then the refetches, until the page leaves this execution.
   useEffect(() => {
     let alive = true;
+    let failures = 0;
+    let retry = 0;
+    const controller = new AbortController();
     store.current = null;
     queue.current = [];
+    refetchFailed.current = false;
     setState(null);
     setError(null);
+    setRefetchError(null);
     setSince(undefined);
     const client = api();
-    Promise.all([
-      client.getExecution(executionId),
-      client
-        .listEvents({ executionId, type: 'execution_created', limit: 1 })
-        .then((page) => page.events[0]?.event_id ?? null)
-        .catch(() => null),
-    ])
-      .then(([snapshot, first]) => {
+
+    const refetch = async () => {
+      clearTimeout(retry);
+      retry = 0;
+      if (!store.current) return;
+      const seq = store.current.statusSeq;
+      try {
+        const snapshot = await api().getExecution(executionId, { signal: controller.signal });
         if (!alive) return;
+        commit(mergeSnapshot(store.current, snapshot, { statusSeqAtRequest: seq }));
+        failures = 0;
+        refetchFailed.current = false;
+        setRefetchError(null);
+      } catch (err) {
+        if (!alive || controller.signal.aborted || handleAuthError(err)) return;
+        refetchFailed.current = true;
+        setRefetchError(err);
+        // Asked again with the next event or reconnect; and, in case none comes (the run
+        // may have ended), after a while.
+        retry = setTimeout(() => coalescer.request(), RETRY_MS[Math.min(failures, RETRY_MS.length - 1)]);
+        failures += 1;
+      }
+    };
+    // A big execution's snapshot is big: the bigger, the further apart.
+    const spacing = () => Math.min(REFETCH_MAX_MS, REFETCH_MIN_MS + (store.current ? store.current.order.length : 0) / 10);
+    const coalescer = coalesce(refetch, spacing);
+    snapshots.current = coalescer;
+
+    // Without the first event (pruned by retention, or the lookup failed) the stream starts
+    // from now: steps that started before show their stored output (outputSource).
+    const firstEvent = client.listEvents({ executionId, type: 'execution_created', limit: 1 }).then(
+      (page) => ({ first: page.events[0]?.event_id ?? null }),
+      (failure) => ({ first: null, failure }),
+    );
+    Promise.all([client.getExecution(executionId, { signal: controller.signal }), firstEvent])
+      .then(([snapshot, { first, failure }]) => {
+        if (!alive || (failure && handleAuthError(failure))) return;
         commit(initialState(snapshot));
         setSince(first);
       })
       .catch((err) => {
-        if (alive && !handleAuthError(err)) setError(err);
+        if (alive && !controller.signal.aborted && !handleAuthError(err)) setError(err);
       });
     return () => {
       alive = false;
-      const f = fetching.current;
-      clearTimeout(f.timer);
-      f.timer = 0;
-      f.controller?.abort();
-      f.busy = false;
+      coalescer.cancel();
+      clearTimeout(retry);
+      controller.abort();
+      if (snapshots.current === coalescer) snapshots.current = null;
       if (frame.current) cancelAnimationFrame(frame.current);
       frame.current = 0;
     };
@@ -138,19 +144,28 @@ export function useExecutionModel(executionId) {
     since === undefined ? null : { executionId, since: since ?? undefined },
     onEvent,
     `${executionId}:${since === undefined ? 'waiting' : since}`,
-    { onResync: () => scheduleRefetch() },
+    {
+      onResync: requestSnapshot,
+      // Live again after a drop (a server restart): what changed meanwhile, and a refetch
+      // that failed, are asked for now.
+      onState: (next) => {
+        const before = streamState.current;
+        streamState.current = next;
+        if (next === 'live' && (before === 'reconnecting' || refetchFailed.current)) requestSnapshot();
+      },
+    },
   );
 
   const applyAnswer = useCallback(
     (answer) => {
       if (!store.current) return;
       commit(applyControlAnswer(store.current, answer));
-      scheduleRefetch();
+      requestSnapshot();
     },
-    [scheduleRefetch],
+    [requestSnapshot],
   );
 
-  return { state, error, applyAnswer, refetch: scheduleRefetch };
+  return { state, error, refetchError, applyAnswer };
 }
 
 /**
@@ -174,7 +189,7 @@ export function useChildExecutions(state, planSteps) {
     if (typeof known === 'string' && known) childIds[def.id] = known;
   }
   const running = planSteps.filter((d) => state?.steps[d.id]?.status === 'running').map((d) => d.id);
-  const key = JSON.stringify([childIds, running, state ? isFinished(state.execution.status) : null]);
+  const key = JSON.stringify([childIds, running, state ? isEnded(state.execution.status) : null]);
 
   // A running top-level plan step: find its child once.
   useEffect(() => {

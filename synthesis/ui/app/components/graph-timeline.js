@@ -4,10 +4,11 @@
 // runs), retries as attempt segments, a skipped step saying why. Big plans render only
 // the rows in view (fixed row height), so 10,000 rows cost what 30 do.
 import { html, useLayoutEffect, useRef, useState } from '../../vendor/preact-htm.js';
-import { duration } from '../logic/format.js';
+import { duration, elapsedMs, timeOf } from '../logic/format.js';
 import { pathOf } from '../logic/routes.js';
 import { skipReason } from '../logic/step-tree.js';
 import { Link } from '../router.js';
+import { memo } from './memo.js';
 import { StatusBadge } from './status.js';
 
 export const ROW_H = 30;
@@ -18,8 +19,6 @@ const DEPTH_W = 10;
 const MAX_LANES = 6;
 const MAX_DEPTH_SHOWN = 4;
 
-const time = (at) => (at ? new Date(at).getTime() : null);
-
 /**
  * @param {{
  *   rows: import('../logic/step-tree.js').Row[], edges: import('../logic/step-tree.js').Edge[],
@@ -28,7 +27,7 @@ const time = (at) => (at ? new Date(at).getTime() : null);
  *   onToggle: (id: string) => void,
  * }} props
  */
-export function GraphTimeline({ rows, edges, lanes, depth, executionId, selectedId, span, now, ready, onToggle }) {
+export const GraphTimeline = memo(function GraphTimeline({ rows, edges, lanes, depth, executionId, selectedId, span, now, ready, onToggle }) {
   const scroller = useRef(null);
   const [view, setView] = useState({ top: 0, height: 600 });
   const pendingFocus = useRef(null);
@@ -142,7 +141,7 @@ export function GraphTimeline({ rows, edges, lanes, depth, executionId, selected
       </div>
     </div>
   </div>`;
-}
+});
 
 function nodeX(row) {
   return 8 + Math.min(row.depth, MAX_DEPTH_SHOWN) * DEPTH_W + Math.min(row.lane, MAX_LANES - 1) * LANE_W;
@@ -196,8 +195,8 @@ function Counts({ counts, of, expected }) {
 function Row({ row, index, executionId, selected, x, now, onToggle }) {
   const style = { top: `${index * ROW_H}px` };
   const rec = row.record;
-  const started = time(rec?.started_at);
-  const ended = time(rec?.completed_at);
+  const started = timeOf(rec?.started_at);
+  const ended = timeOf(rec?.completed_at);
   const label = row.kind === 'branch' || row.kind === 'iteration' ? row.label : row.id;
 
   let name;
@@ -223,12 +222,8 @@ function Row({ row, index, executionId, selected, x, now, onToggle }) {
       </button>`
     : html`<span class="gt-toggle-space"></span>`;
 
-  const dur =
-    rec?.duration_ms !== null && rec?.duration_ms !== undefined
-      ? duration(rec.duration_ms)
-      : started && row.status === 'running'
-        ? duration(now - started)
-        : '';
+  const ms = rec?.duration_ms ?? (row.status === 'running' ? elapsedMs(rec?.started_at, null, now) : null);
+  const dur = ms === null ? '' : duration(ms);
 
   const rowClass = `gt-row gt-kind-${row.kind}${selected ? ' selected' : ''}`;
   const attrs = row.kind === 'step' ? { 'data-step-id': row.id } : row.kind === 'child' ? { 'data-child-step-id': row.id } : {};
@@ -246,13 +241,13 @@ function Track({ row, x, now, started, ended, executionId }) {
   const segments = [];
   if (rec?.attempts?.length) {
     for (const attempt of rec.attempts) {
-      const a = time(attempt.started_at);
-      const b = time(attempt.completed_at);
+      const a = timeOf(attempt.started_at);
+      const b = timeOf(attempt.completed_at);
       if (a === null) continue;
       const exit = attempt.exit_code !== null && attempt.exit_code !== undefined ? `, exit ${attempt.exit_code}` : '';
       segments.push({ from: a, to: b ?? now, status: attempt.status, title: `attempt ${attempt.attempt}: ${attempt.status}${exit}` });
     }
-    const lastEnd = time(rec.attempts.at(-1)?.completed_at);
+    const lastEnd = timeOf(rec.attempts.at(-1)?.completed_at);
     if (row.status === 'running' && lastEnd) {
       segments.push({ from: lastEnd, to: now, status: 'running', title: `attempt ${rec.attempts.length + 1}: running` });
     }

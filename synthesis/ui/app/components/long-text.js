@@ -3,7 +3,7 @@
 import { html, useState } from '../../vendor/preact-htm.js';
 import { asText } from '../logic/format.js';
 
-export const LONG_TEXT_LIMIT = 4000;
+const LONG_TEXT_LIMIT = 4000;
 
 /** `value`: any value (strings as they are, the rest as indented JSON); `className` for the <pre>. */
 export function LongText({ value, limit = LONG_TEXT_LIMIT, className = '' }) {

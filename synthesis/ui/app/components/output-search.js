@@ -1,26 +1,46 @@
 // Search across every step's output, live: results per step (count and first lines), each
 // line a link to that line of that step's output. Each step is searched incrementally
-// (logic/output-search.js): new output costs only its own lines.
-import { html, useMemo, useRef } from '../../vendor/preact-htm.js';
+// (logic/output-search.js): new output costs only its own lines. What the reader types
+// stays here: only the matcher, once the typing pauses, goes up to the page (for the
+// output's highlights), so a keystroke redraws this box and nothing else.
+import { html, useEffect, useMemo, useRef, useState } from '../../vendor/preact-htm.js';
 import { displayText } from '../logic/output-lines.js';
-import { searchLines, splitMatches } from '../logic/output-search.js';
+import { makeMatcher, searchLines, splitMatches } from '../logic/output-search.js';
 import { pathOf } from '../logic/routes.js';
 import { Link } from '../router.js';
 
 const STEPS_SHOWN = 50;
 const SNIPPET_CHARS = 240;
+const SEARCH_DELAY_MS = 150;
+
+/** The value, once it has stopped changing for `ms`. */
+function useSettled(value, ms) {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}
 
 /**
  * @param {{
  *   executionId: string,
- *   query: string, regex: boolean,
- *   onQuery: (query: string) => void, onRegex: (regex: boolean) => void,
- *   matcher: import('../logic/output-search.js').Matcher,
+ *   onMatcher: (matcher: import('../logic/output-search.js').Matcher) => void,
  *   stepIds: string[], linesOf: (id: string) => import('../logic/output-lines.js').LineIndex,
  *   version: number,
- * }} props
+ * }} props `onMatcher`: the settled matcher, each time it changes
  */
-export function OutputSearch({ executionId, query, regex, onQuery, onRegex, matcher, stepIds, linesOf, version }) {
+export function OutputSearch({ executionId, onMatcher, stepIds, linesOf, version }) {
+  const [query, setQuery] = useState('');
+  const [regex, setRegex] = useState(false);
+  const settled = useSettled(query, SEARCH_DELAY_MS);
+  const matcher = useMemo(() => makeMatcher(settled, { regex }), [settled, regex]);
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) first.current = false; // the page starts with the same empty matcher
+    else onMatcher(matcher);
+  }, [matcher]);
   const cache = useRef(new Map());
   const results = useMemo(() => {
     if (matcher.empty || matcher.error) {
@@ -59,11 +79,11 @@ export function OutputSearch({ executionId, query, regex, onQuery, onRegex, matc
           value=${query}
           autocomplete="off"
           spellcheck="false"
-          onInput=${(e) => onQuery(e.currentTarget.value)}
+          onInput=${(e) => setQuery(e.currentTarget.value)}
         />
       </div>
       <label class="os-regex"
-        ><input type="checkbox" checked=${regex} onChange=${(e) => onRegex(e.currentTarget.checked)} /> Regular expression</label
+        ><input type="checkbox" checked=${regex} onChange=${(e) => setRegex(e.currentTarget.checked)} /> Regular expression</label
       >
     </form>
     ${matcher.error ? html`<p role="alert" class="error">${matcher.error}</p>` : ''}

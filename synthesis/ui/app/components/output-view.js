@@ -21,10 +21,11 @@ const MAX_SHOWN_CHARS = 10000; // per line in the DOM; the rest is counted, and 
  *   executionId: string, stepId: string,
  *   lines: import('../logic/output-lines.js').LineIndex, version: number,
  *   line: number|null, matcher: import('../logic/output-search.js').Matcher|null,
- *   running: boolean, live: boolean,
- * }} props `line`: the 1-based line of the URL's #L<n>
+ *   running: boolean, live: boolean, partial?: boolean,
+ * }} props `line`: the 1-based line of the URL's #L<n>; `partial`: live lines that began
+ *   after the step did (the whole output shows once it ends)
  */
-export function OutputView({ executionId, stepId, lines, version, line, matcher, running, live }) {
+export function OutputView({ executionId, stepId, lines, version, line, matcher, running, live, partial = false }) {
   const scroller = useRef(null);
   const [view, setView] = useState({ top: 0, height: 400 });
   const [following, setFollowing] = useState(running && !line);
@@ -109,7 +110,7 @@ export function OutputView({ executionId, stepId, lines, version, line, matcher,
   const height = Math.min(Math.max(count, 3), 30) * LINE_H + 2;
   return html`<div class="ov">
     <div class="ov-bar">
-      <span class="muted">${count.toLocaleString()} ${count === 1 ? 'line' : 'lines'}${live ? '' : count ? ' (stored output)' : ''}</span>
+      <span class="muted">${count.toLocaleString()} ${count === 1 ? 'line' : 'lines'}${partial ? ' since this page connected' : live ? '' : count ? ' (stored output)' : ''}</span>
       <button type="button" class="quiet ov-follow" aria-pressed=${following ? 'true' : 'false'} onClick=${follow}>Follow</button>
     </div>
     <div

@@ -1,8 +1,9 @@
 // Run a stored plan: one field per variable it declares (prefilled with its default, read
 // back as the default's type), or a JSON object when it declares none; then to the new
 // execution. What is wrong is said next to the field, or under the form for the server's.
+// The plan changing under the form (stored again) keeps what the reader typed.
 import { html, useEffect, useMemo, useRef, useState } from '../../vendor/preact-htm.js';
-import { initialValues, isValid, kindHint, readVariables, variableFields } from '../logic/plan-form.js';
+import { carryValues, initialValues, isValid, kindHint, own, readVariables, variableFields } from '../logic/plan-form.js';
 import { pathOf } from '../logic/routes.js';
 import { navigate } from '../router.js';
 import { api, handleAuthError } from '../session.js';
@@ -51,6 +52,13 @@ function JsonVariables({ label, value, error, onChange }) {
 export function RunForm({ plan }) {
   const fields = useMemo(() => variableFields(plan), [plan]);
   const [values, setValues] = useState(() => initialValues(fields));
+  const typedIn = useRef(fields); // the fields `values` were typed in
+  useEffect(() => {
+    const before = typedIn.current;
+    if (before === fields) return;
+    typedIn.current = fields;
+    setValues((typed) => carryValues(before, typed, fields));
+  }, [fields]);
   const [json, setJson] = useState('');
   const [problems, setProblems] = useState({ errors: {}, jsonError: '' });
   const [refusal, setRefusal] = useState(null);
@@ -83,7 +91,7 @@ export function RunForm({ plan }) {
       ? html`<p class="muted">Each variable starts at the plan's default.</p>
           ${fields.map(
             (field, index) => html`<${VariableField} key=${field.name} field=${field} index=${index}
-              value=${values[field.name]} error=${problems.errors[field.name]} onChange=${set(field.name)} />`,
+              value=${own(values, field.name) ?? field.initial} error=${own(problems.errors, field.name)} onChange=${set(field.name)} />`,
           )}
           <details class="more-variables" open=${Boolean(json || problems.jsonError)}>
             <summary>More variables</summary>

@@ -1,4 +1,5 @@
-// Status as an icon AND its word, never colour alone.
+// Status as an icon AND its word, never colour alone: executions' and steps' statuses, and
+// the system page's states of the server's parts and nodes.
 import { html } from '../../vendor/preact-htm.js';
 
 const ICONS = {
@@ -10,6 +11,10 @@ const ICONS = {
   failed: '✗',
   cancelled: '⊘',
   skipped: '↷',
+  healthy: '✓',
+  unhealthy: '✗',
+  alive: '●',
+  dead: '✗',
 };
 
 /** <span class="status status-running" data-status="running">▶ running</span> */

@@ -1,7 +1,7 @@
 // The selected step's facts: type, status, times, duration, exit code, why it was skipped,
 // what it waits for, its error, its attempts and its parameters, all as text.
 import { html } from '../../vendor/preact-htm.js';
-import { absoluteTime, asText, duration } from '../logic/format.js';
+import { absoluteTime, asText, duration, elapsedMs } from '../logic/format.js';
 import { pathOf } from '../logic/routes.js';
 import { skipReason } from '../logic/step-tree.js';
 import { Link } from '../router.js';
@@ -19,7 +19,7 @@ import { RelativeTime } from './time.js';
 export function StepPanel({ stepId, record, def, deps, detail, childId, now, chosenBy }) {
   const status = record?.status ?? 'pending';
   const started = record?.started_at;
-  const ms = record?.duration_ms ?? (status === 'running' && started ? now - new Date(started).getTime() : null);
+  const ms = record?.duration_ms ?? (status === 'running' ? elapsedMs(started, null, now) : null);
   const exit = record?.exit_code;
   const attempts = record?.attempts || detail?.attempts || [];
   const parameters = detail?.parameters ?? def?.parameters;
@@ -72,7 +72,7 @@ function Attempts({ attempts }) {
       </thead>
       <tbody>
         ${attempts.map((a) => {
-          const ms = a.started_at && a.completed_at ? new Date(a.completed_at) - new Date(a.started_at) : null;
+          const ms = elapsedMs(a.started_at, a.completed_at);
           return html`<tr key=${a.attempt}>
             <td>${a.attempt}</td>
             <td><${StatusBadge} status=${a.status} /></td>

@@ -6,7 +6,8 @@
  * `request()` is called, never two at once, and always once more after the last request
  * that came while one ran, so the last change is never missed.
  * @param {() => unknown} task
- * @param {number} interval milliseconds
+ * @param {number|(() => number)} interval milliseconds, or a function giving them at each
+ *   request (a bigger execution waits longer between snapshots)
  * @param {{setTimeout: Function, clearTimeout: Function, now: () => number}} [clock]
  * @returns {{request: () => void, cancel: () => void}}
  */
@@ -41,7 +42,8 @@ export function coalesce(task, interval, clock = defaultClock()) {
       return;
     }
     if (timer !== null) return;
-    const wait = Math.max(0, lastRun + interval - clock.now());
+    const spacing = typeof interval === 'function' ? interval() : interval;
+    const wait = Math.max(0, lastRun + spacing - clock.now());
     timer = clock.setTimeout(run, wait);
   }
 

@@ -7,16 +7,22 @@ export const TAIL_LIMIT = 1000;
 
 /**
  * @typedef {{event_id: string, type: string, timestamp: string, execution_id: string|null, payload: object}} EventRecord
- * @typedef {{events: EventRecord[], held: EventRecord[], heldCount: number, paused: boolean}} Tail
+ * @typedef {{events: EventRecord[], held: EventRecord[], heldCount: number, paused: boolean, ids: Set<string>}} Tail
+ *   `ids`: the ids of `events` and `held`, so an arriving event is checked at once, not
+ *   against every row.
  */
 
 /** @returns {Tail} */
 export function emptyTail() {
-  return { events: [], held: [], heldCount: 0, paused: false };
+  return { events: [], held: [], heldCount: 0, paused: false, ids: new Set() };
 }
 
-function known(state, id) {
-  return state.events.some((e) => e.event_id === id) || state.held.some((e) => e.event_id === id);
+/** The tail with `events` and `held`, and their ids (built once per change, not per event). */
+function withRows(state, events, held) {
+  const ids = new Set();
+  for (const e of events) ids.add(e.event_id);
+  for (const e of held) ids.add(e.event_id);
+  return { ...state, events, held, ids };
 }
 
 /**
@@ -28,33 +34,29 @@ function known(state, id) {
 export function tailReducer(state, action, limit = TAIL_LIMIT) {
   switch (action.type) {
     case 'load':
-      return { ...state, events: action.events.slice(0, limit), held: [], heldCount: 0 };
+      return { ...withRows(state, action.events.slice(0, limit), []), heldCount: 0 };
     case 'arrived': {
       const fresh = [];
+      const taken = new Set();
       for (const event of action.events) {
-        if (!event?.event_id || known(state, event.event_id) || fresh.some((e) => e.event_id === event.event_id)) continue;
+        const id = event?.event_id;
+        if (!id || state.ids.has(id) || taken.has(id)) continue;
+        taken.add(id);
         fresh.unshift(event); // newest first
       }
       if (!fresh.length) return state;
       if (state.paused) {
         return {
-          ...state,
-          held: [...fresh, ...state.held].slice(0, limit),
+          ...withRows(state, state.events, [...fresh, ...state.held].slice(0, limit)),
           heldCount: state.heldCount + fresh.length,
         };
       }
-      return { ...state, events: [...fresh, ...state.events].slice(0, limit) };
+      return withRows(state, [...fresh, ...state.events].slice(0, limit), state.held);
     }
     case 'pause':
       return state.paused ? state : { ...state, paused: true };
     case 'resume':
-      return {
-        ...state,
-        paused: false,
-        events: [...state.held, ...state.events].slice(0, limit),
-        held: [],
-        heldCount: 0,
-      };
+      return { ...withRows(state, [...state.held, ...state.events].slice(0, limit), []), paused: false, heldCount: 0 };
     default:
       return state;
   }

@@ -4,6 +4,7 @@
 // running -> ended), so a replayed old event never undoes a newer snapshot.
 import { LineIndex } from './output-lines.js';
 import { statusRank } from './step-tree.js';
+import { isEnded } from './vocabulary.js';
 
 /**
  * @typedef {{
@@ -17,6 +18,7 @@ import { statusRank } from './step-tree.js';
  *   order: string[],
  *   outputs: Record<string, LineIndex>,
  *   notifications: object[],
+ *   streamStarted: Record<string, true>,
  *   streamEnded: Record<string, true>,
  *   seen: Set<string>,
  *   statusSeq: number,
@@ -26,16 +28,11 @@ import { statusRank } from './step-tree.js';
  *
  * `outputs` are append-only line indexes shared by successive states (copying a 1 MiB
  * output for every chunk is the freeze this page avoids); `seen` guards them, so an event
- * is appended once whatever happens to the stream. `streamEnded`: the steps whose
- * `step_completed` event came through the stream, so their live output is whole.
+ * is appended once whatever happens to the stream. `streamStarted` / `streamEnded`: the
+ * steps whose `step_started` / `step_completed` event came through the stream: a step's live
+ * output is whole only when both did (the stream may begin after a step started: the
+ * execution's first event pruned by retention, or not found).
  */
-
-const EXECUTION_TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-
-/** Whether an execution's status is final. */
-export function isFinished(status) {
-  return EXECUTION_TERMINAL.has(status);
-}
 
 // What each control request is allowed from: synthesis/engine/transitions.py RULES.
 const RULES = {
@@ -64,6 +61,7 @@ export function initialState(snapshot) {
     order: steps.map((s) => s.id),
     outputs: {},
     notifications: [],
+    streamStarted: {},
     streamEnded: {},
     seen: new Set(),
     statusSeq: 0,
@@ -116,6 +114,7 @@ export function applyEvents(state, events) {
   let order = null;
   let execution = null;
   let notifications = null;
+  let streamStarted = null;
   let streamEnded = null;
   let statusSeq = state.statusSeq;
   let lastEventId = state.lastEventId;
@@ -140,8 +139,25 @@ export function applyEvents(state, events) {
       }
       const step = steps[id];
       if (event.type === 'step_started') {
-        if (statusRank(step.status) < 1) {
-          steps[id] = { ...step, status: 'running', started_at: step.started_at ?? at, type: payload.step_type ?? step.type };
+        const again = (streamStarted || state.streamStarted)[id] || state.outputs[id]?.length > 0;
+        streamStarted = streamStarted || { ...state.streamStarted };
+        streamStarted[id] = true;
+        if (again) {
+          // Run again from the start (a server restart cut the first run short). The server
+          // keeps only the new run's output, so the live lines start over too rather than
+          // going on after a marker: they then match the stored output this run ends with
+          // (same line numbers, so #L links stay right), and search never counts the old
+          // run's lines alongside the new ones.
+          state.outputs[id] = new LineIndex();
+          if ((streamEnded || state.streamEnded)[id]) {
+            streamEnded = streamEnded || { ...state.streamEnded };
+            delete streamEnded[id];
+          }
+          if (step.started_at !== at && at) steps[id] = { ...step, started_at: at };
+        }
+        const current = steps[id];
+        if (statusRank(current.status) < 1) {
+          steps[id] = { ...current, status: 'running', started_at: current.started_at ?? at, type: payload.step_type ?? current.type };
         }
       } else if (event.type === 'step_completed') {
         streamEnded = streamEnded || { ...state.streamEnded };
@@ -180,6 +196,7 @@ export function applyEvents(state, events) {
     order: order || state.order,
     execution: execution || state.execution,
     notifications: notifications || state.notifications,
+    streamStarted: streamStarted || state.streamStarted,
     streamEnded: streamEnded || state.streamEnded,
     statusSeq,
     lastEventId,
@@ -188,7 +205,7 @@ export function applyEvents(state, events) {
 }
 
 function executionChange(execution, type, payload, at) {
-  if (isFinished(execution.status)) return execution;
+  if (isEnded(execution.status)) return execution;
   switch (type) {
     case 'execution_started':
       return { ...execution, status: 'running', started_at: execution.started_at ?? at };
@@ -210,7 +227,7 @@ function executionChange(execution, type, payload, at) {
 
 /** The answer to a control request (pause, resume, cancel, start) applied like an event. */
 export function applyControlAnswer(state, answer) {
-  if (!answer || !answer.status || isFinished(state.execution.status)) return state;
+  if (!answer || !answer.status || isEnded(state.execution.status)) return state;
   const execution = { ...state.execution, status: answer.status };
   if (answer.paused_at) execution.paused_at = answer.paused_at;
   if (answer.started_at) execution.started_at = execution.started_at ?? answer.started_at;
@@ -220,17 +237,22 @@ export function applyControlAnswer(state, answer) {
 
 /**
  * The lines to show for a step: its live output (stdout and stderr as they came, every
- * attempt) while it runs and once its end came through the stream too; else the stored
- * output and error of the snapshot: while the stream still replays an ended step (the
- * stored text is whole, the replay not yet), when the events were pruned, or for a step
- * type that streams nothing.
- * @returns {{lines: LineIndex, live: boolean}}
+ * attempt) while it runs and once its end came through the stream too, when its start came
+ * through the stream; else the stored output and error of the snapshot: while the stream
+ * still replays an ended step (the stored text is whole, the replay not yet), when the
+ * stream began after the step started (its live lines are only the tail), or for a step
+ * type that streams nothing. That tail is shown only while nothing is stored (`partial`).
+ * @returns {{lines: LineIndex, live: boolean, partial?: boolean}}
  */
 export function outputSource(state, stepId, storedCache) {
   const live = state.outputs[stepId];
   const step = state.steps[stepId];
   const stored = step && (step.output !== null && step.output !== undefined || Boolean(step.error));
-  if (live && (!stored || statusRank(step.status) < 2 || state.streamEnded[stepId])) return { lines: live, live: true };
+  if (live && state.streamStarted[stepId]) {
+    if (!stored || statusRank(step.status) < 2 || state.streamEnded[stepId]) return { lines: live, live: true };
+  } else if (live && !stored) {
+    return { lines: live, live: true, partial: true };
+  }
   if (!step) return { lines: new LineIndex(), live: false };
   const key = `${stepId}\u0000${step.status}`;
   const cached = storedCache?.get(key);

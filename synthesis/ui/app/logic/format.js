@@ -51,6 +51,28 @@ export function duration(ms) {
   return restMinutes ? `${hours} h ${restMinutes} min` : `${hours} h`;
 }
 
+/**
+ * How long something ran, in ms: from `started` to `completed`, or to `now` while it runs
+ * (no `completed`); null when it never started, or runs and no `now` is given.
+ * @param {string|number|Date|null|undefined} started
+ * @param {string|number|Date|null|undefined} completed
+ * @param {number} [now] milliseconds since the epoch
+ * @returns {number|null}
+ */
+export function elapsedMs(started, completed, now) {
+  const from = timeOf(started);
+  if (from === null) return null;
+  const to = completed ? timeOf(completed) : now ?? null;
+  return to === null ? null : Math.max(0, to - from);
+}
+
+/** Milliseconds since the epoch of an ISO time (or a Date, or a number); null for none. */
+export function timeOf(at) {
+  if (at === null || at === undefined || at === '') return null;
+  const ms = new Date(at).getTime();
+  return Number.isNaN(ms) ? null : ms;
+}
+
 /** An ISO time as the reader's local date and time, for titles and tooltips. */
 export function absoluteTime(at) {
   if (!at) return '';

@@ -53,6 +53,33 @@ export function initialValues(fields) {
   return Object.fromEntries(fields.map((field) => [field.name, field.initial]));
 }
 
+/**
+ * `record[key]` when `record` has it as its own, else undefined: a variable may be named
+ * `__proto__` or `constructor`, which a plain object would answer from its prototype.
+ */
+export function own(record, key) {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/**
+ * The form's values after the plan changed under it (stored again, or reloaded): what the
+ * reader typed stays for each variable still declared with the same kind; the others start
+ * at their (maybe new) default.
+ * @param {Field[]} before the fields the values were typed in
+ * @param {Record<string, unknown>} values
+ * @param {Field[]} after
+ */
+export function carryValues(before, values, after) {
+  const old = new Map(before.map((field) => [field.name, field]));
+  return Object.fromEntries(
+    after.map((field) => {
+      const was = old.get(field.name);
+      const typed = was && was.kind === field.kind && Object.hasOwn(values, field.name) && values[field.name] !== was.initial;
+      return [field.name, typed ? values[field.name] : field.initial];
+    }),
+  );
+}
+
 const KIND_HINTS = {
   string: 'text',
   integer: 'a whole number',
@@ -127,16 +154,18 @@ export function parseVariablesJson(text) {
  * @returns {{variables: Record<string, unknown>, errors: Record<string, string>, jsonError: string}}
  */
 export function readVariables(fields, values, json = '') {
-  const variables = {};
-  const errors = {};
+  // Maps, then plain objects of own entries: assigning `variables.__proto__ = value` would
+  // set the object's prototype and drop the variable.
+  const variables = new Map();
+  const errors = new Map();
   for (const field of fields) {
-    const { value, error } = readField(field, values[field.name]);
-    if (error) errors[field.name] = error;
-    else variables[field.name] = value;
+    const { value, error } = readField(field, own(values, field.name));
+    if (error) errors.set(field.name, error);
+    else variables.set(field.name, value);
   }
   const extra = parseVariablesJson(json);
-  if (!extra.error) Object.assign(variables, extra.variables);
-  return { variables, errors, jsonError: extra.error ?? '' };
+  if (!extra.error) for (const [name, value] of Object.entries(extra.variables)) variables.set(name, value);
+  return { variables: Object.fromEntries(variables), errors: Object.fromEntries(errors), jsonError: extra.error ?? '' };
 }
 
 /** Whether `readVariables` found nothing wrong. */

@@ -3,6 +3,8 @@
 // expanded, loops and child plans collapsed to one row with counts per status.
 // Pure: no browser globals.
 
+import { isEnded, STATUS_ORDER } from './vocabulary.js';
+
 /** @typedef {import('./graph-layout.js').Layout} Layout */
 /** @typedef {import('./graph-layout.js').LayoutNode} LayoutNode */
 
@@ -10,12 +12,9 @@
 // `.then` / `.else` / `[i]`, then the step's own id.
 const NESTED = /^(.*)(?:\.(then|else)|\[(\d+)\])\.([A-Za-z0-9_-]+)$/;
 
-export const STATUS_ORDER = ['running', 'pending', 'paused', 'failed', 'cancelled', 'skipped', 'completed'];
-const TERMINAL = new Set(['completed', 'failed', 'skipped', 'cancelled']);
-
 /** 0 pending, 1 running, 2 ended: a step's status only moves up (execution-state.js). */
 export function statusRank(status) {
-  if (TERMINAL.has(status)) return 2;
+  if (isEnded(status)) return 2;
   return status === 'running' ? 1 : 0;
 }
 

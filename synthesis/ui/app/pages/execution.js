@@ -13,47 +13,28 @@ import { OutputView } from '../components/output-view.js';
 import { StatusBadge } from '../components/status.js';
 import { StepPanel } from '../components/step-panel.js';
 import { Tags } from '../components/tags.js';
-import { RelativeTime } from '../components/time.js';
-import { allowedActions, isFinished, outputSource } from '../logic/execution-state.js';
-import { duration } from '../logic/format.js';
+import { RelativeTime, useNow } from '../components/time.js';
+import { allowedActions, outputSource } from '../logic/execution-state.js';
+import { duration, elapsedMs, timeOf } from '../logic/format.js';
 import { makeMatcher } from '../logic/output-search.js';
 import { pathOf } from '../logic/routes.js';
 import { buildRows, definitionsById, expandedByDefault, ownersOf, parseStepId } from '../logic/step-tree.js';
+import { isEnded } from '../logic/vocabulary.js';
 import { Link } from '../router.js';
 import { api, handleAuthError, useSession } from '../session.js';
 
-const SEARCH_DELAY_MS = 150;
 const ACTION_LABELS = { start: 'Start', pause: 'Pause', resume: 'Resume', cancel: 'Cancel' };
-
-/** The time, every second while `active` (bars and durations of running steps grow). */
-function useTicker(active) {
-  const [now, setNow] = useState(Date.now);
-  useEffect(() => {
-    if (!active) return undefined;
-    setNow(Date.now());
-    const timer = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(timer);
-  }, [active]);
-  return active ? now : Date.now();
-}
-
-/** The value, once it has stopped changing for `ms`. */
-function useSettled(value, ms) {
-  const [settled, setSettled] = useState(value);
-  useEffect(() => {
-    const timer = setTimeout(() => setSettled(value), ms);
-    return () => clearTimeout(timer);
-  }, [value, ms]);
-  return settled;
-}
+const TICK_MS = 1000; // bars and durations of running steps grow by the second
+const NO_SEARCH = makeMatcher('');
 
 export function ExecutionPage({ params, hash }) {
   const executionId = params.id;
-  const { state, error, applyAnswer } = useExecutionModel(executionId);
+  const { state, error, refetchError, applyAnswer } = useExecutionModel(executionId);
   useEffect(() => {
     warmLayoutWorker(); // big plans lay out there: start it while the snapshot loads
   }, []);
 
+  // Only the first load's failure stands in for the page; a later one is a line in it.
   if (error) {
     const missing = error.status === 404;
     return html`<div class="execution-page">
@@ -63,16 +44,23 @@ export function ExecutionPage({ params, hash }) {
     </div>`;
   }
   if (!state) return html`<div class="execution-page"><${Loading} text="Loading the execution…" /></div>`;
-  return html`<${ExecutionView} key=${executionId} state=${state} params=${params} hash=${hash} applyAnswer=${applyAnswer} />`;
+  return html`<${ExecutionView}
+    key=${executionId}
+    state=${state}
+    params=${params}
+    hash=${hash}
+    applyAnswer=${applyAnswer}
+    refetchError=${refetchError}
+  />`;
 }
 
-function ExecutionView({ state, params, hash, applyAnswer }) {
+function ExecutionView({ state, params, hash, applyAnswer, refetchError }) {
   const { canWrite } = useSession();
   const execution = state.execution;
   const executionId = execution.execution_id;
   const status = execution.status;
-  const active = !isFinished(status) && status !== 'created';
-  const now = useTicker(active);
+  const active = !isEnded(status) && status !== 'created';
+  const now = useNow(TICK_MS, active);
   const plan = execution.plan || { steps: [] };
   const name = plan.name || executionId;
 
@@ -120,10 +108,7 @@ function ExecutionView({ state, params, hash, applyAnswer }) {
   // Output and search ---------------------------------------------------------------------
   const storedCache = useRef(new Map());
   const linesOf = useCallback((id) => outputSource(state, id, storedCache.current).lines, [state]);
-  const [query, setQuery] = useState('');
-  const [regex, setRegex] = useState(false);
-  const settledQuery = useSettled(query, SEARCH_DELAY_MS);
-  const matcher = useMemo(() => makeMatcher(settledQuery, { regex }), [settledQuery, regex]);
+  const [matcher, setMatcher] = useState(NO_SEARCH);
 
   const lineMatch = /^L(\d+)$/.exec(hash || '');
   const line = lineMatch && chosen ? Number(lineMatch[1]) : null;
@@ -131,13 +116,22 @@ function ExecutionView({ state, params, hash, applyAnswer }) {
   const selected = selectedId ? state.steps[selectedId] : undefined;
   const selectedDef = selectedId ? definitions.get(parseStepId(selectedId).local) : undefined;
   const selectedRow = tree.rows.find((r) => r.kind === 'step' && r.id === selectedId);
-  const detail = useStepDetail(executionId, selected ? selectedId : null, selected?.status);
+  const detail = useStepDetail(executionId, selectedId, selected?.status);
   const source = selectedId ? outputSource(state, selectedId, storedCache.current) : null;
+  // A URL's step that is not there: the API says so (a nested step not run yet may still come).
+  const stepMissing =
+    chosen && !selected && detail.missing && (isEnded(status) || !definitions.has(parseStepId(chosen).local));
+  const stepUnknown = chosen && !selected && !detail.answered && !definitions.has(parseStepId(chosen).local);
 
-  const start = new Date(execution.started_at || execution.created_at).getTime();
-  const end = execution.completed_at ? new Date(execution.completed_at).getTime() : now;
-  const failed = state.order.map((id) => state.steps[id]).filter((s) => s && s.status === 'failed');
+  const start = timeOf(execution.started_at || execution.created_at) ?? now;
+  const end = timeOf(execution.completed_at) ?? now;
+  const span = useMemo(() => ({ start, end: Math.max(end, start + 1) }), [start, end]);
+  const failed = useMemo(
+    () => state.order.map((id) => state.steps[id]).filter((s) => s && s.status === 'failed'),
+    [state.order, state.steps],
+  );
   const parentId = execution.metadata?.parent_execution_id;
+  const ran = execution.duration_ms ?? elapsedMs(execution.started_at, execution.completed_at, now);
 
   return html`<article class="execution-page">
     <p class="crumbs">
@@ -152,13 +146,7 @@ function ExecutionView({ state, params, hash, applyAnswer }) {
         <div><dt>Started</dt><dd><${RelativeTime} at=${execution.started_at} /></dd></div>
         <div>
           <dt>Duration</dt>
-          <dd>
-            ${execution.duration_ms !== null && execution.duration_ms !== undefined
-              ? duration(execution.duration_ms)
-              : execution.started_at
-                ? duration(end - start)
-                : '—'}
-          </dd>
+          <dd>${ran === null ? '—' : duration(ran)}</dd>
         </div>
         ${execution.node_id ? html`<div><dt>Node</dt><dd class="mono">${execution.node_id}</dd></div>` : ''}
         <div><dt>Tags</dt><dd><${Tags} tags=${execution.metadata?.tags} /></dd></div>
@@ -169,6 +157,9 @@ function ExecutionView({ state, params, hash, applyAnswer }) {
       </dl>
       ${canWrite ? html`<${Controls} executionId=${executionId} status=${status} onAnswer=${applyAnswer} />` : ''}
       ${execution.error ? html`<p class="error ex-error">${execution.error}</p>` : ''}
+      ${refetchError
+        ? html`<div class="ex-stale"><${ErrorMessage} error=${refetchError} /><p class="muted">Showing what was last read; trying again.</p></div>`
+        : ''}
     </header>
 
     <section class="ex-steps" aria-labelledby="steps-heading">
@@ -180,7 +171,7 @@ function ExecutionView({ state, params, hash, applyAnswer }) {
         depth=${tree.depth}
         executionId=${executionId}
         selectedId=${selectedId}
-        span=${{ start, end: Math.max(end, start + 1) }}
+        span=${span}
         now=${now}
         ready=${ready}
         onToggle=${onToggle}
@@ -189,14 +180,18 @@ function ExecutionView({ state, params, hash, applyAnswer }) {
 
     <div class="ex-split">
       <div class="ex-step">
-        ${selectedId
+        ${stepMissing
+          ? html`<section class="sp"><h2>Step <span class="sp-id">${chosen}</span></h2><p>No step ${chosen} in this execution.</p></section>`
+          : stepUnknown
+          ? html`<section class="sp"><${Loading} text=${`Looking for step ${chosen}…`} /></section>`
+          : selectedId
           ? html`<${StepPanel}
                 executionId=${executionId}
                 stepId=${selectedId}
                 record=${selected}
                 def=${selectedDef}
                 deps=${selectedRow?.deps}
-                detail=${detail}
+                detail=${detail.value}
                 childId=${selected?.child_execution_id ?? childIds[selectedId] ?? null}
                 now=${now}
                 chosenBy=${auto?.why ?? null}
@@ -210,17 +205,14 @@ function ExecutionView({ state, params, hash, applyAnswer }) {
                 matcher=${matcher}
                 running=${selected?.status === 'running'}
                 live=${source.live}
+                partial=${Boolean(source.partial)}
               />`
           : html`<section class="sp"><h2>Output</h2><p class="muted">Choose a step above to see its output.</p></section>`}
       </div>
       <div class="ex-side">
         <${OutputSearch}
           executionId=${executionId}
-          query=${query}
-          regex=${regex}
-          onQuery=${setQuery}
-          onRegex=${setRegex}
-          matcher=${matcher}
+          onMatcher=${setMatcher}
           stepIds=${state.order}
           linesOf=${linesOf}
           version=${state.version}
@@ -263,24 +255,34 @@ function autoSelect(state) {
   return last ? { id: last, why: 'last' } : null;
 }
 
-/** The step as GET /api/executions/{id}/steps/{step} gives it (with parameters), again when its status changes. */
+/**
+ * The step as GET /api/executions/{id}/steps/{step} gives it (with parameters), again when
+ * its status changes. `missing`: the API answered 404 (no such step, or not yet);
+ * `answered`: an answer for this step and status came.
+ * @returns {{value: object|null, missing: boolean, answered: boolean}}
+ */
 function useStepDetail(executionId, stepId, status) {
-  const [detail, setDetail] = useState({ key: null, value: null });
+  const [detail, setDetail] = useState({ key: null, value: null, missing: false });
   const key = `${stepId}\u0000${status}`;
   useEffect(() => {
     if (!stepId) return undefined;
     let alive = true;
     api()
       .getExecutionStep(executionId, stepId)
-      .then((value) => alive && setDetail({ key, value }))
+      .then((value) => alive && setDetail({ key, value, missing: false }))
       .catch((err) => {
-        if (alive && !handleAuthError(err)) setDetail({ key, value: null });
+        if (alive && !handleAuthError(err)) setDetail({ key, value: null, missing: err?.status === 404 });
       });
     return () => {
       alive = false;
     };
   }, [executionId, key]);
-  return detail.value && detail.value.id === stepId ? detail.value : null;
+  const answered = detail.key === key;
+  return {
+    value: detail.value && detail.value.id === stepId ? detail.value : null,
+    missing: answered && detail.missing,
+    answered,
+  };
 }
 
 /** Start, Pause, Resume, Cancel: those the execution's status allows (engine/transitions.py). */

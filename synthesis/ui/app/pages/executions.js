@@ -86,13 +86,6 @@ function Filters({ status, tag }) {
   </form>`;
 }
 
-/** How long it ran, or has been running. */
-function ExecutionDuration({ execution }) {
-  const { started_at: started, completed_at: completed } = execution;
-  const ms = started && completed ? Date.parse(completed) - Date.parse(started) : null;
-  return html`<${Duration} ms=${ms} since=${completed ? null : started} />`;
-}
-
 function ExecutionRow({ execution, selected, onSelect }) {
   const { execution_id: id, name } = execution;
   return html`<tr data-execution-id=${id} class=${selected ? 'selected' : undefined}>
@@ -104,7 +97,7 @@ function ExecutionRow({ execution, selected, onSelect }) {
     <td><${StatusBadge} status=${execution.status} /></td>
     <td><${Tags} tags=${execution.tags} /></td>
     <td><${RelativeTime} at=${execution.created_at} /></td>
-    <td><${ExecutionDuration} execution=${execution} /></td>
+    <td><${Duration} started=${execution.started_at} completed=${execution.completed_at} /></td>
     <td>${execution.created_by ?? html`<span class="muted">—</span>`}</td>
   </tr>`;
 }

@@ -62,7 +62,7 @@ export function PlanPage({ params }) {
 
     <h2 id="run-heading">Run</h2>
     ${canWrite
-      ? html`<${RunForm} key=${`${plan.plan_id} ${plan.updated_at}`} plan=${plan} />`
+      ? html`<${RunForm} key=${plan.plan_id} plan=${plan} />`
       : html`<p class="muted">Running a plan needs a token with the write scope; this one may only read.</p>`}
 
     <h2>Executions</h2>

@@ -4,32 +4,24 @@ import { html, useEffect } from '../../vendor/preact-htm.js';
 import { ErrorMessage } from '../components/errors.js';
 import { Loading } from '../components/loading.js';
 import { useResource } from '../components/resource.js';
+import { StatusBadge } from '../components/status.js';
 import { RelativeTime } from '../components/time.js';
 import { count } from '../logic/paging.js';
 import { label, metricGroups, uptimeText } from '../logic/system-view.js';
 import { api } from '../session.js';
 
 const REFRESH_MS = 5000;
-const ICONS = { healthy: '✓', unhealthy: '✗', alive: '●', dead: '✗' };
-
-/** A state as an icon and its word (healthy, unhealthy, alive, dead). */
-function StateBadge({ state }) {
-  const word = String(state ?? 'unknown');
-  return html`<span class=${`state state-${word}`} data-state=${word}
-    ><span class="status-icon" aria-hidden="true">${ICONS[word] ?? '•'}</span> ${word}</span
-  >`;
-}
 
 function Health({ health }) {
   return html`<div class="card">
     <p class="health-summary">
-      <${StateBadge} state=${health.status} />
+      <${StatusBadge} status=${health.status} />
       <span>version <strong>${health.version}</strong></span>
       <span>up <strong>${uptimeText(health.uptime)}</strong></span>
     </p>
     <ul class="health-components" aria-label="Components">
       ${Object.entries(health.components ?? {}).map(
-        ([name, state]) => html`<li key=${name}><span class="component">${label(name)}</span> <${StateBadge} state=${state} /></li>`,
+        ([name, state]) => html`<li key=${name}><span class="component">${label(name)}</span> <${StatusBadge} status=${state} /></li>`,
       )}
     </ul>
   </div>`;
@@ -70,7 +62,7 @@ function Nodes({ nodes }) {
             <td class="mono" title=${node.node_id}>${node.node_id.slice(0, 8)}</td>
             <td class="mono">${`${node.host}:${node.port}`}</td>
             <td class="mono">${node.pid}</td>
-            <td><${StateBadge} state=${node.status} /></td>
+            <td><${StatusBadge} status=${node.status} /></td>
             <td>${count(node.executions)}</td>
             <td><${RelativeTime} at=${node.started_at} /></td>
             <td><${RelativeTime} at=${node.heartbeat_at} /></td>
