@@ -412,7 +412,7 @@ def test_pause_and_resume_by_request(
     new_plan(client, name)  # while paused: kept for later, not delivered
     assert server.runtime is not None
     store = server.runtime.store
-    wait_until(lambda: store.list_events(EventFilter(type="plan_created", limit=1))[0])
+    wait_until(lambda: store.list_events(EventFilter(type="plan_created", limit=1)).total)
     assert receiver.arrived[hook] == 0 and deliveries(client, sid)["total"] == 0
 
     resumed = client.post(f"{SUBSCRIPTIONS}/{sid}/resume")
