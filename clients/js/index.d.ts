@@ -344,7 +344,7 @@ export interface ExecutionList {
   offset: number;
   limit: number;
   executions: ExecutionSummary[];
-  /** False when the filters made counting every match too dear: `total` then counts at most 10,001 (at least that many match) */
+  /** False when `total` is a lower bound. Executions (all, or by status), events (all, or by type) and plans (all) are counted exactly; other lists count their matches up to 10,001 */
   total_exact: boolean;
   /** The path and query of the next (older) page (null: none, or an empty page) */
   next: string | null;
@@ -475,7 +475,7 @@ export interface PlanList {
   offset: number;
   limit: number;
   plans: PlanSummary[];
-  /** False when the filters made counting every match too dear: `total` then counts at most 10,001 (at least that many match) */
+  /** False when `total` is a lower bound. Executions (all, or by status), events (all, or by type) and plans (all) are counted exactly; other lists count their matches up to 10,001 */
   total_exact: boolean;
   /** The path and query of the next (older) page (null: none, or an empty page) */
   next: string | null;
@@ -782,7 +782,7 @@ export type DeliveryList = ({
   offset: number;
   limit: number;
   deliveries: Delivery[];
-  /** False when the filters made counting every match too dear: `total` then counts at most 10,001 (at least that many match) */
+  /** False when `total` is a lower bound. Executions (all, or by status), events (all, or by type) and plans (all) are counted exactly; other lists count their matches up to 10,001 */
   total_exact: boolean;
   /** The path and query of the next (older) page (null: none, or an empty page) */
   next: string | null;
@@ -810,7 +810,7 @@ export interface EventList {
   offset: number;
   limit: number;
   events: EventRecord[];
-  /** False when the filters made counting every match too dear: `total` then counts at most 10,001 (at least that many match) */
+  /** False when `total` is a lower bound. Executions (all, or by status), events (all, or by type) and plans (all) are counted exactly; other lists count their matches up to 10,001 */
   total_exact: boolean;
   /** The path and query of the next (older) page (null: none, or an empty page) */
   next: string | null;

@@ -16,8 +16,6 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, delete, func, insert, literal, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
 
 from synthesis.store.models import events, executions, plans
@@ -48,19 +46,19 @@ _TABLES = {"executions": executions, "events": events, "plans": plans}
 
 def add(conn: Connection, deltas: Deltas) -> None:
     """Apply `deltas` in one statement, rows in key order (so two transactions never
-    wait on each other's count rows in opposite orders)."""
-    rows = [{"name": n, "key": k, "n": d} for (n, k), d in sorted(deltas.items()) if d]
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        statement = pg_insert(row_counts)
-    else:
-        statement = sqlite_insert(row_counts)
-    statement = statement.on_conflict_do_update(
-        index_elements=[row_counts.c.name, row_counts.c.key],
-        set_={"n": row_counts.c.n + statement.excluded.n},
-    )
-    conn.execute(statement, rows)
+    wait on each other's count rows in opposite orders). Sent as the driver's own SQL:
+    it runs in every bus transaction, where SQLAlchemy's statement machinery cost more
+    than the statement (the same on SQLite and PostgreSQL but for the placeholders)."""
+    rows = [(n, k, d) for (n, k), d in sorted(deltas.items()) if d]
+    if rows:
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(_UPSERT.format(mark=mark), rows)
+
+
+_UPSERT = (
+    "INSERT INTO row_counts (name, key, n) VALUES ({mark}, {mark}, {mark}) "
+    "ON CONFLICT (name, key) DO UPDATE SET n = row_counts.n + excluded.n"
+)
 
 
 def is_empty(conn: Connection) -> bool:

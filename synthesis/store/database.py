@@ -329,6 +329,20 @@ class Store:
             row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
             return dict(row._mapping) if row else None
 
+    def execution_and_steps(
+        self, execution_id: str
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The execution's row and its steps in position order, on one connection (a get
+        by id is two statements, not two connections)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
+            if row is None:
+                return None, []
+            rows = conn.execute(
+                select(steps).where(steps.c.execution_id == execution_id).order_by(steps.c.position)
+            )
+            return dict(row._mapping), [dict(r._mapping) for r in rows]
+
     def get_execution_secrets(self, execution_id: str) -> dict[str, Any] | None:
         """`{names, variables}`: the execution's secret variables, to run it again."""
         with self.engine.connect() as conn:

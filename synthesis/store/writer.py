@@ -266,8 +266,10 @@ class BatchWriter:
         }
         if not changing:
             return
-        stored = self._conn.execute(
-            select(executions.c.id, executions.c.status).where(executions.c.id.in_(list(changing)))
+        mark = "?" if self._conn.dialect.paramstyle == "qmark" else "%s"
+        stored = self._conn.exec_driver_sql(  # the driver's SQL: see counts.add
+            f"SELECT id, status FROM executions WHERE id IN ({', '.join([mark] * len(changing))})",
+            tuple(changing),
         )
         for execution_id, status in stored:
             if status != changing[execution_id]:

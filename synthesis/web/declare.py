@@ -65,8 +65,9 @@ def page(key: str, item: str) -> dict[str, Any]:
             key: {"type": "array", "items": ref(item)},
             "total_exact": {
                 "type": "boolean",
-                "description": "False when the filters made counting every match too "
-                f"dear: `total` then counts at most {BOUND + 1:,} (at least that many match)",
+                "description": "False when `total` is a lower bound. Executions (all, or "
+                "by status), events (all, or by type) and plans (all) are counted exactly; "
+                f"other lists count their matches up to {BOUND + 1:,}",
             },
             "next": {**link, "description": link["description"].format("next (older)")},
             "previous": {**link, "description": link["description"].format("previous (newer)")},

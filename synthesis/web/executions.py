@@ -327,10 +327,7 @@ class ExecutionHandler(ApiHandler):
 
     async def get(self, execution_id: str) -> None:
         self.query()
-        store = self.runtime.store
-        row, steps = await self.read(
-            lambda: (store.get_execution(execution_id), store.list_steps(execution_id))
-        )
+        row, steps = await self.read(self.runtime.store.execution_and_steps, execution_id)
         if row is None:
             raise not_found("execution", execution_id)
         self.send(execution_detail(row, steps))

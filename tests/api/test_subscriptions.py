@@ -159,6 +159,9 @@ def test_create_list_get_and_delete(client: Client, receiver: Receiver, hook: st
         "offset": 0,
         "limit": 50,
         "deliveries": [],
+        "total_exact": True,
+        "next": None,
+        "previous": None,
     }
 
     gone = client.request("DELETE", f"{SUBSCRIPTIONS}/{sid}")

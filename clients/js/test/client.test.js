@@ -351,9 +351,9 @@ test('idempotency keys: a create sent twice creates once', async () => {
   assert.equal(both.total, 2);
   assert.equal((await client.listPlans({ tag })).total, 1);
   const [newest, older] = both.executions.map((e) => e.execution_id);
-  const first = await client.listExecutions({ tag, limit: 1 });
-  assert.deepEqual(first.executions.map((e) => e.execution_id), [newest]);
-  assert.ok(first.next.endsWith(`after=${newest}`));
+  const firstPage = await client.listExecutions({ tag, limit: 1 });
+  assert.deepEqual(firstPage.executions.map((e) => e.execution_id), [newest]);
+  assert.ok(firstPage.next.endsWith(`after=${newest}`));
   const second = await client.listExecutions({ tag, limit: 1, after: newest });
   assert.deepEqual(second.executions.map((e) => e.execution_id), [older]);
   assert.equal(second.next, null);
