@@ -217,6 +217,12 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.engine = create_db_engine(self.url)
+        # Lists and gets by id read through this: on PostgreSQL in autocommit, which
+        # spares each read its BEGIN and ROLLBACK round trips (under READ COMMITTED each
+        # statement sees its own snapshot either way); on SQLite the engine itself.
+        self.reader = self.engine
+        if self.engine.dialect.name == "postgresql":
+            self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # Set once this server is a node: every write transaction then proves the node
         # is not fenced (store/cluster.py), and stored events wake the other nodes.
         self.node_id: str | None = None
@@ -334,7 +340,7 @@ class Store:
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """The execution's row and its steps in position order, on one connection (a get
         by id is two statements, not two connections)."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
             if row is None:
                 return None, []
@@ -442,7 +448,7 @@ class Store:
             matching = [*found, *window(key[0], flt.from_date, flt.to_date)]
             return counts.bounded(conn, select(key[-1]).select_from(source).where(*matching))
 
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             cursor = cursor_key(conn, flt, keyed, what)
             bounds = window(key[0], flt.from_date, flt.to_date, flt, cursor)
             walk = select(key[-1]).select_from(source).where(*found, *bounds)
@@ -454,7 +460,7 @@ class Store:
         return replace(page, rows=[dict(r._mapping) for r in page.rows])
 
     def get_plan(self, plan_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(plans).where(plans.c.id == plan_id)).first()
             return dict(row._mapping) if row else None
 
@@ -535,7 +541,7 @@ class Store:
             return conn.execute(select(func.max(events.c.seq))).scalar_one_or_none() or 0
 
     def get_event(self, event_id: str) -> Event | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(events).where(events.c.event_id == event_id)).first()
             return _event(row) if row else None
 
@@ -558,7 +564,7 @@ class Store:
             matching = [*conditions, *window(events.c.timestamp, flt.from_date, flt.to_date)]
             return counts.bounded(conn, select(events.c.seq).where(*matching))
 
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             cursor = cursor_key(conn, flt, keyed, "event")
             bounds = window(events.c.timestamp, flt.from_date, flt.to_date, flt, cursor)
             query = select(events).where(*conditions, *bounds)

@@ -142,7 +142,7 @@ def list_deliveries(store: Store, subscription_id: str, status: str | None, pagi
     keyed = select(*key).where(
         deliveries.c.id == paging.cursor, deliveries.c.subscription_id == subscription_id
     )
-    with store.engine.connect() as conn:
+    with store.reader.connect() as conn:
         cursor = cursor_key(conn, paging, keyed, "delivery of this subscription")
         page = read_page(
             conn,
