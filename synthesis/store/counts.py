@@ -46,19 +46,41 @@ _TABLES = {"executions": executions, "events": events, "plans": plans}
 
 def add(conn: Connection, deltas: Deltas) -> None:
     """Apply `deltas` in one statement, rows in key order (so two transactions never
-    wait on each other's count rows in opposite orders). Sent as the driver's own SQL:
-    it runs in every bus transaction, where SQLAlchemy's statement machinery cost more
-    than the statement (the same on SQLite and PostgreSQL but for the placeholders)."""
-    rows = [(n, k, d) for (n, k), d in sorted(deltas.items()) if d]
-    if rows:
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        conn.exec_driver_sql(_UPSERT.format(mark=mark), rows)
+    wait on each other's count rows in opposite orders). It runs in every bus
+    transaction, so it is the driver's own SQL (SQLAlchemy's statement machinery cost more
+    than the statement), and on PostgreSQL one text whatever the number of rows (arrays),
+    which psycopg prepares once."""
+    rows = sorted((n, k, d) for (n, k), d in deltas.items() if d)
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        names, keys, changes = (list(column) for column in zip(*rows, strict=True))
+        conn.exec_driver_sql(_PG_UPSERT, (names, keys, changes))
+        return
+    values = ", ".join(["(?, ?, ?)"] * len(rows))
+    conn.exec_driver_sql(_UPSERT.format(values), tuple(v for row in rows for v in row))
 
 
 _UPSERT = (
-    "INSERT INTO row_counts (name, key, n) VALUES ({mark}, {mark}, {mark}) "
+    "INSERT INTO row_counts (name, key, n) VALUES {} "
     "ON CONFLICT (name, key) DO UPDATE SET n = row_counts.n + excluded.n"
 )
+_PG_UPSERT = (
+    "INSERT INTO row_counts (name, key, n) SELECT * FROM "
+    "unnest(%s::varchar[], %s::varchar[], %s::bigint[]) AS u (name, key, n) ORDER BY 1, 2 "
+    "ON CONFLICT (name, key) DO UPDATE SET n = row_counts.n + excluded.n"
+)
+
+
+def stored_statuses(conn: Connection, execution_ids: list[str]) -> list[tuple[str, str]]:
+    """(id, status) of those executions as stored now: what a status change moves the
+    counts from (BatchWriter). The driver's SQL, as in `add`."""
+    if conn.dialect.name == "postgresql":
+        query = "SELECT id, status FROM executions WHERE id = ANY(%s)"
+        return list(conn.exec_driver_sql(query, (execution_ids,)))
+    marks = ", ".join(["?"] * len(execution_ids))
+    query = f"SELECT id, status FROM executions WHERE id IN ({marks})"
+    return list(conn.exec_driver_sql(query, tuple(execution_ids)))
 
 
 def is_empty(conn: Connection) -> bool:

@@ -49,7 +49,7 @@ from synthesis.store.changes import (
     StepUpdate,
 )
 from synthesis.store.cluster import PRUNE_LOCK
-from synthesis.store.counts import COUNTED, Deltas
+from synthesis.store.counts import COUNTED, Deltas, stored_statuses
 from synthesis.store.idempotency import save_key
 from synthesis.store.models import (
     events,
@@ -266,12 +266,7 @@ class BatchWriter:
         }
         if not changing:
             return
-        mark = "?" if self._conn.dialect.paramstyle == "qmark" else "%s"
-        stored = self._conn.exec_driver_sql(  # the driver's SQL: see counts.add
-            f"SELECT id, status FROM executions WHERE id IN ({', '.join([mark] * len(changing))})",
-            tuple(changing),
-        )
-        for execution_id, status in stored:
+        for execution_id, status in stored_statuses(self._conn, list(changing)):
             if status != changing[execution_id]:
                 self.counted["executions", status] -= 1
                 self.counted["executions", changing[execution_id]] += 1
