@@ -97,15 +97,20 @@ def _list_query(
     to_date: str | datetime | None,
     limit: int | None,
     offset: int | None,
+    after: str | None,
+    before: str | None,
     **filters: Any,
 ) -> dict[str, Any]:
-    """The query of a list endpoint: its filters, the date window and the page."""
+    """The query of a list endpoint: its filters, the date window and the page (by
+    offset, or after / before an item id: docs/clients.md, "Lists")."""
     return {
         **filters,
         "from_date": None if from_date is None else _time(from_date),
         "to_date": None if to_date is None else _time(to_date),
         "limit": limit,
         "offset": offset,
+        "after": after,
+        "before": before,
     }
 
 
@@ -315,10 +320,21 @@ class SynthesisClient:
         to_date: str | datetime | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
     ) -> dict[str, Any]:
-        """GET /api/executions: `{total, offset, limit, executions}`, newest first."""
+        """GET /api/executions: `{total, offset, limit, executions, total_exact, next,
+        previous}`, newest first; `after` / `before` an execution id page by keyset."""
         query = _list_query(
-            from_date, to_date, limit, offset, status=status, tag=tag, created_by=created_by
+            from_date,
+            to_date,
+            limit,
+            offset,
+            after,
+            before,
+            status=status,
+            tag=tag,
+            created_by=created_by,
         )
         return await self._json("GET", "/api/executions", query=query)
 
@@ -375,9 +391,14 @@ class SynthesisClient:
         to_date: str | datetime | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
     ) -> dict[str, Any]:
-        """GET /api/plans: `{total, offset, limit, plans}`, newest first."""
-        query = _list_query(from_date, to_date, limit, offset, tag=tag, created_by=created_by)
+        """GET /api/plans: `{total, offset, limit, plans, total_exact, next, previous}`,
+        newest first; `after` / `before` a plan id page by keyset."""
+        query = _list_query(
+            from_date, to_date, limit, offset, after, before, tag=tag, created_by=created_by
+        )
         return await self._json("GET", "/api/plans", query=query)
 
     async def get_plan(self, plan_id: str) -> dict[str, Any]:
@@ -457,9 +478,14 @@ class SynthesisClient:
         to_date: str | datetime | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
     ) -> dict[str, Any]:
-        """GET /api/events: `{total, offset, limit, events}`, newest first."""
-        query = _list_query(from_date, to_date, limit, offset, type=type, execution_id=execution_id)
+        """GET /api/events: `{total, offset, limit, events, total_exact, next, previous}`,
+        newest first; `after` / `before` an event id page by keyset."""
+        query = _list_query(
+            from_date, to_date, limit, offset, after, before, type=type, execution_id=execution_id
+        )
         return await self._json("GET", "/api/events", query=query)
 
     async def get_event(self, event_id: str) -> dict[str, Any]:
@@ -523,10 +549,13 @@ class SynthesisClient:
         status: str | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
     ) -> dict[str, Any]:
-        """GET /api/events/subscriptions/{id}/deliveries: `{total, ..., deliveries}`."""
+        """GET /api/events/subscriptions/{id}/deliveries: `{total, ..., deliveries}`;
+        `after` / `before` a delivery id page by keyset."""
         path = f"/api/events/subscriptions/{_segment(subscription_id)}/deliveries"
-        query = {"status": status, "limit": limit, "offset": offset}
+        query = _list_query(None, None, limit, offset, after, before, status=status)
         return await self._json("GET", path, query=query)
 
     # ---- system ---------------------------------------------------------------------

@@ -59,6 +59,7 @@ def add_client_commands(commands: Any) -> None:
     executions.add_argument("--status")
     executions.add_argument("--tag")
     executions.add_argument("--limit", type=int)
+    executions.add_argument("--after", metavar="ID", help="list: the page after this execution")
 
     plans = client_parser("plans", "list, show, create, delete and execute stored plans")
     plans.add_argument("action", choices=("list", "get", "create", "delete", "execute"))
@@ -103,6 +104,16 @@ def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def paged(text: str, page: dict[str, Any], key: str, id_field: str) -> str:
+    """A page's table, then how many match and how to ask for the next page."""
+    total = f"{page['total']}" if page.get("total_exact", True) else f"at least {page['total']}"
+    footer = f"{len(page[key])} of {total}"
+    if page.get("next"):
+        last = page[key][-1][id_field]
+        footer += f"; next page: --after {last}"
+    return f"{text}\n{footer}"
 
 
 def show(args: argparse.Namespace, value: Any, text: Callable[[Any], str]) -> None:
@@ -174,13 +185,14 @@ async def _run(client: SynthesisClient, args: argparse.Namespace) -> int:
 
 async def _executions(client: SynthesisClient, args: argparse.Namespace) -> int:
     if args.action == "list":
-        page = await client.list_executions(status=args.status, tag=args.tag, limit=args.limit)
+        page = await client.list_executions(
+            status=args.status, tag=args.tag, limit=args.limit, after=args.after
+        )
+        columns = ("execution_id", "name", "status", "created_at", "completed_at")
         show(
             args,
             page,
-            lambda p: table(
-                p["executions"], ("execution_id", "name", "status", "created_at", "completed_at")
-            ),
+            lambda p: paged(table(p["executions"], columns), p, "executions", "execution_id"),
         )
         return 0
     if not args.execution_id:

@@ -79,6 +79,11 @@ def test_run_without_wait_prints_the_id_and_json_mode(
     assert orjson.loads(got.stdout)["execution_id"] == execution_id
     listing = synthesis(server, "executions", "list", "--limit", "5")
     assert "EXECUTION_ID" in listing.stdout and execution_id in listing.stdout
+    synthesis(server, "run", str(plan_file), "--var", "who=y")  # one more: two pages of one
+    first = synthesis(server, "executions", "list", "--limit", "1").stdout
+    newest = first.rsplit("next page: --after ", 1)[1].strip()
+    second = synthesis(server, "executions", "list", "--limit", "1", "--after", newest).stdout
+    assert newest in first and newest not in second and "EXECUTION_ID" in second
 
 
 def test_plans_commands(server: ServerThread, plan_file: Path) -> None:

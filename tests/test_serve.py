@@ -112,8 +112,29 @@ def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
         done = restarted.client("t").wait_for_status(execution_id)
         assert done["status"] == "completed"
         assert done["steps"][0]["output"] == "again\n"
+        assert kept_counts(tmp_path / "synthesis.db") == real_counts(tmp_path / "synthesis.db")
     finally:
         restarted.stop()
+
+
+def kept_counts(db: Path) -> dict[tuple[str, str], int]:
+    """The list totals the store keeps (store/counts.py), and what a COUNT finds."""
+    with sqlite3.connect(db) as conn:
+        return {(n, k): c for n, k, c in conn.execute("SELECT * FROM row_counts") if c}
+
+
+def real_counts(db: Path) -> dict[tuple[str, str], int]:
+    with sqlite3.connect(db) as conn:
+        found = {
+            ("executions", s): c
+            for s, c in conn.execute("SELECT status, count(*) FROM executions GROUP BY 1")
+        }
+        found |= {
+            ("events", t): c
+            for t, c in conn.execute("SELECT type, count(*) FROM events GROUP BY 1")
+        }
+        plans = conn.execute("SELECT count(*) FROM plans").fetchone()[0]
+    return found | ({("plans", ""): plans} if plans else {})
 
 
 def recorded_groups(db: Path) -> int:

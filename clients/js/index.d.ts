@@ -339,10 +339,17 @@ export interface ExecutionSummary {
 }
 
 export interface ExecutionList {
+  /** How many items match; a lower bound when `total_exact` is false */
   total: number;
   offset: number;
   limit: number;
   executions: ExecutionSummary[];
+  /** False when `total` is a lower bound. Executions (all, or by status), events (all, or by type) and plans (all) are counted exactly; other lists count their matches up to 10,001 */
+  total_exact: boolean;
+  /** The path and query of the next (older) page (null: none, or an empty page) */
+  next: string | null;
+  /** The path and query of the previous (newer) page (null: none, or an empty page) */
+  previous: string | null;
   [key: string]: unknown;
 }
 
@@ -463,10 +470,17 @@ export interface PlanSummary {
 }
 
 export interface PlanList {
+  /** How many items match; a lower bound when `total_exact` is false */
   total: number;
   offset: number;
   limit: number;
   plans: PlanSummary[];
+  /** False when `total` is a lower bound. Executions (all, or by status), events (all, or by type) and plans (all) are counted exactly; other lists count their matches up to 10,001 */
+  total_exact: boolean;
+  /** The path and query of the next (older) page (null: none, or an empty page) */
+  next: string | null;
+  /** The path and query of the previous (newer) page (null: none, or an empty page) */
+  previous: string | null;
   [key: string]: unknown;
 }
 
@@ -763,10 +777,17 @@ export interface Delivery {
 }
 
 export type DeliveryList = ({
+  /** How many items match; a lower bound when `total_exact` is false */
   total: number;
   offset: number;
   limit: number;
   deliveries: Delivery[];
+  /** False when `total` is a lower bound. Executions (all, or by status), events (all, or by type) and plans (all) are counted exactly; other lists count their matches up to 10,001 */
+  total_exact: boolean;
+  /** The path and query of the next (older) page (null: none, or an empty page) */
+  next: string | null;
+  /** The path and query of the previous (newer) page (null: none, or an empty page) */
+  previous: string | null;
   [key: string]: unknown;
 }) & ({
   subscription_id: string;
@@ -784,10 +805,17 @@ export interface EventRecord {
 }
 
 export interface EventList {
+  /** How many items match; a lower bound when `total_exact` is false */
   total: number;
   offset: number;
   limit: number;
   events: EventRecord[];
+  /** False when `total` is a lower bound. Executions (all, or by status), events (all, or by type) and plans (all) are counted exactly; other lists count their matches up to 10,001 */
+  total_exact: boolean;
+  /** The path and query of the next (older) page (null: none, or an empty page) */
+  next: string | null;
+  /** The path and query of the previous (newer) page (null: none, or an empty page) */
+  previous: string | null;
   [key: string]: unknown;
 }
 
@@ -955,6 +983,10 @@ export interface ExecutionFilters {
   to_date?: Time;
   limit?: number;
   offset?: number;
+  /** The page after this item id (older); not with `before` or `offset`. */
+  after?: string;
+  /** The page before this item id (newer); not with `after` or `offset`. */
+  before?: string;
 }
 
 export interface PlanFilters {
@@ -967,6 +999,10 @@ export interface PlanFilters {
   to_date?: Time;
   limit?: number;
   offset?: number;
+  /** The page after this item id (older); not with `before` or `offset`. */
+  after?: string;
+  /** The page before this item id (newer); not with `after` or `offset`. */
+  before?: string;
 }
 
 export interface EventFilters {
@@ -979,12 +1015,20 @@ export interface EventFilters {
   to_date?: Time;
   limit?: number;
   offset?: number;
+  /** The page after this item id (older); not with `before` or `offset`. */
+  after?: string;
+  /** The page before this item id (newer); not with `after` or `offset`. */
+  before?: string;
 }
 
 export interface DeliveryFilters {
   status?: string;
   limit?: number;
   offset?: number;
+  /** The page after this item id (older); not with `before` or `offset`. */
+  after?: string;
+  /** The page before this item id (newer); not with `after` or `offset`. */
+  before?: string;
 }
 
 // ---- sockets ----

@@ -11,6 +11,7 @@ docstring.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +19,9 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, text, upd
 
 from synthesis.engine import events as ev
 from synthesis.engine.events import Event
+from synthesis.store import counts
 from synthesis.store.changes import RESET_FIELDS
+from synthesis.store.counts import Deltas
 from synthesis.store.models import (
     control_requests,
     events,
@@ -247,10 +250,17 @@ def _finish_cancelled(conn: Connection, dialect: str, dead: list[str]) -> None:
     insert_events(conn, dialect, told)
 
 
-def insert_events(conn: Connection, dialect: str, told: list[Event]) -> list[Event]:
+def insert_events(
+    conn: Connection, dialect: str, told: list[Event], also: Deltas | None = None
+) -> list[Event]:
     """Store events in this transaction, numbered: on PostgreSQL under the events lock,
-    held until commit (so seq = commit order), and the other nodes woken at commit."""
+    held until commit (so seq = commit order), and the other nodes woken at commit. Then
+    the counts move (store/counts.py): the events' and `also`, the transaction's other
+    changes, last, so count rows are only ever locked after the events lock."""
+    deltas: Deltas = Counter()
+    deltas.update(also or {})
     if not told:
+        counts.add(conn, deltas)
         return []
     if dialect == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
@@ -268,6 +278,8 @@ def insert_events(conn: Connection, dialect: str, told: list[Event]) -> list[Eve
         ],
     )
     numbered = [replace(e, seq=seq) for e, seq in zip(told, result.scalars(), strict=True)]
+    deltas.update(("events", e.type) for e in told)
+    counts.add(conn, deltas)
     notify(conn, dialect, EVENTS_CHANNEL, str(numbered[-1].seq))
     return numbered
 

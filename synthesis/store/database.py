@@ -11,7 +11,7 @@ import fcntl
 import logging
 import os
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,11 +24,11 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-    exists,
     func,
     inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
@@ -36,10 +36,11 @@ from sqlmodel import SQLModel
 from synthesis.config import ConfigError
 from synthesis.engine.event_selector import EVERY_EVENT, EventSelector
 from synthesis.engine.events import Event
-from synthesis.store import cluster
+from synthesis.store import cluster, counts
 from synthesis.store.changes import Change
 from synthesis.store.idempotency import idempotency_keys
 from synthesis.store.models import (
+    RETIRED_INDEXES,
     events,
     execution_secrets,
     execution_tags,
@@ -51,6 +52,7 @@ from synthesis.store.models import (
     step_processes,
     steps,
 )
+from synthesis.store.paging import Page, Paging, cursor_key, read_page, window
 from synthesis.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -70,31 +72,27 @@ SUMMARY_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class PlanFilter:
-    """The filters lists of plans and executions share."""
+@dataclass(frozen=True, kw_only=True)
+class PlanFilter(Paging):
+    """The filters lists of plans and executions share, and the page."""
 
     tag: str | None = None
     created_by: str | None = None
     from_date: str | None = None
     to_date: str | None = None
-    limit: int = 50
-    offset: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExecutionFilter(PlanFilter):
     status: str | None = None
 
 
-@dataclass(frozen=True)
-class EventFilter:
+@dataclass(frozen=True, kw_only=True)
+class EventFilter(Paging):
     type: str | None = None
     execution_id: str | None = None
     from_date: str | None = None
     to_date: str | None = None
-    limit: int = 50
-    offset: int = 0
 
 
 def _event(row: Any) -> Event:
@@ -219,6 +217,12 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.engine = create_db_engine(self.url)
+        # Lists and gets by id read through this: on PostgreSQL in autocommit, which
+        # spares each read its BEGIN and ROLLBACK round trips (under READ COMMITTED each
+        # statement sees its own snapshot either way); on SQLite the engine itself.
+        self.reader = self.engine
+        if self.engine.dialect.name == "postgresql":
+            self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # Set once this server is a node: every write transaction then proves the node
         # is not fenced (store/cluster.py), and stored events wake the other nodes.
         self.node_id: str | None = None
@@ -253,9 +257,12 @@ class Store:
         return self.engine.dialect.name
 
     def create_tables(self) -> None:
-        """Create missing tables and add the columns a newer version added, so an older
-        database is upgraded in place; refuse one whose missing columns cannot be added.
-        On PostgreSQL an advisory lock serializes servers that start at the same moment."""
+        """Create missing tables and add the columns and indexes a newer version added, so
+        an older database is upgraded in place; refuse one whose missing columns cannot be
+        added. Then drop the indexes this version retired, fill in the tags' `created_at`
+        an older version left empty, and count the counted tables when no counts are kept
+        yet (store/counts.py). On PostgreSQL an advisory lock serializes servers that
+        start at the same moment."""
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
@@ -270,6 +277,21 @@ class Store:
                 for index in table.indexes:
                     if index.name not in indexes:
                         index.create(conn, checkfirst=True)
+                for name in RETIRED_INDEXES:
+                    if name in indexes:
+                        conn.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+            for tags, owner, column in (
+                (execution_tags, executions, execution_tags.c.execution_id),
+                (plan_tags, plans, plan_tags.c.plan_id),
+            ):
+                created = select(owner.c.created_at).where(owner.c.id == column)
+                conn.execute(
+                    update(tags)
+                    .where(tags.c.created_at.is_(None))
+                    .values(created_at=created.scalar_subquery())
+                )
+            if counts.is_empty(conn):
+                counts.rebuild(conn)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -297,7 +319,8 @@ class Store:
                 told.append([*writer.caused, *batch.events])
                 writer.caused.clear()
             writer.flush()
-            numbered = cluster.insert_events(conn, self.dialect, [e for t in told for e in t])
+            every = [e for t in told for e in t]
+            numbered = cluster.insert_events(conn, self.dialect, every, writer.counted)
         out: list[list[Event]] = []
         position = 0
         for batch_told in told:
@@ -311,6 +334,20 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
             return dict(row._mapping) if row else None
+
+    def execution_and_steps(
+        self, execution_id: str
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The execution's row and its steps in position order, on one connection (a get
+        by id is two statements, not two connections)."""
+        with self.reader.connect() as conn:
+            row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
+            if row is None:
+                return None, []
+            rows = conn.execute(
+                select(steps).where(steps.c.execution_id == execution_id).order_by(steps.c.position)
+            )
+            return dict(row._mapping), [dict(r._mapping) for r in rows]
 
     def get_execution_secrets(self, execution_id: str) -> dict[str, Any] | None:
         """`{names, variables}`: the execution's secret variables, to run it again."""
@@ -354,58 +391,76 @@ class Store:
             ).first()
             return dict(row._mapping) if row else None
 
-    def list_executions(self, flt: ExecutionFilter) -> tuple[int, list[dict[str, Any]]]:
+    def list_executions(self, flt: ExecutionFilter) -> Page:
         """Newest first; each row has SUMMARY_COLUMNS only (no plan, no variables)."""
-        conditions = []
-        if flt.status:
-            conditions.append(executions.c.status == flt.status)
-        return self._page(
+        kept = None
+        if not (flt.tag or flt.created_by or flt.from_date or flt.to_date):
+            kept = flt.status or ""  # executions by status are counted as they change
+        conditions = [executions.c.status == flt.status] if flt.status else []
+        return self._listing(
             executions,
+            execution_tags,
             execution_tags.c.execution_id,
-            execution_tags.c.tag,
             flt,
             conditions,
             SUMMARY_COLUMNS,
+            "execution",
+            kept,
         )
 
-    def list_plans(self, flt: PlanFilter) -> tuple[int, list[dict[str, Any]]]:
+    def list_plans(self, flt: PlanFilter) -> Page:
         """Newest first, whole rows."""
-        return self._page(
-            plans, plan_tags.c.plan_id, plan_tags.c.tag, flt, [], tuple(plans.c.keys())
+        kept = None if (flt.tag or flt.created_by or flt.from_date or flt.to_date) else ""
+        return self._listing(
+            plans, plan_tags, plan_tags.c.plan_id, flt, [], tuple(plans.c.keys()), "plan", kept
         )
 
-    def _page(
+    def _listing(
         self,
         table: Any,
-        tag_owner: Any,
-        tag_column: Any,
+        tags: Any,
+        owner: Any,
         flt: PlanFilter,
         conditions: list[Any],
         columns: tuple[str, ...],
-    ) -> tuple[int, list[dict[str, Any]]]:
-        """One page of `table` with the filters executions and plans share, and the total."""
+        what: str,
+        kept: str | None,
+    ) -> Page:
+        """One page of `table` (executions or plans) with the filters both share, newest
+        first by (created_at, id); a tag's rows carry their owner's created_at, so a list
+        by tag is one walk of the tag's index. `kept`: the key of the kept count that is
+        the total ('' for all), None when the filters need a bounded count."""
+        own = list(conditions)  # on the table's own columns
         if flt.created_by:
-            conditions.append(table.c.created_by == flt.created_by)
-        if flt.from_date:
-            conditions.append(table.c.created_at >= flt.from_date)
-        if flt.to_date:
-            conditions.append(table.c.created_at <= flt.to_date)
+            own.append(table.c.created_by == flt.created_by)
         if flt.tag:
-            conditions.append(exists().where(and_(tag_owner == table.c.id, tag_column == flt.tag)))
-        where = and_(True, *conditions)
-        with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
-            rows = conn.execute(
-                select(*(table.c[name] for name in columns))
-                .where(where)
-                .order_by(table.c.created_at.desc(), table.c.id.desc())
-                .limit(flt.limit)
-                .offset(flt.offset)
-            )
-            return total, [dict(r._mapping) for r in rows]
+            # the tag's rows alone when nothing else is asked of the table's rows
+            key = (tags.c.created_at, owner)
+            source = tags.join(table, table.c.id == owner) if own else tags
+            found = [tags.c.tag == flt.tag, *own]
+        else:
+            key, source, found = (table.c.created_at, table.c.id), table, own
+        keyed = select(table.c.created_at, table.c.id).where(table.c.id == flt.cursor)
+
+        def total() -> tuple[int, bool]:
+            if kept is not None:
+                return counts.read(conn, table.name, kept or None), True
+            matching = [*found, *window(key[0], flt.from_date, flt.to_date)]
+            return counts.bounded(conn, select(key[-1]).select_from(source).where(*matching))
+
+        with self.reader.connect() as conn:
+            cursor = cursor_key(conn, flt, keyed, what)
+            bounds = window(key[0], flt.from_date, flt.to_date, flt, cursor)
+            walk = select(key[-1]).select_from(source).where(*found, *bounds)
+            query = select(*(table.c[name] for name in columns))
+            if flt.tag:
+                query = query.select_from(tags.join(table, table.c.id == owner))
+            query = query.where(*found, *bounds)
+            page = read_page(conn, query, key, flt, cursor, lambda r: r.id, total, walk)
+        return replace(page, rows=[dict(r._mapping) for r in page.rows])
 
     def get_plan(self, plan_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(plans).where(plans.c.id == plan_id)).first()
             return dict(row._mapping) if row else None
 
@@ -486,32 +541,35 @@ class Store:
             return conn.execute(select(func.max(events.c.seq))).scalar_one_or_none() or 0
 
     def get_event(self, event_id: str) -> Event | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(events).where(events.c.event_id == event_id)).first()
             return _event(row) if row else None
 
-    def list_events(self, flt: EventFilter) -> tuple[int, list[Event]]:
-        """Newest first, with the total that matches."""
+    def list_events(self, flt: EventFilter) -> Page:
+        """Newest first: by `seq`, or with dates by (timestamp, seq), so the window is one
+        range of the timestamp index."""
         conditions = []
         if flt.type:
             conditions.append(events.c.type == flt.type)
         if flt.execution_id:
             conditions.append(events.c.execution_id == flt.execution_id)
-        if flt.from_date:
-            conditions.append(events.c.timestamp >= flt.from_date)
-        if flt.to_date:
-            conditions.append(events.c.timestamp <= flt.to_date)
-        where = and_(True, *conditions)
-        with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(events).where(where)).scalar_one()
-            rows = conn.execute(
-                select(events)
-                .where(where)
-                .order_by(events.c.seq.desc())
-                .limit(flt.limit)
-                .offset(flt.offset)
-            )
-            return total, [_event(r) for r in rows]
+        dated = bool(flt.from_date or flt.to_date)
+        key = (events.c.timestamp, events.c.seq) if dated else (events.c.seq,)
+        keyed = select(*key).where(events.c.event_id == flt.cursor)
+        kept = not (flt.execution_id or dated)  # events by type are counted as stored
+
+        def total() -> tuple[int, bool]:
+            if kept:
+                return counts.read(conn, "events", flt.type), True
+            matching = [*conditions, *window(events.c.timestamp, flt.from_date, flt.to_date)]
+            return counts.bounded(conn, select(events.c.seq).where(*matching))
+
+        with self.reader.connect() as conn:
+            cursor = cursor_key(conn, flt, keyed, "event")
+            bounds = window(events.c.timestamp, flt.from_date, flt.to_date, flt, cursor)
+            query = select(events).where(*conditions, *bounds)
+            page = read_page(conn, query, key, flt, cursor, lambda r: r.event_id, total)
+        return replace(page, rows=[_event(r) for r in page.rows])
 
     # ---- the cluster (store/cluster.py): coordination outside the bus ------------------
 
@@ -553,6 +611,7 @@ class Store:
                 plans,
                 invocations,
                 step_processes,
+                counts.row_counts,
             ):
                 conn.execute(delete(table))
             conn.execute(delete(idempotency_keys))

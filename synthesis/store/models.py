@@ -12,7 +12,10 @@ from sqlmodel import Field, SQLModel
 class ExecutionRow(SQLModel, table=True):
     __tablename__ = "executions"
     __table_args__ = (
+        # Each list's filter, then its order (docs/architecture.md, "Lists")
         Index("ix_executions_created", "created_at", "id"),
+        Index("ix_executions_status_created", "status", "created_at", "id"),
+        Index("ix_executions_creator_created", "created_by", "created_at", "id"),
         Index(  # the cluster's queue: running, no owner (store/cluster.py)
             "ix_executions_unowned",
             "created_at",
@@ -24,12 +27,12 @@ class ExecutionRow(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     name: str
-    status: str = Field(index=True, max_length=16)
+    status: str = Field(max_length=16)
     plan_id: str | None = Field(default=None, max_length=36, index=True)
     plan: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     variables: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     meta: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    created_by: str | None = Field(default=None, index=True)
+    created_by: str | None = None
     created_at: str = Field(max_length=24)
     started_at: str | None = Field(default=None, max_length=24)
     paused_at: str | None = Field(default=None, max_length=24)
@@ -54,10 +57,15 @@ class ExecutionSecretRow(SQLModel, table=True):
 
 
 class ExecutionTagRow(SQLModel, table=True):
+    """A tag of an execution, with the execution's `created_at`, so a list by tag walks
+    one index in the list's order."""
+
     __tablename__ = "execution_tags"
+    __table_args__ = (Index("ix_execution_tags_tag_created", "tag", "created_at", "execution_id"),)
 
     execution_id: str = Field(primary_key=True, max_length=36)
-    tag: str = Field(primary_key=True, index=True)
+    tag: str = Field(primary_key=True)
+    created_at: str | None = Field(default=None, max_length=24)  # None: not filled in yet
 
 
 class StepRow(SQLModel, table=True):
@@ -80,23 +88,30 @@ class StepRow(SQLModel, table=True):
 
 class PlanRow(SQLModel, table=True):
     __tablename__ = "plans"
-    __table_args__ = (Index("ix_plans_created", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_plans_created", "created_at", "id"),
+        Index("ix_plans_creator_created", "created_by", "created_at", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     name: str
     description: str | None = Field(default=None, sa_column=Column(Text))
     document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     meta: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    created_by: str | None = Field(default=None, index=True)
+    created_by: str | None = None
     created_at: str = Field(max_length=24)
     updated_at: str | None = Field(default=None, max_length=24)
 
 
 class PlanTagRow(SQLModel, table=True):
+    """A tag of a plan, with the plan's `created_at` (see ExecutionTagRow)."""
+
     __tablename__ = "plan_tags"
+    __table_args__ = (Index("ix_plan_tags_tag_created", "tag", "created_at", "plan_id"),)
 
     plan_id: str = Field(primary_key=True, max_length=36)
-    tag: str = Field(primary_key=True, index=True)
+    tag: str = Field(primary_key=True)
+    created_at: str | None = Field(default=None, max_length=24)
 
 
 class InvocationRow(SQLModel, table=True):
@@ -137,7 +152,12 @@ class StepProcessRow(SQLModel, table=True):
 
 class EventRow(SQLModel, table=True):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_execution_seq", "execution_id", "seq"),)
+    __table_args__ = (
+        Index("ix_events_execution_seq", "execution_id", "seq"),
+        Index("ix_events_type_seq", "type", "seq"),
+        Index("ix_events_timestamp_seq", "timestamp", "seq"),  # lists with dates
+        Index("ix_events_type_timestamp", "type", "timestamp", "seq"),  # and a type
+    )
 
     seq: int | None = Field(
         default=None,
@@ -146,8 +166,8 @@ class EventRow(SQLModel, table=True):
         ),
     )
     event_id: str = Field(max_length=36, unique=True)
-    type: str = Field(max_length=32, index=True)
-    timestamp: str = Field(max_length=24, index=True)
+    type: str = Field(max_length=32)
+    timestamp: str = Field(max_length=24)
     execution_id: str | None = Field(default=None, max_length=36)
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
@@ -198,5 +218,18 @@ plan_tags = PlanTagRow.__table__
 nodes = NodeRow.__table__
 control_requests = ControlRequestRow.__table__
 
+# Indexes earlier versions made that these tables no longer declare: dropped at start.
+RETIRED_INDEXES = (
+    "ix_executions_status",  # now ix_executions_status_created
+    "ix_executions_created_by",  # now ix_executions_creator_created
+    "ix_execution_tags_tag",
+    "ix_plans_created_by",
+    "ix_plan_tags_tag",
+    "ix_events_type",  # now ix_events_type_seq
+    "ix_events_timestamp",  # now ix_events_timestamp_seq
+    "ix_subscription_deliveries_seq",  # now ix_subscription_deliveries_order
+    "ix_subscription_deliveries_status",  # now ix_subscription_deliveries_status_order
+)
+
 # Tables defined in modules of their own join SQLModel.metadata here.
-from synthesis.store import idempotency, subscription_models  # noqa: E402, F401
+from synthesis.store import counts, idempotency, subscription_models  # noqa: E402, F401

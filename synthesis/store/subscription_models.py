@@ -8,11 +8,15 @@ the aio loop's executor); they never run on an event loop.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON as SA_JSON
-from sqlalchemy import BigInteger, Column, Index, Integer, Text, and_, func, or_, select
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, and_, or_, select
 from sqlmodel import Field, SQLModel
+
+from synthesis.store import counts
+from synthesis.store.paging import Page, Paging, cursor_key, read_page
 
 if TYPE_CHECKING:
     from synthesis.store.database import Store
@@ -65,14 +69,25 @@ class SubscriptionRow(SQLModel, table=True):
 
 class DeliveryRow(SQLModel, table=True):
     __tablename__ = DELIVERIES
-    __table_args__ = (Index("ix_subscription_deliveries_seq", "subscription_id", "seq"),)
+    __table_args__ = (
+        # the list's order, alone and after a status (store/paging.py)
+        Index("ix_subscription_deliveries_order", "subscription_id", "seq", "created_at", "id"),
+        Index(
+            "ix_subscription_deliveries_status_order",
+            "subscription_id",
+            "status",
+            "seq",
+            "created_at",
+            "id",
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     subscription_id: str = Field(max_length=36)
     event_id: str = Field(max_length=36)
     event_type: str = Field(max_length=32)
     seq: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False))
-    status: str = Field(max_length=16, index=True)
+    status: str = Field(max_length=16)
     attempts: int = 0
     status_code: int | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
@@ -117,25 +132,28 @@ def get_subscription(store: Store, subscription_id: str, now: str) -> dict[str, 
         return dict(row._mapping) if row else None
 
 
-def list_deliveries(
-    store: Store, subscription_id: str, status: str | None, limit: int, offset: int
-) -> tuple[int, list[dict[str, Any]]]:
-    """One subscription's deliveries, newest event first, with the total that matches."""
-    where = deliveries.c.subscription_id == subscription_id
+def list_deliveries(store: Store, subscription_id: str, status: str | None, paging: Paging) -> Page:
+    """One subscription's deliveries, newest event first (redeliveries of an event newest
+    first among its deliveries), with the total that matches, counted up to a bound."""
+    conditions = [deliveries.c.subscription_id == subscription_id]
     if status:
-        where = and_(where, deliveries.c.status == status)
-    with store.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(deliveries).where(where)).scalar_one()
-        rows = conn.execute(
-            select(deliveries)
-            .where(where)
-            .order_by(
-                deliveries.c.seq.desc(), deliveries.c.created_at.desc(), deliveries.c.id.desc()
-            )
-            .limit(limit)
-            .offset(offset)
+        conditions.append(deliveries.c.status == status)
+    key = (deliveries.c.seq, deliveries.c.created_at, deliveries.c.id)
+    keyed = select(*key).where(
+        deliveries.c.id == paging.cursor, deliveries.c.subscription_id == subscription_id
+    )
+    with store.reader.connect() as conn:
+        cursor = cursor_key(conn, paging, keyed, "delivery of this subscription")
+        page = read_page(
+            conn,
+            select(deliveries).where(*conditions),
+            key,
+            paging,
+            cursor,
+            lambda r: r.id,
+            lambda: counts.bounded(conn, select(deliveries.c.id).where(*conditions)),
         )
-        return total, [dict(r._mapping) for r in rows]
+    return replace(page, rows=[dict(r._mapping) for r in page.rows])
 
 
 def get_delivery(store: Store, subscription_id: str, delivery_id: str) -> dict[str, Any] | None:

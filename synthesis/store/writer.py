@@ -4,12 +4,16 @@ Inserts are collected per table and sent with executemany. Updates to the same r
 merged in order (a later value wins), then rows updated with the same set of columns
 share one cached statement and one executemany. A `StepsMarked` change depends on the
 rows' current status, so everything collected before it is written first.
+
+The writer also adds up how the counted tables change (store/counts.py: executions by
+status, plans; the events are counted where they are inserted), for the store to apply
+last in the transaction.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from sqlalchemy import (
@@ -45,6 +49,7 @@ from synthesis.store.changes import (
     StepUpdate,
 )
 from synthesis.store.cluster import PRUNE_LOCK
+from synthesis.store.counts import COUNTED, Deltas, stored_statuses
 from synthesis.store.idempotency import save_key
 from synthesis.store.models import (
     events,
@@ -66,6 +71,10 @@ _TABLES: dict[str, Table] = {"executions": executions, "steps": steps, "invocati
 
 
 def _table(name: str) -> Table:
+    """A table for the generic changes: never a counted one, whose changes have types of
+    their own that keep its counts."""
+    if name in COUNTED:
+        raise TypeError(f"{name} rows change through their own change types")
     return SQLModel.metadata.tables[name]
 
 
@@ -82,13 +91,16 @@ class BatchWriter:
         self._inserts: dict[Table, list[dict[str, Any]]] = defaultdict(list)
         self._updates: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
         self.caused: list[Event] = []  # the events changes told (`StepsMarked.ended`)
+        self.counted: Deltas = Counter()  # how the counted tables changed (store/counts.py)
 
     def add(self, change: Change) -> None:
         match change:
             case NewExecution(row=row, tags=tags, steps=step_rows):
                 self._inserts[executions].append(dict(row))
+                self.counted["executions", row["status"]] += 1
                 self._inserts[execution_tags].extend(
-                    {"execution_id": row["id"], "tag": tag} for tag in dict.fromkeys(tags)
+                    {"execution_id": row["id"], "tag": tag, "created_at": row["created_at"]}
+                    for tag in dict.fromkeys(tags)
                 )
                 self._inserts[steps].extend(dict(s) for s in step_rows)
             case NewSteps(rows=rows):
@@ -107,6 +119,7 @@ class BatchWriter:
                 self.flush()
                 if created:
                     self._conn.execute(insert(plans), [dict(row)])
+                    self.counted["plans", ""] += 1
                 else:
                     fields = {k: v for k, v in row.items() if k not in ("id", "created_at")}
                     self._conn.execute(update(plans).where(plans.c.id == row["id"]).values(fields))
@@ -114,12 +127,16 @@ class BatchWriter:
                 if tags:
                     self._conn.execute(
                         insert(plan_tags),
-                        [{"plan_id": row["id"], "tag": tag} for tag in dict.fromkeys(tags)],
+                        [
+                            {"plan_id": row["id"], "tag": tag, "created_at": row["created_at"]}
+                            for tag in dict.fromkeys(tags)
+                        ],
                     )
             case PlanDeleted(plan_id=plan_id):
                 self.flush()
                 self._conn.execute(delete(plan_tags).where(plan_tags.c.plan_id == plan_id))
-                self._conn.execute(delete(plans).where(plans.c.id == plan_id))
+                gone = self._conn.execute(delete(plans).where(plans.c.id == plan_id)).rowcount
+                self.counted["plans", ""] -= gone
             case NewInvocation(row=row):
                 self._inserts[invocations].append(dict(row))
             case InvocationUpdate(invocation_id=iid, fields=fields):
@@ -193,24 +210,30 @@ class BatchWriter:
                     (steps, steps.c.execution_id),
                     (execution_tags, execution_tags.c.execution_id),
                     (execution_secrets, execution_secrets.c.execution_id),
-                    (events, events.c.execution_id),
-                    (executions, executions.c.id),
                 ):
                     conn.execute(delete(table).where(column.in_(finished)))
+                self._delete_events(events.c.execution_id.in_(finished))
+                for status in conn.execute(
+                    delete(executions)
+                    .where(executions.c.id.in_(finished))
+                    .returning(executions.c.status)
+                ).scalars():
+                    self.counted["executions", status] -= 1
             old = select(events.c.seq).where(events.c.timestamp < change.older_than)
-            conn.execute(
-                delete(events).where(
-                    events.c.seq.in_(old.order_by(events.c.seq).limit(limit).scalar_subquery())
-                )
+            self._delete_events(
+                events.c.seq.in_(old.order_by(events.c.seq).limit(limit).scalar_subquery())
             )
         if change.keep_events is not None:
             newest = conn.execute(select(func.max(events.c.seq))).scalar_one_or_none() or 0
             beyond = select(events.c.seq).where(events.c.seq <= newest - change.keep_events)
-            conn.execute(
-                delete(events).where(
-                    events.c.seq.in_(beyond.order_by(events.c.seq).limit(limit).scalar_subquery())
-                )
+            self._delete_events(
+                events.c.seq.in_(beyond.order_by(events.c.seq).limit(limit).scalar_subquery())
             )
+
+    def _delete_events(self, where: Any) -> None:
+        deleted = self._conn.execute(delete(events).where(where).returning(events.c.type))
+        for kind in deleted.scalars():
+            self.counted["events", kind] -= 1
 
     def _update(self, table_name: str, key: tuple[str, ...], fields: Any) -> None:
         self._updates.setdefault((table_name, key), {}).update(fields)
@@ -228,5 +251,22 @@ class BatchWriter:
             params.update({f"set_{name}": value for name, value in fields.items()})
             groups[(table_name, tuple(sorted(fields)))].append(params)
         self._updates.clear()
+        self._count_status_changes(groups)
         for (table_name, fields), rows in groups.items():
             self._conn.execute(_update_statement(table_name, fields), rows)
+
+    def _count_status_changes(self, groups: dict[tuple[str, tuple[str, ...]], Any]) -> None:
+        """Before executions' updates that set a status: each one's status as stored, so
+        the counts move from it to the new one (one SELECT, only when a status changes)."""
+        changing = {
+            row["key_id"]: row["set_status"]
+            for (table_name, fields), rows in groups.items()
+            if table_name == "executions" and "status" in fields
+            for row in rows
+        }
+        if not changing:
+            return
+        for execution_id, status in stored_statuses(self._conn, list(changing)):
+            if status != changing[execution_id]:
+                self.counted["executions", status] -= 1
+                self.counted["executions", changing[execution_id]] += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -15,6 +16,7 @@ import tornado.web
 from synthesis.auth import Principal, require_scope
 from synthesis.engine.errors import ApiError, FieldError, validation_error
 from synthesis.engine.nesting import too_deep, too_deep_message
+from synthesis.store.paging import CursorNotFound, Page
 from synthesis.web.declare import DIGITS, Endpoint, parse_query
 
 if TYPE_CHECKING:
@@ -267,6 +269,42 @@ class ApiHandler(BaseHandler):
         """Run a store read on the read pool, never on the IOLoop (rule 1 of
         docs/architecture.md)."""
         return await self.runtime.read(fn, *args)
+
+    async def read_page(self, fn: Callable[..., Page], *args: Any) -> Page:
+        """`read` for a list: a cursor naming no item is a validation_error on its field."""
+        try:
+            return await self.read(fn, *args)
+        except CursorNotFound as exc:
+            raise validation_error([FieldError(exc.field, exc.message)]) from None
+
+    def send_page(self, page: Page, key: str, items: list[Any], **also: Any) -> None:
+        """A list's answer: `also` (a subscription's id), the reference's `total`,
+        `offset`, `limit` and items, then `total_exact` and the links to the pages beside
+        this one, made of this request's path and query with the cursor swapped in."""
+        q = self.query()
+        self.send(
+            {
+                **also,
+                "total": page.total,
+                "offset": q["offset"],
+                "limit": q["limit"],
+                key: items,
+                "total_exact": page.total_exact,
+                "next": self._link("after", page.next),
+                "previous": self._link("before", page.previous),
+            }
+        )
+
+    def _link(self, name: str, item_id: str | None) -> str | None:
+        if item_id is None:
+            return None
+        kept = [
+            (k, v.decode("utf-8", errors="replace"))
+            for k, values in self.request.query_arguments.items()
+            if k not in ("offset", "after", "before")
+            for v in values
+        ]
+        return f"{self.request.path}?{urllib.parse.urlencode([*kept, (name, item_id)])}"
 
 
 class NotFoundHandler(BaseHandler):

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthesis.engine import clock
+from synthesis.engine.errors import FieldError, validation_error
+from synthesis.store.counts import BOUND
+from synthesis.store.paging import Paging
 
 JSON = "application/json"
 MAX_OFFSET = 1_000_000_000
@@ -44,13 +47,30 @@ def shape(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[st
 
 
 def page(key: str, item: str) -> dict[str, Any]:
-    """A page of a list: `total`, `offset`, `limit` and the items under `key`."""
+    """A page of a list: `total`, `offset`, `limit` and the items under `key` (the
+    reference's), then `total_exact`, `next` and `previous` (docs/architecture.md, "Lists")."""
+    link = {
+        "type": ["string", "null"],
+        "description": "The path and query of the {} page (null: none, or an empty page)",
+    }
     return shape(
         {
-            "total": {"type": "integer", "minimum": 0},
+            "total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "How many items match; a lower bound when `total_exact` is false",
+            },
             "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
             "limit": {"type": "integer", "minimum": 1},
             key: {"type": "array", "items": ref(item)},
+            "total_exact": {
+                "type": "boolean",
+                "description": "False when `total` is a lower bound. Executions (all, or "
+                "by status), events (all, or by type) and plans (all) are counted exactly; "
+                f"other lists count their matches up to {BOUND + 1:,}",
+            },
+            "next": {**link, "description": link["description"].format("next (older)")},
+            "previous": {**link, "description": link["description"].format("previous (newer)")},
         }
     )
 
@@ -145,9 +165,38 @@ def date(name: str, description: str) -> Query:
     return Query(name, DATE_QUERY, description, parse)
 
 
+def cursor(name: str, description: str) -> Query:
+    def parse(value: str) -> str:
+        if not value or len(value) > 255:
+            raise ValueError("must be the id of an item of this list")
+        return value
+
+    return Query(name, {"type": "string", "minLength": 1, "maxLength": 255}, description, parse)
+
+
 LIMIT = whole("limit", 1, 1000, 50)
 OFFSET = whole("offset", 0, MAX_OFFSET, 0)
-PAGE = (LIMIT, OFFSET)
+AFTER = cursor(
+    "after",
+    "The page of items that follow this item id in the list (older); not with `before` or `offset`",
+)
+BEFORE = cursor(
+    "before",
+    "The page of items that precede this item id in the list (newer, still newest "
+    "first); not with `after` or `offset`",
+)
+PAGE = (LIMIT, OFFSET, AFTER, BEFORE)
+
+
+def paging(values: Mapping[str, Any]) -> Paging:
+    """The page a list's parsed query asks for; a cursor with an offset, or both cursors,
+    is a validation_error naming the parameter that cannot be combined."""
+    after, before, offset = values["after"], values["before"], values["offset"]
+    if after is not None and before is not None:
+        raise validation_error([FieldError("before", "cannot be combined with after")])
+    if (after is not None or before is not None) and offset:
+        raise validation_error([FieldError("offset", "cannot be combined with after or before")])
+    return Paging(limit=values["limit"], offset=offset, after=after, before=before)
 
 
 def dates(what: str) -> tuple[Query, Query]:

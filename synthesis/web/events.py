@@ -18,6 +18,7 @@ from synthesis.web.declare import (
     choice,
     dates,
     page,
+    paging,
     path_param,
     shape,
     text,
@@ -61,17 +62,14 @@ class EventsHandler(ApiHandler):
     async def get(self) -> None:
         q = self.query()
         flt = EventFilter(
-            q["type"], q["execution_id"], q["from_date"], q["to_date"], q["limit"], q["offset"]
+            **vars(paging(q)),
+            type=q["type"],
+            execution_id=q["execution_id"],
+            from_date=q["from_date"],
+            to_date=q["to_date"],
         )
-        total, events = await self.read(self.runtime.store.list_events, flt)
-        self.send(
-            {
-                "total": total,
-                "offset": q["offset"],
-                "limit": q["limit"],
-                "events": [e.record() for e in events],
-            }
-        )
+        page = await self.read_page(self.runtime.store.list_events, flt)
+        self.send_page(page, "events", [e.record() for e in page.rows])
 
 
 class EventHandler(ApiHandler):

@@ -36,6 +36,7 @@ from synthesis.web.declare import (
     dates,
     or_null,
     page,
+    paging,
     path_param,
     ref,
     shape,
@@ -270,23 +271,15 @@ class ExecutionsHandler(ApiHandler):
     async def get(self) -> None:
         q = self.query()
         flt = ExecutionFilter(
-            q["tag"],
-            q["created_by"],
-            q["from_date"],
-            q["to_date"],
-            q["limit"],
-            q["offset"],
-            q["status"],
+            **vars(paging(q)),
+            tag=q["tag"],
+            created_by=q["created_by"],
+            from_date=q["from_date"],
+            to_date=q["to_date"],
+            status=q["status"],
         )
-        total, rows = await self.read(self.runtime.store.list_executions, flt)
-        self.send(
-            {
-                "total": total,
-                "offset": q["offset"],
-                "limit": q["limit"],
-                "executions": [execution_summary(r) for r in rows],
-            }
-        )
+        page = await self.read_page(self.runtime.store.list_executions, flt)
+        self.send_page(page, "executions", [execution_summary(r) for r in page.rows])
 
     async def post(self) -> None:
         body = self.json_body()
@@ -334,10 +327,7 @@ class ExecutionHandler(ApiHandler):
 
     async def get(self, execution_id: str) -> None:
         self.query()
-        store = self.runtime.store
-        row, steps = await self.read(
-            lambda: (store.get_execution(execution_id), store.list_steps(execution_id))
-        )
+        row, steps = await self.read(self.runtime.store.execution_and_steps, execution_id)
         if row is None:
             raise not_found("execution", execution_id)
         self.send(execution_detail(row, steps))

@@ -41,6 +41,7 @@ from synthesis.web.declare import (
     dates,
     or_null,
     page,
+    paging,
     path_param,
     ref,
     shape,
@@ -276,9 +277,13 @@ class PlansHandler(PlanWriter):
     async def get(self) -> None:
         q = self.query()
         flt = PlanFilter(
-            q["tag"], q["created_by"], q["from_date"], q["to_date"], q["limit"], q["offset"]
+            **vars(paging(q)),
+            tag=q["tag"],
+            created_by=q["created_by"],
+            from_date=q["from_date"],
+            to_date=q["to_date"],
         )
-        total, rows = await self.read(self.runtime.store.list_plans, flt)
+        page = await self.read_page(self.runtime.store.list_plans, flt)
         plans = [
             {
                 "plan_id": r["id"],
@@ -289,9 +294,9 @@ class PlansHandler(PlanWriter):
                 "created_by": r["created_by"],
                 "tags": r["meta"].get("tags") or [],
             }
-            for r in rows
+            for r in page.rows
         ]
-        self.send({"total": total, "offset": q["offset"], "limit": q["limit"], "plans": plans})
+        self.send_page(page, "plans", plans)
 
     async def post(self) -> None:
         await create_once(self, self.json_body(), self._create)

@@ -31,6 +31,7 @@ from synthesis.web.declare import (
     Endpoint,
     choice,
     page,
+    paging,
     path_param,
     ref,
     shape,
@@ -408,22 +409,13 @@ class DeliveriesHandler(ApiHandler):
 
     async def get(self, subscription_id: str) -> None:
         q = self.query()
-        limit, offset, status = q["limit"], q["offset"], q["status"]
+        asked = paging(q)
         store = self.runtime.store
         if await self.read(get_subscription, store, subscription_id, clock.now()) is None:
             raise not_found("subscription", subscription_id)
-        total, rows = await self.read(
-            list_deliveries, store, subscription_id, status, limit, offset
-        )
-        self.send(
-            {
-                "subscription_id": subscription_id,
-                "total": total,
-                "offset": offset,
-                "limit": limit,
-                "deliveries": [delivery_view(r) for r in rows],
-            }
-        )
+        page = await self.read_page(list_deliveries, store, subscription_id, q["status"], asked)
+        rows = [delivery_view(r) for r in page.rows]
+        self.send_page(page, "deliveries", rows, subscription_id=subscription_id)
 
 
 _ID = r"([^/]+)"

@@ -29,6 +29,7 @@ from synthesis.actors.subscriptions import (
 from synthesis.engine import clock
 from synthesis.engine.events import Event
 from synthesis.store import Store
+from synthesis.store.paging import Paging
 from synthesis.store.subscription_models import (
     all_subscriptions,
     deliveries,
@@ -200,7 +201,7 @@ def rows_of(
     store: Store, sid: str, status: str | None = None, count: int | None = None
 ) -> list[dict[str, Any]]:
     """A subscription's delivery rows, oldest event first (none until there are `count`)."""
-    _total, rows = list_deliveries(store, sid, status, 1000, 0)
+    rows = list_deliveries(store, sid, status, Paging(limit=1000)).rows
     return rows[::-1] if count is None or len(rows) == count else []
 
 

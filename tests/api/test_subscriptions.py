@@ -159,6 +159,9 @@ def test_create_list_get_and_delete(client: Client, receiver: Receiver, hook: st
         "offset": 0,
         "limit": 50,
         "deliveries": [],
+        "total_exact": True,
+        "next": None,
+        "previous": None,
     }
 
     gone = client.request("DELETE", f"{SUBSCRIPTIONS}/{sid}")
@@ -412,7 +415,7 @@ def test_pause_and_resume_by_request(
     new_plan(client, name)  # while paused: kept for later, not delivered
     assert server.runtime is not None
     store = server.runtime.store
-    wait_until(lambda: store.list_events(EventFilter(type="plan_created", limit=1))[0])
+    wait_until(lambda: store.list_events(EventFilter(type="plan_created", limit=1)).total)
     assert receiver.arrived[hook] == 0 and deliveries(client, sid)["total"] == 0
 
     resumed = client.post(f"{SUBSCRIPTIONS}/{sid}/resume")

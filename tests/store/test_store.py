@@ -140,8 +140,8 @@ def test_list_filters(store: Store) -> None:
     new = new_execution(store, "2025-12-01T00:00:00.000Z", created_by="ann")
 
     def ids(**kw: object) -> tuple[int, list[str]]:
-        total, rows = store.list_executions(ExecutionFilter(**kw))
-        return total, [r["id"] for r in rows]
+        page = store.list_executions(ExecutionFilter(**kw))
+        return page.total, [r["id"] for r in page.rows]
 
     assert ids() == (3, [new, mid, old])
     assert ids(tag="b") == (2, [mid, old])

@@ -347,8 +347,18 @@ test('idempotency keys: a create sent twice creates once', async () => {
   assert.deepEqual(await client.createPlan(once, { idempotencyKey: `${tag}-plan` }), stored);
   const run = await client.executePlanById(stored.plan_id, { idempotencyKey: `${tag}-run` });
   assert.deepEqual(await client.executePlanById(stored.plan_id, { idempotencyKey: `${tag}-run` }), run);
-  assert.equal((await client.listExecutions({ tag })).total, 2);
+  const both = await client.listExecutions({ tag });
+  assert.equal(both.total, 2);
   assert.equal((await client.listPlans({ tag })).total, 1);
+  const [newest, older] = both.executions.map((e) => e.execution_id);
+  const firstPage = await client.listExecutions({ tag, limit: 1 });
+  assert.deepEqual(firstPage.executions.map((e) => e.execution_id), [newest]);
+  assert.ok(firstPage.next.endsWith(`after=${newest}`));
+  const second = await client.listExecutions({ tag, limit: 1, after: newest });
+  assert.deepEqual(second.executions.map((e) => e.execution_id), [older]);
+  assert.equal(second.next, null);
+  const back = await client.listExecutions({ tag, before: older });
+  assert.deepEqual(back.executions.map((e) => e.execution_id), [newest]);
 });
 
 test('integrations: list, get, capabilities, invoke (waiting and async), invocation', async () => {
