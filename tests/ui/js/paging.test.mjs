@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { count, lastPage, PAGE_SIZE, pageOffset, parsePage, rangeText } from '../../../synthesis/ui/app/logic/paging.js';
+import { count, lastPage, PAGE_SIZE, pageOffset, parsePage, rangeText, totalText } from '../../../synthesis/ui/app/logic/paging.js';
 
 test('a page number comes from the URL, anything odd is page 1', () => {
   assert.equal(parsePage('3'), 3);
@@ -29,4 +29,11 @@ test('the range says which rows of how many', () => {
   assert.equal(rangeText(0, 0, 0), '0 of 0');
   assert.equal(rangeText(100, 0, 20), '0 of 20');
   assert.equal(count(1234567), '1,234,567');
+});
+
+test('a total the server only counted so far reads as a lower bound', () => {
+  assert.equal(totalText({ total: 10001, total_exact: false }), '10,001+');
+  assert.equal(totalText({ total: 42, total_exact: true }), '42');
+  assert.equal(totalText({ total: 42 }), '42');
+  assert.equal(rangeText(0, 50, 10001, false), '1–50 of 10,001+');
 });

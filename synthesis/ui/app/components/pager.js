@@ -4,12 +4,12 @@ import { lastPage, PAGE_SIZE, pageOffset, rangeText } from '../logic/paging.js';
 import { setQuery } from '../router.js';
 
 /** `page` from 1; `shown` rows on it; `total` rows in all. */
-export function Pager({ page, shown, total, size = PAGE_SIZE }) {
+export function Pager({ page, shown, total, exact, size = PAGE_SIZE }) {
   const go = (to) => setQuery({ page: to > 1 ? to : null }, { replace: false });
   const offset = pageOffset(page, size);
   return html`<nav class="pager" aria-label="Pages">
     <button type="button" class="quiet" disabled=${page <= 1} onClick=${() => go(page - 1)}>Previous</button>
-    <span class="pager-range">${rangeText(offset, shown, total)}</span>
+    <span class="pager-range">${rangeText(offset, shown, total, exact)}</span>
     <button type="button" class="quiet" disabled=${offset + shown >= total} onClick=${() => go(page + 1)}>Next</button>
     ${!shown && total > 0
       ? html`<button type="button" class="quiet" onClick=${() => go(lastPage(total, size))}>Last page</button>`

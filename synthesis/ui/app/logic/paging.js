@@ -25,13 +25,20 @@ export function count(n) {
   return Number(n).toLocaleString('en-US');
 }
 
+/** A list answer's total as text: "10,001+" when the server only counted that far
+ * (`total_exact: false`, docs/architecture.md "Lists"). */
+export function totalText(answer) {
+  return `${count(answer.total)}${answer.total_exact === false ? '+' : ''}`;
+}
+
 /**
  * What a page shows: "1–50 of 1,234", "51–51 of 51", "0 of 0".
  * @param {number} offset the first row's offset
  * @param {number} shown the rows on this page
  * @param {number} total the rows of every page
  */
-export function rangeText(offset, shown, total) {
-  if (!shown) return `0 of ${count(total)}`;
-  return `${count(offset + 1)}–${count(offset + shown)} of ${count(total)}`;
+export function rangeText(offset, shown, total, exact = true) {
+  const all = `${count(total)}${exact === false ? '+' : ''}`;
+  if (!shown) return `0 of ${all}`;
+  return `${count(offset + 1)}–${count(offset + shown)} of ${all}`;
 }

@@ -10,7 +10,7 @@ import { useResource } from '../components/resource.js';
 import { StatusBadge } from '../components/status.js';
 import { Tags } from '../components/tags.js';
 import { Duration, RelativeTime } from '../components/time.js';
-import { PAGE_SIZE, pageOffset, parsePage } from '../logic/paging.js';
+import { PAGE_SIZE, pageOffset, parsePage, totalText } from '../logic/paging.js';
 import { pathOf } from '../logic/routes.js';
 import { EXECUTION_EVENT_TYPES, EXECUTION_STATUSES, oneOf } from '../logic/vocabulary.js';
 import { Link, navigate, setQuery } from '../router.js';
@@ -24,7 +24,7 @@ async function loadExecutions({ status, tag, page }) {
   const byTag = tag ? { tag } : {};
   const [list, ...totals] = await Promise.all([
     client.listExecutions({ ...byTag, status: status || undefined, limit: PAGE_SIZE, offset: pageOffset(page) }),
-    ...EXECUTION_STATUSES.map((s) => client.listExecutions({ ...byTag, status: s, limit: 1 }).then((r) => r.total)),
+    ...EXECUTION_STATUSES.map((s) => client.listExecutions({ ...byTag, status: s, limit: 1 }).then(totalText)),
   ]);
   return { list, counts: Object.fromEntries(EXECUTION_STATUSES.map((s, i) => [s, totals[i]])) };
 }
@@ -188,7 +188,7 @@ export function ExecutionsPage({ query }) {
         ? html`<p class="empty">No execution matches these filters.
             <${Link} to="executions">Show every execution<//>.</p>`
         : ''}
-      <${Pager} page=${page} shown=${rows.length} total=${list.total} />`;
+      <${Pager} page=${page} shown=${rows.length} total=${list.total} exact=${list.total_exact} />`;
   }
 
   return html`<section class="list-page">
