@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,13 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.port = free_port()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHESIS_")}
         full_env.update(env or {})
@@ -46,6 +53,7 @@ class ServeProcess:
             stderr=subprocess.PIPE,
             env=full_env,
             text=True,
+            preexec_fn=preexec_fn,
         )
         probe = Client(self.port, token=None)
 
