@@ -172,6 +172,7 @@ class StepActor(LoopActor):
             result = StepResult("cancelled", None, "cancelled")
         except Exception as exc:  # a bug in a capability must not leave the step running
             result = StepResult("failed", None, f"{type(exc).__name__}: {exc}")
+        self._on_wait(None)  # a step stopped while it waited says so no more
         for stream, text in self._output_mask.drain():
             self._admit(stream, text)
         self._flush_output()  # the last output is stored before the step's end
