@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import os
+import random
 import resource
 import secrets
 import shutil
@@ -30,7 +32,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,7 +48,8 @@ BARE_SECONDS = 2.0  # per bare method
 BARE_ASYNCIO_CONCURRENCY = 32
 BARE_THREADS = 8
 STUCK_SECONDS = 120.0  # an execution not finished this long after its POST counts as lost
-INFLIGHT_WAIT_SECONDS = 90.0  # inflight: how long to wait for all to finish after creation
+INFLIGHT_WAIT_SECONDS = 90.0  # inflight: the least time to wait for all to finish
+PROBE_INTERVAL = 0.05  # inflight: seconds between two GETs of the prober
 SAMPLE_INTERVAL = 0.1
 DEFAULTS = {  # scenario -> (executions, steps, concurrency, command)
     "throughput": (1500, 10, 32, "true"),
@@ -244,6 +247,15 @@ class Problems:
                 self.samples.append(text[:500])
 
 
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the threads of `pid` spent runnable but waiting for a CPU (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int(task.read_text().split()[1])
+    return total / 1e9
+
+
 class Sampler(threading.Thread):
     """Samples the server process (not its children) every 100 ms."""
 
@@ -253,7 +265,10 @@ class Sampler(threading.Thread):
         self.halt = threading.Event()
         self.peak_rss = 0
         self.peak_threads = 0
+        self.peak_fds = 0
         self.cpu_seconds = 0.0
+        self.waited_first = runqueue_wait_s(pid)  # threads that end are not counted
+        self.waited = self.waited_first
 
     def run(self) -> None:
         while True:
@@ -261,8 +276,10 @@ class Sampler(threading.Thread):
                 with self.process.oneshot():
                     self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
                     self.peak_threads = max(self.peak_threads, self.process.num_threads())
+                    self.peak_fds = max(self.peak_fds, self.process.num_fds())
                     times = self.process.cpu_times()
                     self.cpu_seconds = times.user + times.system
+                self.waited = max(self.waited, runqueue_wait_s(self.process.pid))
             except psutil.Error:
                 return
             if self.halt.wait(SAMPLE_INTERVAL):
@@ -501,11 +518,42 @@ def run_throughput(server: Server, args: argparse.Namespace, problems: Problems)
     return outcome
 
 
+class Prober(threading.Thread):
+    """Inflight: GET /api/executions/{id} of a random execution created so far, every
+    PROBE_INTERVAL, one at a time, until halted; keeps each answer's latency."""
+
+    def __init__(self, server: Server, ids: list[str], problems: Problems) -> None:
+        super().__init__(daemon=True)
+        self.api = Api(server.port, server.token)
+        self.ids = ids  # appended to by the creating threads
+        self.problems = problems
+        self.halt = threading.Event()
+        self.ms: list[float] = []
+        self.rng = random.Random(7)
+
+        self.creating = True  # cleared once every POST is answered
+        self.ms_creating: list[float] = []
+
+    def run(self) -> None:
+        while not self.halt.wait(PROBE_INTERVAL):
+            if not self.ids:
+                continue
+            execution_id = self.ids[self.rng.randrange(len(self.ids))]
+            creating, sent = self.creating, time.perf_counter()
+            if fetch(self.api, execution_id, self.problems) is not None:
+                ms = (time.perf_counter() - sent) * 1000
+                self.ms.append(ms)
+                if creating:
+                    self.ms_creating.append(ms)
+
+
 def run_inflight(server: Server, args: argparse.Namespace, problems: Problems) -> Outcome:
-    """Create all executions at once, wait for all to finish, then check every one."""
+    """Create all executions at once, wait for all to finish (GETting random ones by id
+    meanwhile), then check every one."""
     tag = f"bench-{uuid.uuid4().hex[:12]}"
     body = plan_body(args, tag)
     local = threading.local()
+    ids: list[str] = []
 
     def api() -> Api:
         if not hasattr(local, "api"):
@@ -513,11 +561,20 @@ def run_inflight(server: Server, args: argparse.Namespace, problems: Problems) -
         connection: Api = local.api
         return connection
 
+    def create_one(_: int) -> str | None:
+        created = create(api(), body, problems)
+        if created is None:
+            return None
+        ids.append(str(created["execution_id"]))
+        return ids[-1]
+
+    prober = Prober(server, ids, problems)
+    prober.start()
     start = time.monotonic()
     with ThreadPoolExecutor(args.concurrency) as pool:
-        created = list(pool.map(lambda _: create(api(), body, problems), range(args.executions)))
+        created = list(pool.map(create_one, range(args.executions)))
     create_s = time.monotonic() - start
-    ids = [str(c["execution_id"]) for c in created if c is not None]
+    prober.creating = False
     print(f"  created {len(ids)} in {create_s:.2f}s; waiting", file=sys.stderr, flush=True)
 
     watcher = Api(server.port, server.token)
@@ -533,35 +590,54 @@ def run_inflight(server: Server, args: argparse.Namespace, problems: Problems) -
             return 0
         return int(data["total"])
 
-    deadline = time.monotonic() + INFLIGHT_WAIT_SECONDS
+    wait_s = args.wait_seconds or max(INFLIGHT_WAIT_SECONDS, args.executions / 50)
+    # Each count reads every execution of the run: at 10,000 a poll costs the server more
+    # than the GETs it measures, so it polls less often the more there are.
+    interval = max(0.1, args.executions / 10_000)
+    deadline = time.monotonic() + wait_s
     ticks = ended = 0
     while time.monotonic() < deadline:
         ended = count("completed")
-        if ended < len(ids) and ticks % 10 == 9:
+        if ended < len(ids) and (ticks % 10 == 9 or interval >= 1):
             ended += count("failed") + count("cancelled")
         if ended >= len(ids):
             break
         ticks += 1
-        time.sleep(0.1)
+        time.sleep(interval)
     wall_s = time.monotonic() - start
+    prober.halt.set()
+    prober.join()
 
-    outcome = Outcome(wall_s=wall_s, lost=len(created) - len(ids))
+    outcome = Outcome(wall_s=wall_s, lost=sum(1 for c in created if c is None))
     with ThreadPoolExecutor(args.concurrency) as pool:
         views = list(pool.map(lambda i: fetch(api(), i, problems), ids))
+    reasons: Counter[str] = Counter()
     for view in views:
         status = view["status"] if view else None
         if status == "completed":
             outcome.completed += 1
         elif status in TERMINAL:
             outcome.failed += 1
+            for step in (view or {}).get("steps", ()):
+                if step.get("status") in ("failed", "cancelled"):
+                    reasons[str(step.get("error"))[:120]] += 1
         else:
             outcome.lost += 1
         ms = server_ms(view or {})
         if ms is not None:
             outcome.server_ms.append(ms)
     if ended < len(ids):
-        problems.add(f"only {ended} of {len(ids)} ended within {INFLIGHT_WAIT_SECONDS:.0f}s")
-    outcome.extra = {"create_s": round(create_s, 2), "all_complete_s": round(wall_s, 2)}
+        problems.add(f"only {ended} of {len(ids)} ended within {wait_s:.0f}s")
+    outcome.extra = {
+        "create_s": round(create_s, 2),
+        "all_complete_s": round(wall_s, 2),
+        "drain_s": round(wall_s - create_s, 2),
+        "get_ms": percentiles(prober.ms),
+        "get_ms_while_creating": percentiles(prober.ms_creating),
+        "get_ms_after_creating": percentiles(prober.ms[len(prober.ms_creating) :]),
+        "gets": len(prober.ms),
+        **({"failure_reasons": dict(reasons.most_common(5))} if reasons else {}),
+    }
     return outcome
 
 
@@ -611,6 +687,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         server.wait_ready()
         sampler = Sampler(server.proc.pid)
         sampler.start()
+        nofile = list(sampler.process.rlimit(psutil.RLIMIT_NOFILE))  # [soft, hard] after start
         scenario = run_throughput if args.scenario == "throughput" else run_inflight
         print(f"running {args.scenario}", file=sys.stderr, flush=True)
         client_cpu = cpu_seconds()
@@ -638,11 +715,15 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
             "server_latency_ms": percentiles(outcome.server_ms),
             "peak_rss_mib": round(sampler.peak_rss / 2**20, 1),
             "peak_threads": sampler.peak_threads,
+            "peak_fds": sampler.peak_fds,
+            "server_nofile": nofile,
             "lost": outcome.lost,
             "failed": outcome.failed,
             "wall_s": round(outcome.wall_s, 2),
             **outcome.extra,
             "server_cpu_s": round(sampler.cpu_seconds, 1),
+            "server_waiting_for_cpu_s": round(sampler.waited - sampler.waited_first, 1),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "client_cpu_s": round(client_cpu, 1),
         }
     except Exception as exc:
@@ -658,7 +739,10 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         if unusual or result["server_exit_code"] != 0:
             result["server_log_unusual"] = unusual[:20]
             result["server_stderr_tail"] = lines[-15:]
-        server.cleanup()
+        if args.keep:
+            result["data_dir"] = str(server.data_dir)
+        else:
+            server.cleanup()
     return result
 
 
@@ -691,7 +775,20 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         summary[key] = median(lambda r, k=key: r[k])
     for key in ("latency_ms", "server_latency_ms"):
         summary[key] = {p: median(lambda r, k=key, p=p: r[k][p]) for p in ("p50", "p95", "p99")}
-    for key in ("peak_rss_mib", "peak_threads", "wall_s", "create_s", "all_complete_s"):
+    for key in ("get_ms",):
+        if any(key in r for r in good):
+            summary[key] = {
+                p: median(lambda r, k=key, p=p: r.get(k, {}).get(p)) for p in ("p50", "p95", "p99")
+            }
+    for key in (
+        "peak_rss_mib",
+        "peak_threads",
+        "peak_fds",
+        "wall_s",
+        "create_s",
+        "all_complete_s",
+        "drain_s",
+    ):
         summary[key] = median(lambda r, k=key: r.get(k))
     summary["max_peak_rss_mib"] = max((r["peak_rss_mib"] for r in good), default=None)
     summary["lost_total"] = sum(r["lost"] for r in good)
@@ -711,6 +808,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--command", help="the step command (true; inflight 'sleep 5')")
     parser.add_argument("--database", help="server database URL (default: SQLite in a temp dir)")
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole run R times")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the server's data dir (log, SQLite file)"
+    )
+    parser.add_argument(
+        "--wait-seconds",
+        type=float,
+        help="inflight: how long to wait for all to end after the last POST"
+        " (default: 90, or executions / 50 when more)",
+    )
     parser.add_argument(
         "--poll-interval", type=float, default=0.05, help="seconds between status polls (0.05)"
     )

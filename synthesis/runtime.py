@@ -51,8 +51,9 @@ from synthesis.engine import clock
 from synthesis.engine.errors import ApiError
 from synthesis.engine.events import EXECUTION_COMPLETED, Event
 from synthesis.engine.secrets import Masker
-from synthesis.integrations import disabled_integrations, processes
+from synthesis.integrations import disabled_integrations, processes, room
 from synthesis.integrations.mcp import McpConnections
+from synthesis.integrations.room import ProcessRoom
 from synthesis.integrations.run_as import StepUser
 from synthesis.store import Pruned, Store, cluster
 from synthesis.web.hub import EventHub
@@ -73,6 +74,16 @@ def exit_fenced(reason: str) -> None:
     log.critical("this node is fenced (%s): killed %d step process groups, exiting", reason, killed)
     logging.shutdown()
     os._exit(FENCED_EXIT)
+
+
+def process_room() -> ProcessRoom:
+    """Raise the soft open files limit to the hard one and size the room for step
+    processes from it (integrations/room.py); says so once in the log."""
+    before, limit = room.raise_open_files_limit()
+    capacity = room.room_for(limit)
+    raised = f" (raised from {before})" if limit > before else ""
+    log.info("open files limit %d%s: room for %d step processes at once", limit, raised, capacity)
+    return ProcessRoom(capacity, f"open files limit {limit}")
 
 
 class Runtime:
@@ -104,6 +115,7 @@ class Runtime:
         self.keeper: NodeKeeper | None = None
         self._stopping = False
         self.tail: EventTail | None = None
+        self.room: ProcessRoom | None = None  # set at start
 
     @property
     def clustered(self) -> bool:
@@ -123,6 +135,7 @@ class Runtime:
             self.store.node_id = self.node_id  # every write proves this node is alive
         else:  # the file lock proves we are alone: earlier servers' work is ours
             await self.read(self.store.coordinate, cluster.fence_all_but, self.node_id)
+        self.room = process_room()
         self.aio.start()
         self.gate = StepGate(self.aio.loop, lambda: self.keeper is None or self.keeper.fresh())
         self.bus = EventBus.start(self.store, self.on_fenced)
@@ -147,6 +160,7 @@ class Runtime:
             node_id=self.node_id,
             listen_events=self.tail.listen if self.tail is not None else None,
             gate=self.gate,
+            room=self.room,
         )
         services.listen(self.hub.bus_listener())
         self.subscriptions = SubscriptionSupervisor.start(services)

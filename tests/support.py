@@ -239,6 +239,7 @@ class ServeProcess:
         *args: str,
         env: dict[str, str] | None = None,
         port: int | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
@@ -260,6 +261,7 @@ class ServeProcess:
             stderr=subprocess.PIPE,
             env=full_env,
             text=True,
+            preexec_fn=preexec_fn,
         )
         probe = Client(self.port, token=None)
 

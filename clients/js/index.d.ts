@@ -868,6 +868,19 @@ export interface Metrics {
   resource_usage: {
     memory_mb: number;
     cpu_percent: number;
+    /** File descriptors the process has open */
+    open_files: number;
+    /** Its soft limit (raised to the hard limit at start) */
+    open_files_limit: number;
+    [key: string]: unknown;
+  };
+  process_room: {
+    /** Step processes the node that answered runs at once at most: its open files limit, less a reserve, over what one holds */
+    capacity: number;
+    /** Step processes starting or running there */
+    running: number;
+    /** Steps there waiting for room to start their process (running steps whose `error` says so) */
+    waiting: number;
     [key: string]: unknown;
   };
   cluster: {

@@ -9,6 +9,8 @@ import sys
 import threading
 from typing import Any
 
+POLL_FIRST, POLL_MOST = 0.01, 0.5  # seconds between looks at a child without a pidfd
+
 
 class _LoopBoundPidfdWatcher(asyncio.PidfdChildWatcher):
     """A pidfd child watcher for our loop's children only.
@@ -17,13 +19,18 @@ class _LoopBoundPidfdWatcher(asyncio.PidfdChildWatcher):
     (`asyncio.run` does), and detaching drops the children being watched: an embedding
     application, or a test, would leave our steps waiting forever. This one ignores
     re-attachment, and hands children started on other threads' loops to a thread-based
-    watcher, which works for any loop."""
+    watcher, which works for any loop.
+
+    A child whose pidfd cannot be opened (no descriptor left) is polled for instead:
+    asyncio would leave it running unwatched and report its start as failed, and a step
+    that tried again would then run twice."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         super().attach_loop(loop)
         self._thread = threading.get_ident()
         self._others = asyncio.ThreadedChildWatcher()
+        self._polled: dict[int, asyncio.TimerHandle] = {}
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         pass
@@ -32,12 +39,35 @@ class _LoopBoundPidfdWatcher(asyncio.PidfdChildWatcher):
         return True
 
     def add_child_handler(self, pid: int, callback: Any, *args: Any) -> None:
-        if threading.get_ident() == self._thread:
-            super().add_child_handler(pid, callback, *args)
-        else:
+        if threading.get_ident() != self._thread:
             self._others.add_child_handler(pid, callback, *args)
+            return
+        try:
+            super().add_child_handler(pid, callback, *args)
+        except OSError:  # EMFILE, ENFILE: no pidfd, so look every so often instead
+            self._poll(pid, callback, args, POLL_FIRST)
+
+    def _poll(self, pid: int, callback: Any, args: tuple[Any, ...], delay: float) -> None:
+        """Loop thread: reap `pid` without a descriptor, looking again after `delay`."""
+
+        def look() -> None:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere, as asyncio's own watcher says
+                done, status = pid, 255 << 8
+            if done == 0:
+                self._poll(pid, callback, args, min(delay * 2, POLL_MOST))
+                return
+            del self._polled[pid]
+            callback(pid, os.waitstatus_to_exitcode(status), *args)
+
+        assert self._loop is not None
+        self._polled[pid] = self._loop.call_later(delay, look)
 
     def remove_child_handler(self, pid: int) -> bool:
+        if (handle := self._polled.pop(pid, None)) is not None:
+            handle.cancel()
+            return True
         return super().remove_child_handler(pid) or self._others.remove_child_handler(pid)
 
 

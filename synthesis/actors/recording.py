@@ -332,6 +332,14 @@ def process_started(
     return Commit(changes=(RowsInserted("step_processes", (row,)),))
 
 
+def waiting(execution_id: str | None, step_id: str, why: str | None) -> Commit:
+    """A running step (or, without an execution, an invocation) waits for room to start
+    its process: its `error` says why, until None clears it (integrations/room.py)."""
+    if execution_id is None:
+        return Commit(changes=(InvocationUpdate(step_id, {"error": why}),))
+    return Commit(changes=(StepUpdate(execution_id, step_id, {"error": why}),))
+
+
 def process_ended(group_id: str) -> Commit:
     return Commit(changes=(RowsDeleted("step_processes", {"id": group_id}),))
 

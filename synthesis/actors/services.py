@@ -13,6 +13,7 @@ from synthesis.actors.messages import Listen
 from synthesis.config import Settings
 from synthesis.engine.events import Event
 from synthesis.engine.secrets import NO_MASK, Masker
+from synthesis.integrations.room import ProcessRoom
 from synthesis.integrations.run_as import StepUser
 from synthesis.store import Store
 
@@ -31,6 +32,7 @@ class Services:
     # registers a listener of stored events: the tail on PostgreSQL; None: the bus
     listen_events: Callable[[Callable[[list[Event]], None]], None] | None = None
     gate: Any = None  # the StepGate steps pass before they start (cluster/gate.py)
+    room: ProcessRoom | None = None  # room for step processes (integrations/room.py)
 
     def listen(self, listener: Callable[[list[Event]], None]) -> None:
         """`listener(events)` hears every batch of stored events from now on, in order;

@@ -57,6 +57,7 @@ class StepActor(LoopActor):
         self._unsent_markers: set[str] = set()  # streams whose live output just ran out
         self._output_timer: asyncio.TimerHandle | None = None
         self._process: ProcessGroup | None = None
+        self._waiting: str | None = None  # why the step's row says it waits for room
         self._output_mask = OutputMasker(masker)  # live output shows no secret either
 
     def on_start(self) -> None:
@@ -140,6 +141,14 @@ class StepActor(LoopActor):
         self._process = group
         self._services.bus.tell(commit)
 
+    def _on_wait(self, why: str | None) -> None:
+        """aio loop thread: while the step waits for room to start its process, its
+        `error` says so (it is `running`: its timeout counts); cleared once it started."""
+        if why == self._waiting:
+            return
+        self._waiting = why
+        self._services.bus.tell(recording.waiting(self._execution_id, self._step_id, why))
+
     async def _run(self) -> None:
         """aio loop thread: run the capability and always report back."""
         settings = self._services.settings
@@ -152,6 +161,8 @@ class StepActor(LoopActor):
             on_process=self._on_process,
             run_as=self._services.step_user,
             deny_private_targets=settings.deny_private_targets,
+            room=self._services.room,
+            on_wait=self._on_wait,
         )
         try:
             if self._services.gate is not None:
@@ -161,6 +172,7 @@ class StepActor(LoopActor):
             result = StepResult("cancelled", None, "cancelled")
         except Exception as exc:  # a bug in a capability must not leave the step running
             result = StepResult("failed", None, f"{type(exc).__name__}: {exc}")
+        self._on_wait(None)  # a step stopped while it waited says so no more
         for stream, text in self._output_mask.drain():
             self._admit(stream, text)
         self._flush_output()  # the last output is stored before the step's end

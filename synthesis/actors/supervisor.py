@@ -689,8 +689,8 @@ class ExecutionSupervisor(pykka.ThreadingActor):
 
     def _retire(self, eid: str) -> None:
         actor = self._live.pop(eid, None)
-        if actor is not None:
-            actor.stop()
+        if actor is not None:  # not waiting for its loop: ten thousand ends in a row
+            actor.stop(block=False)
         if self._work_waiting:
             self._claim()
         self._maybe_drained()

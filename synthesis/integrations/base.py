@@ -13,6 +13,7 @@ from typing import Any
 from synthesis.engine.nesting import too_deep, too_deep_message
 from synthesis.engine.schema import Schema
 from synthesis.integrations.processes import ProcessGroup
+from synthesis.integrations.room import ProcessRoom
 from synthesis.integrations.run_as import StepUser
 
 
@@ -50,6 +51,10 @@ def _ignore_process(_group: ProcessGroup | None) -> None:
     pass
 
 
+def _ignore_wait(_why: str | None) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What a capability may know about where it runs. Its callbacks run on the aio loop."""
@@ -62,6 +67,9 @@ class RunContext:
     # the step's process group as it starts, then None once it is stopped (processes.py)
     on_process: Callable[[ProcessGroup | None], None] = _ignore_process
     run_as: StepUser | None = None  # --run-as: the user step processes run as
+    room: ProcessRoom | None = None  # room for step processes (room.py); None: no budget
+    # why the step waits for room before its process starts, then None once it started
+    on_wait: Callable[[str | None], None] = _ignore_wait
     deny_private_targets: bool = False  # --deny-private-targets (integrations/http.py)
 
 

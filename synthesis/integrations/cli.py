@@ -16,15 +16,16 @@ import re
 import shlex
 import signal
 import tempfile
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from synthesis.engine.events import new_event_id
 from synthesis.engine.schema import Param, seconds, with_defaults
 from synthesis.engine.secrets import SECRET_ENV_PREFIX
 from synthesis.engine.substitution import as_text
 from synthesis.integrations.base import Capability, Integration, RunContext, StepResult
 from synthesis.integrations.processes import MARKER, process_group
+from synthesis.integrations.room import NO_ROOM, ProcessRoom
 
 # The server's own secrets never reach a user's command (a step gets the named secrets
 # it references as SYNTHESIS_SECRET_<NAME> through its parameters, not from here).
@@ -36,6 +37,7 @@ _PRIVATE_ENV = (
     "SYNTHESIS_SECRETS_FILE",
 )
 _ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
+RETRY_FIRST, RETRY_MOST = 0.05, 2.0  # seconds between starts refused for lack of room
 
 _COMMON = {
     "working_directory": Param("string", "The working directory for the command"),
@@ -197,53 +199,85 @@ async def run_process(
     ctx: RunContext,
 ) -> StepResult:
     """Run argv in a process group of its own; any coroutine cancellation stops the group.
-    The group is reported to `ctx.on_process` while it runs (processes.py)."""
+    The group is reported to `ctx.on_process` while it runs (processes.py). The process
+    takes room in `ctx.room` first, waiting while there is none (room.py)."""
+    room = ctx.room
+    if room is None:
+        return await _run_process(argv, cwd, env, timeout, ctx)
+    await room.enter(ctx.on_wait)
+    try:
+        return await _run_process(argv, cwd, env, timeout, ctx)
+    finally:
+        room.leave()
+
+
+async def _run_process(
+    argv: list[str], cwd: str | None, env: dict[str, str], timeout: float, ctx: RunContext
+) -> StepResult:
+    """Start the process, trying again while the machine has no room for it (a start
+    refused with one of room.NO_ROOM) for up to `timeout`, then supervise it."""
     loop = asyncio.get_running_loop()
-    record_id = str(uuid.uuid4())
+    record_id = new_event_id()  # a random UUID, without a system call each time
     options: dict[str, Any] = {}
     env = {**env, MARKER: record_id}
     if ctx.run_as is not None:
         options = ctx.run_as.spawn_options()
         cwd = cwd or ctx.run_as.working_directory()
-    spawning = asyncio.ensure_future(
-        loop.subprocess_exec(
-            lambda: _ExitWatch(loop),
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-            **options,
+    deadline, pause = loop.time() + timeout, RETRY_FIRST
+    while True:
+        spawning = asyncio.ensure_future(
+            _start(
+                ctx.room,
+                lambda: _ExitWatch(loop),
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+                **options,
+            )
         )
-    )
-    try:
         try:
-            transport, watch = await asyncio.shield(spawning)
-        except asyncio.CancelledError:
-            # Cancelled while starting: asyncio would kill only the leader. Let the start
-            # finish, then stop the whole group as any cancelled run does.
-            with contextlib.suppress(Exception):
-                transport, watch = await spawning
-                await _stop_group(transport.get_pid(), watch.exited, ctx.kill_grace)
-                transport.close()
-            raise
-    except FileNotFoundError as exc:
-        missing = cwd if cwd and not os.path.isdir(cwd) else exc.filename
-        return StepResult("failed", "", f"not found: {missing}")
-    except (NotADirectoryError, PermissionError) as exc:
-        return StepResult("failed", "", f"cannot run {argv[0]!r}: {exc.strerror}")
-    except OSError as exc:
-        if exc.errno != errno.E2BIG:
-            raise
-        return StepResult(
-            "failed",
-            "",
-            f"cannot run {argv[0]!r}: the command or its `env` is too big for the system "
-            "(over 128 KiB in one string, or the system's limit in all): pass big values "
-            "through files or through SYNTHESIS_VAR_* variables instead",
-        )
+            try:
+                transport, watch = await asyncio.shield(spawning)
+                break
+            except asyncio.CancelledError:
+                # Cancelled while starting: asyncio would kill only the leader. Let the
+                # start finish, then stop the whole group as any cancelled run does.
+                with contextlib.suppress(Exception):
+                    transport, watch = await spawning
+                    await _stop_group(transport.get_pid(), watch.exited, ctx.kill_grace)
+                    transport.close()
+                raise
+        except FileNotFoundError as exc:
+            missing = cwd if cwd and not os.path.isdir(cwd) else exc.filename
+            return StepResult("failed", "", f"not found: {missing}")
+        except (NotADirectoryError, PermissionError) as exc:
+            return StepResult("failed", "", f"cannot run {argv[0]!r}: {exc.strerror}")
+        except OSError as exc:
+            if exc.errno == errno.E2BIG:
+                return StepResult(
+                    "failed",
+                    "",
+                    f"cannot run {argv[0]!r}: the command or its `env` is too big for the "
+                    "system (over 128 KiB in one string, or the system's limit in all): pass "
+                    "big values through files or through SYNTHESIS_VAR_* variables instead",
+                )
+            if exc.errno not in NO_ROOM:
+                raise
+            if ctx.room is not None:
+                ctx.room.refused()
+            if loop.time() + pause > deadline:
+                why = f"timed out after {timeout:g} seconds waiting for room to start"
+                return StepResult("failed", "", f"{why}: {exc.strerror}")
+            ctx.on_wait(f"waiting for room to start: {exc.strerror}")
+            await (ctx.room.pause(pause) if ctx.room is not None else asyncio.sleep(pause))
+            pause = min(pause * 2, RETRY_MOST)
+    if ctx.room is not None:
+        ctx.room.started()
+    ctx.on_wait(None)  # no longer waiting, if it was
 
     group = process_group(record_id, transport.get_pid())
     if group is not None:
@@ -253,6 +287,15 @@ async def run_process(
     finally:
         if group is not None:
             ctx.on_process(None)
+
+
+async def _start(
+    room: ProcessRoom | None, protocol: Callable[[], _ExitWatch], *argv: str, **options: Any
+) -> tuple[asyncio.SubprocessTransport, _ExitWatch]:
+    """Start a process, in its turn when there is a room."""
+    if room is not None:
+        await room.turn()
+    return await asyncio.get_running_loop().subprocess_exec(protocol, *argv, **options)
 
 
 async def _supervise(

@@ -136,8 +136,14 @@ def process_group(record_id: str, pid: int) -> ProcessGroup | None:
         except PermissionError:
             pass
         leader = ""  # what it left in its group is known by the marker alone
-    owner = start_time(os.getpid()) or ""
+    owner = _own_start(os.getpid())
     return ProcessGroup(record_id, pid, leader, boot, host_name(), os.getpid(), owner)
+
+
+@functools.cache
+def _own_start(pid: int) -> str:
+    """This server's start time (by pid: a forked worker is another process)."""
+    return start_time(pid) or ""
 
 
 def orphans(groups: Iterable[ProcessGroup]) -> list[ProcessGroup]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from synthesis.engine.transitions import (
     RUNNING,
     SKIPPED,
 )
+from synthesis.integrations.room import ProcessRoom
 from synthesis.store import metrics as store_metrics
 from synthesis.store.cluster import ALIVE
 from synthesis.store.database import Store
@@ -60,6 +62,37 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 {
                     "memory_mb": {"type": "number", "minimum": 0},
                     "cpu_percent": {"type": "number", "minimum": 0},
+                    "open_files": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "File descriptors the process has open",
+                    },
+                    "open_files_limit": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Its soft limit (raised to the hard limit at start)",
+                    },
+                }
+            ),
+            "process_room": shape(
+                {
+                    "capacity": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Step processes the node that answered runs at once"
+                        " at most: its open files limit, less a reserve, over what one holds",
+                    },
+                    "running": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Step processes starting or running there",
+                    },
+                    "waiting": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Steps there waiting for room to start their process"
+                        " (running steps whose `error` says so)",
+                    },
                 }
             ),
             "cluster": shape(
@@ -97,9 +130,12 @@ class Figures:
     nodes_alive: int = 1
     nodes_dead: int = 0  # listed for an hour after their death
     node_executions: int = 0  # running executions this node owns
+    open_files: int = 0
+    open_files_limit: int = 0
+    room: tuple[int, int, int] = (0, 0, 0)  # process room: capacity, running, waiting
 
 
-def collect(store: Store, node_id: str | None = None) -> Figures:
+def collect(store: Store, node_id: str | None = None, room: ProcessRoom | None = None) -> Figures:
     """Blocking: the store's queries and the process's figures. Runs on the read pool."""
     global _PROCESS
     snapshot = store_metrics.snapshot(store, RECENT, BUCKETS_MS)
@@ -113,7 +149,10 @@ def collect(store: Store, node_id: str | None = None) -> Figures:
         with _PROCESS.oneshot():
             rss = _PROCESS.memory_info().rss
             cpu = _PROCESS.cpu_percent(interval=None)
-    return Figures(snapshot, rss, cpu, alive, len(nodes) - alive, mine)
+            files = _PROCESS.num_fds()
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    counts = (room.capacity, room.running, room.waiting) if room is not None else (0, 0, 0)
+    return Figures(snapshot, rss, cpu, alive, len(nodes) - alive, mine, files, limit, counts)
 
 
 class MetricsHandler(ApiHandler):
@@ -131,7 +170,10 @@ class MetricsHandler(ApiHandler):
     has finished yet.
 
     `memory_mb` is this process's resident set size in MiB; `cpu_percent` is the CPU this
-    process used since the previous scrape, as `top` shows it (100 is one core).
+    process used since the previous scrape, as `top` shows it (100 is one core);
+    `open_files` its open descriptors and `open_files_limit` its soft limit.
+    `process_room`: the step processes this node runs at once at most, those running, and
+    the steps waiting for room to start theirs (integrations/room.py).
 
     `?format=prometheus`, or an Accept header preferring `text/plain` to JSON, gives the
     Prometheus text format (0.0.4). There the duration histograms count every timed
@@ -156,7 +198,8 @@ class MetricsHandler(ApiHandler):
         wanted = self.query()["format"]
         if wanted is None:
             wanted = "prometheus" if prefers_text(self.request.headers.get("Accept")) else "json"
-        figures = await self.read(collect, self.runtime.store, self.runtime.node_id)
+        runtime = self.runtime
+        figures = await self.read(collect, runtime.store, runtime.node_id, runtime.room)
         self.set_header("Vary", "Accept")
         if wanted == "json":
             self.send(to_json(figures))
@@ -243,7 +286,10 @@ def to_json(figures: Figures) -> dict[str, dict[str, int | float]]:
         "resource_usage": {
             "memory_mb": round(figures.rss_bytes / (1024 * 1024), 1),
             "cpu_percent": round(figures.cpu_percent, 1),
+            "open_files": figures.open_files,
+            "open_files_limit": figures.open_files_limit,
         },
+        "process_room": dict(zip(("capacity", "running", "waiting"), figures.room, strict=True)),
         "cluster": {
             "nodes_alive": figures.nodes_alive,
             "nodes_dead": figures.nodes_dead,
@@ -342,6 +388,37 @@ def to_prometheus(figures: Figures) -> str:
         "gauge",
         "Running executions this node owns.",
         [_sample("synthesis_node_executions", figures.node_executions)],
+    )
+    capacity, running, waiting = figures.room
+    family(
+        "synthesis_process_room",
+        "gauge",
+        "Step processes this node runs at once at most (from its open files limit).",
+        [_sample("synthesis_process_room", capacity)],
+    )
+    family(
+        "synthesis_process_steps_running",
+        "gauge",
+        "Step processes starting or running on this node.",
+        [_sample("synthesis_process_steps_running", running)],
+    )
+    family(
+        "synthesis_steps_waiting_for_room",
+        "gauge",
+        "Steps on this node waiting for room to start their process.",
+        [_sample("synthesis_steps_waiting_for_room", waiting)],
+    )
+    family(
+        "synthesis_open_files",
+        "gauge",
+        "File descriptors the Synthesis process has open.",
+        [_sample("synthesis_open_files", figures.open_files)],
+    )
+    family(
+        "synthesis_open_files_limit",
+        "gauge",
+        "Its soft limit of open file descriptors.",
+        [_sample("synthesis_open_files_limit", figures.open_files_limit)],
     )
     family(
         "synthesis_memory_bytes",

@@ -126,7 +126,14 @@ def delta(after: dict[str, Any], before: dict[str, Any], section: str) -> dict[s
 
 def test_json_has_the_reference_shape(client: Client) -> None:
     body = metrics(client)
-    assert set(body) == {"executions", "steps", "performance", "resource_usage", "cluster"}
+    assert set(body) == {
+        "executions",
+        "steps",
+        "performance",
+        "resource_usage",
+        "process_room",
+        "cluster",
+    }
     assert set(body["executions"]) == {"total", "active", "completed", "failed", "cancelled"}
     assert set(body["steps"]) == {"total", "succeeded", "failed"}
     assert set(body["performance"]) == {
@@ -141,6 +148,10 @@ def test_json_has_the_reference_shape(client: Client) -> None:
         assert isinstance(value, int) and value >= 0
     assert body["resource_usage"]["memory_mb"] > 0
     assert body["resource_usage"]["cpu_percent"] >= 0
+    assert 0 < body["resource_usage"]["open_files"] < body["resource_usage"]["open_files_limit"]
+    room = body["process_room"]
+    assert set(room) == {"capacity", "running", "waiting"}
+    assert room["capacity"] >= 1 and room["running"] >= 0 and room["waiting"] == 0
     assert set(body["cluster"]) == {"nodes_alive", "nodes_dead", "node_executions"}
     assert body["cluster"]["nodes_alive"] >= 1  # this one at least (a module's own database)
 
@@ -230,6 +241,11 @@ def test_prometheus_text_has_every_figure(client: Client) -> None:
         "synthesis_cpu_percent": "gauge",
         "synthesis_nodes": "gauge",
         "synthesis_node_executions": "gauge",
+        "synthesis_process_room": "gauge",
+        "synthesis_process_steps_running": "gauge",
+        "synthesis_steps_waiting_for_room": "gauge",
+        "synthesis_open_files": "gauge",
+        "synthesis_open_files_limit": "gauge",
     }
     assert {name: f.type for name, f in families.items()} == expected
     assert families["synthesis_memory_bytes"].value() > 0
@@ -238,6 +254,11 @@ def test_prometheus_text_has_every_figure(client: Client) -> None:
     assert families["synthesis_nodes"].value(status="alive") == cluster["nodes_alive"]
     assert families["synthesis_nodes"].value(status="dead") == cluster["nodes_dead"]
     assert families["synthesis_node_executions"].value() == cluster["node_executions"]
+    room, usage = json_body["process_room"], json_body["resource_usage"]
+    assert families["synthesis_process_room"].value() == room["capacity"]
+    assert families["synthesis_steps_waiting_for_room"].value() == room["waiting"]
+    assert families["synthesis_open_files_limit"].value() == usage["open_files_limit"]
+    assert families["synthesis_open_files"].value() > 0
     # The same figures as the JSON (nothing ran between the two reads).
     runs = json_body["executions"]
     finished = sum(
