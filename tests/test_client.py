@@ -473,6 +473,7 @@ def test_health_and_metrics(server: ServerThread) -> None:
                 "performance",
                 "resource_usage",
                 "cluster",
+                "process_room",
             }
             again = await client.metrics(format="json")
             assert isinstance(again, dict) and set(again) == set(figures)

@@ -341,6 +341,9 @@ def test_slow_and_dead_callbacks_hold_up_nobody(
     after_subscribing = [t for t in EVENT_TYPES if t != "execution_created"]
     expected = stored_events(server, execution_id, after_subscribing)
     assert receiver.event_ids(healthy) == expected
+    # the slow one's first delivery is held at the receiver (it may arrive after the
+    # healthy one's last: they are independent), and nothing more comes meanwhile
+    wait_until(lambda: receiver.arrived[slow] == 1)
     assert receiver.arrived[slow] == 1 and receiver.events(slow) == []  # still held
 
     dead = wait_until(lambda: deliveries(client, dead_sid, status="dead")["deliveries"])
