@@ -10,6 +10,7 @@ import { skipReason } from '../logic/step-tree.js';
 import { Link } from '../router.js';
 import { memo } from './memo.js';
 import { StatusBadge } from './status.js';
+import { useViewportHeight } from './viewport.js';
 
 export const ROW_H = 30;
 const VIRTUAL_FROM = 250; // rows; fewer are all in the DOM (and findable by tests and Ctrl+F)
@@ -37,16 +38,7 @@ export const GraphTimeline = memo(function GraphTimeline({ rows, edges, lanes, d
   const first = virtual ? Math.max(0, Math.floor(view.top / ROW_H) - OVERSCAN) : 0;
   const last = virtual ? Math.min(rows.length - 1, Math.ceil((view.top + view.height) / ROW_H) + OVERSCAN) : rows.length - 1;
 
-  useLayoutEffect(() => {
-    const el = scroller.current;
-    if (!el) return undefined;
-    const measure = () => setView((v) => (v.height === el.clientHeight ? v : { ...v, height: el.clientHeight }));
-    measure();
-    if (typeof ResizeObserver === 'undefined') return undefined;
-    const observer = new ResizeObserver(measure);
-    observer.observe(el);
-    return () => observer.disconnect();
-  }, []);
+  useViewportHeight(scroller, setView);
 
   // The selected step in view when it changes (a deep link, a search result), not when
   // rows open or close above it.

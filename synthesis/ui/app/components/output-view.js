@@ -11,6 +11,7 @@ import { displayText, MARKER } from '../logic/output-lines.js';
 import { splitMatches } from '../logic/output-search.js';
 import { pathOf } from '../logic/routes.js';
 import { Link } from '../router.js';
+import { useViewportHeight } from './viewport.js';
 
 export const LINE_H = 18;
 const OVERSCAN = 20;
@@ -37,16 +38,7 @@ export function OutputView({ executionId, stepId, lines, version, line, matcher,
     setFollowing(running && !line);
   }, [stepId]);
 
-  useLayoutEffect(() => {
-    const el = scroller.current;
-    if (!el) return undefined;
-    const measure = () => setView((v) => (v.height === el.clientHeight ? v : { ...v, height: el.clientHeight }));
-    measure();
-    if (typeof ResizeObserver === 'undefined') return undefined;
-    const observer = new ResizeObserver(measure);
-    observer.observe(el);
-    return () => observer.disconnect();
-  }, []);
+  useViewportHeight(scroller, setView);
 
   // The linked line: into the middle of the view (once it exists: output may still stream in).
   const shownLine = useRef(null);
