@@ -17,7 +17,7 @@ import pytest
 from synthesis.actors.aio import AsyncioRunner
 from synthesis.integrations.base import RunContext
 from synthesis.integrations.cli import execute_command
-from synthesis.integrations.room import room_for
+from synthesis.integrations.room import STARTS_PER_PASS, ProcessRoom, room_for
 from tests.api.test_metrics import prometheus
 from tests.support import TOKEN, Client, ServeProcess, wait_until
 
@@ -135,3 +135,30 @@ def test_a_child_whose_pidfd_cannot_be_opened_is_still_reaped(
     finally:
         runner.stop()
     assert (result.status, result.output, result.exit_code) == ("failed", "started\n", 7)
+
+
+def test_steps_ready_together_start_a_few_per_pass_of_the_loop_in_order() -> None:
+    """A thousand steps ready at once must not all start in one pass of the loop, while
+    every exit and timer waits behind them."""
+
+    async def scenario() -> list[tuple[int, int]]:
+        loop, room, passes = asyncio.get_running_loop(), ProcessRoom(100), [0]
+
+        def count() -> None:  # one callback in every pass
+            passes[0] += 1
+            loop.call_soon(count)
+
+        loop.call_soon(count)
+        turns: list[tuple[int, int]] = []
+
+        async def step(index: int) -> None:
+            await room.turn()
+            turns.append((passes[0], index))
+
+        await asyncio.gather(*(step(i) for i in range(3 * STARTS_PER_PASS + 1)))
+        return turns
+
+    turns = asyncio.run(scenario())
+    assert [index for _, index in turns] == list(range(3 * STARTS_PER_PASS + 1))
+    per_pass = [sum(1 for p, _ in turns if p == n) for n in {p for p, _ in turns}]
+    assert max(per_pass) == STARTS_PER_PASS and len(per_pass) == 4
