@@ -125,17 +125,16 @@ def step_environment(ctx: RunContext, extra: Mapping[str, str]) -> Iterator[dict
     private file (mode 600, the step user's with --run-as) named by
     `SYNTHESIS_VAR_<NAME>_FILE` instead; the files are removed when the step ends."""
     env = child_environment(ctx, extra)
-    own = set(extra)
-    variables = sorted(
-        (key for key in env if key.startswith("SYNTHESIS_VAR_") and key not in own),
-        key=lambda key: _env_bytes(key, env[key]),
-        reverse=True,
-    )
-    total = sum(_env_bytes(key, env[key]) for key in variables)
+    sizes = {
+        key: _env_bytes(key, value)
+        for key, value in env.items()
+        if key.startswith("SYNTHESIS_VAR_") and key not in extra
+    }
+    total = sum(sizes.values())
     files: list[str] = []
     try:
-        for key in variables:
-            size = _env_bytes(key, env[key])
+        for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
+            size = sizes[key]
             if size <= ENV_STRING_LIMIT and total <= ENV_VARIABLES_BUDGET:
                 break  # sorted biggest first: the rest fit
             files.append(private_file(env.pop(key), ctx))
