@@ -67,13 +67,13 @@ class EventBus(pykka.ThreadingActor):
                     "storing a batch of %d commits failed; storing one by one", len(commits)
                 )
                 stored = [self._store_alone(c) for c in commits]
+            heard: list[Event] = []
             for commit, events in zip(commits, stored, strict=True):
-                if isinstance(events, BaseException):
-                    commit.on_stored(events)
-                    continue
                 commit.on_stored(events)
-                if events:
-                    self._tell_listeners(events)
+                if not isinstance(events, BaseException):
+                    heard += events
+            if heard:  # once per transaction: one crossing into each listener's thread
+                self._tell_listeners(heard)
 
     def _fenced(self, commits: list[Commit], exc: Fenced) -> None:
         """Nothing this node writes may be kept any more: refuse everything, then stop

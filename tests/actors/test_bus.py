@@ -48,6 +48,33 @@ def test_listeners_hear_only_stored_events_in_order(store: Store) -> None:
     assert seqs == sorted(seqs) and None not in seqs
 
 
+def test_listeners_hear_each_transaction_once(store: Store) -> None:
+    """Commits stored together reach a listener as one call (one crossing into its
+    thread per transaction, not one per commit), still in order."""
+    execution_id = str(uuid.uuid4())
+    calls: list[list[Event]] = []
+    release = threading.Event()
+
+    def listener(events: list[Event]) -> None:
+        release.wait(10)  # the first call holds the bus while the rest queue up
+        calls.append(events)
+
+    bus = EventBus.start(store)
+    try:
+        bus.tell(Listen(listener))
+        sent = [Event("notification", {"n": i}, execution_id) for i in range(100)]
+        bus.tell(Commit(events=(sent[0],)))
+        wait_until(lambda: len(store.events_for(execution_id)) == 1)
+        for event in sent[1:]:
+            bus.tell(Commit(events=(event,)))
+        release.set()
+        wait_until(lambda: sum(len(c) for c in calls) == len(sent))
+    finally:
+        bus.stop()
+    assert [len(c) for c in calls] == [1, 99]
+    assert [e.event_id for c in calls for e in c] == [e.event_id for e in sent]
+
+
 def test_a_refused_commit_fails_only_its_own_caller(store: Store) -> None:
     outcomes: dict[str, object] = {}
     done = threading.Event()
