@@ -43,6 +43,10 @@ from typing import IO, Any
 import orjson
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import profile
+
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 BARE_SECONDS = 2.0  # per bare method
 BARE_ASYNCIO_CONCURRENCY = 32
@@ -51,6 +55,7 @@ STUCK_SECONDS = 120.0  # an execution not finished this long after its POST coun
 INFLIGHT_WAIT_SECONDS = 90.0  # inflight: the least time to wait for all to finish
 PROBE_INTERVAL = 0.05  # inflight: seconds between two GETs of the prober
 SAMPLE_INTERVAL = 0.1
+PROFILE_DELAY = 2.0  # seconds into the scenario before --profile starts sampling
 DEFAULTS = {  # scenario -> (executions, steps, concurrency, command)
     "throughput": (1500, 10, 32, "true"),
     "inflight": (1000, 1, 50, "sleep 5"),
@@ -266,7 +271,9 @@ class Sampler(threading.Thread):
         self.peak_rss = 0
         self.peak_threads = 0
         self.peak_fds = 0
-        self.cpu_seconds = 0.0
+        times = self.process.cpu_times()
+        self.cpu_first = (times.user, times.system)  # start-up is not the scenario's
+        self.cpu_user = self.cpu_system = 0.0
         self.waited_first = runqueue_wait_s(pid)  # threads that end are not counted
         self.waited = self.waited_first
 
@@ -278,12 +285,17 @@ class Sampler(threading.Thread):
                     self.peak_threads = max(self.peak_threads, self.process.num_threads())
                     self.peak_fds = max(self.peak_fds, self.process.num_fds())
                     times = self.process.cpu_times()
-                    self.cpu_seconds = times.user + times.system
+                    self.cpu_user = times.user - self.cpu_first[0]
+                    self.cpu_system = times.system - self.cpu_first[1]
                 self.waited = max(self.waited, runqueue_wait_s(self.process.pid))
             except psutil.Error:
                 return
             if self.halt.wait(SAMPLE_INTERVAL):
                 return
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.cpu_user + self.cpu_system
 
 
 # --- scenarios -------------------------------------------------------------------------
@@ -673,6 +685,26 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class Profiler:
+    """py-spy on the server for `seconds`, from PROFILE_DELAY into the scenario."""
+
+    def __init__(self, server: Server, seconds: float) -> None:
+        self._raw = server.data_dir / "profile.raw"
+        self._recorder: subprocess.Popen[bytes] | None = None
+        self._timer = threading.Timer(PROFILE_DELAY, self._start, (server.proc.pid, seconds))
+        if seconds > 0:
+            self._timer.start()
+
+    def _start(self, pid: int, seconds: float) -> None:
+        self._recorder = profile.record(pid, seconds, self._raw)
+
+    def summary(self) -> dict[str, Any]:
+        self._timer.join()
+        if self._recorder is None or self._recorder.wait() != 0 or not self._raw.exists():
+            return {"error": "py-spy did not record (is the scenario shorter than the delay?)"}
+        return profile.summarize(self._raw)
+
+
 def run_once(args: argparse.Namespace) -> dict[str, Any]:
     """One full run: bare limit, server, scenario, shutdown. Returns the result line."""
     bare: dict[str, float] | None = None
@@ -690,12 +722,14 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         nofile = list(sampler.process.rlimit(psutil.RLIMIT_NOFILE))  # [soft, hard] after start
         scenario = run_throughput if args.scenario == "throughput" else run_inflight
         print(f"running {args.scenario}", file=sys.stderr, flush=True)
+        profiler = Profiler(server, args.profile)
         client_cpu = cpu_seconds()
         outcome = scenario(server, args, problems)
         client_cpu = cpu_seconds() - client_cpu
         sampler.halt.set()
         sampler.join()
         steps_per_s = outcome.completed * args.steps / outcome.wall_s
+        steps_done = outcome.completed * args.steps
         result = {
             "scenario": args.scenario,
             "executions": args.executions,
@@ -722,10 +756,17 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
             "wall_s": round(outcome.wall_s, 2),
             **outcome.extra,
             "server_cpu_s": round(sampler.cpu_seconds, 1),
+            "server_cpu_user_s": round(sampler.cpu_user, 1),
+            "server_cpu_system_s": round(sampler.cpu_system, 1),
+            "server_cpu_ms_per_step": (
+                round(1000 * sampler.cpu_seconds / steps_done, 3) if steps_done else None
+            ),
             "server_waiting_for_cpu_s": round(sampler.waited - sampler.waited_first, 1),
             "load_average_1m": round(os.getloadavg()[0], 2),
             "client_cpu_s": round(client_cpu, 1),
         }
+        if args.profile:
+            result["profile"] = profiler.summary()
     except Exception as exc:
         problems.add(f"run aborted: {exc!r}")
         result = {"scenario": args.scenario, "error": repr(exc)}
@@ -771,6 +812,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "bare_rate",
         "ratio_to_bare",
         "ratio_to_captured",
+        "server_cpu_ms_per_step",
     ):
         summary[key] = median(lambda r, k=key: r[k])
     for key in ("latency_ms", "server_latency_ms"):
@@ -826,6 +868,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="list",
         help="throughput: detect ends with one shared list query per interval (list) or a"
         " GET /api/executions/{id} per in-flight execution per interval (id)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0,
+        metavar="S",
+        help="sample the server with py-spy for S seconds, from 2 s into the scenario, and"
+        " add where its busy time went to the result (benchmarks/profile.py)",
     )
     args = parser.parse_args(argv)
     executions, steps, concurrency, command = DEFAULTS[args.scenario]
