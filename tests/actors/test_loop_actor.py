@@ -258,3 +258,52 @@ def test_a_proxy_calls_its_methods_on_the_loop(start, events) -> None:
     answer = proxy.on_receive({"command": "echo", "value": "via proxy"})
     assert answer.get(timeout=WAIT) == "via proxy"
     assert proxy.fail_in.get(timeout=WAIT) == ""
+
+
+def test_messages_told_from_other_threads_wake_the_loop_once_per_batch(
+    loop: asyncio.AbstractEventLoop, start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tells from another thread that arrive while the loop is busy are handled in order
+    after one wake-up (one self-pipe write), not one each."""
+    ref = start()
+    assert ref.ask({"command": "echo", "value": "ready"}, timeout=WAIT) == "ready"
+    busy, release = threading.Event(), threading.Event()
+    loop.call_soon_threadsafe(lambda: (busy.set(), release.wait(WAIT)))
+    assert busy.wait(WAIT)
+    wakeups: list[object] = []
+    real = loop.call_soon_threadsafe
+    monkeypatch.setattr(loop, "call_soon_threadsafe", lambda *a: (wakeups.append(a), real(*a)))
+    seen: list[int] = []
+    for n in range(100):
+        ref.tell({"command": "callback", "callback": lambda n=n: seen.append(n)})
+    release.set()
+    assert ref.ask({"command": "echo", "value": "done"}, timeout=WAIT) == "done"
+    assert seen == list(range(100))
+    assert len(wakeups) == 1
+
+
+def test_an_actor_started_from_another_thread_starts_before_its_messages(
+    loop: asyncio.AbstractEventLoop, start, events: Events
+) -> None:
+    """Even when a batch of cross-thread messages is already waiting for the loop, an
+    actor started after them runs on_start before anything told to it afterwards."""
+    first = start()
+    assert first.ask({"command": "echo", "value": "ready"}, timeout=WAIT) == "ready"
+    busy, release = threading.Event(), threading.Event()
+    loop.call_soon_threadsafe(lambda: (busy.set(), release.wait(WAIT)))
+    assert busy.wait(WAIT)
+    order: list[str] = []
+    first.tell({"command": "callback", "callback": lambda: order.append("first's message")})
+    second_events = Events()
+    second = Probe.start(loop, second_events)
+    second.tell(
+        {
+            "command": "callback",
+            "callback": lambda: order.append(
+                "second's message, started: " + str(second_events.on_start.is_set())
+            ),
+        }
+    )
+    release.set()
+    assert second.ask({"command": "echo", "value": "done"}, timeout=WAIT) == "done"
+    assert order == ["first's message", "second's message, started: True"]
