@@ -17,65 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import threading
-import weakref
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import pykka
 from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
+from synthesis.actors.door import Door, door, running_loop
+
 log = logging.getLogger(__name__)
-
-
-class _Door:
-    """Cross-thread entry to one loop: callbacks posted from any thread run on the loop in
-    the order posted, and a batch of them costs one wake-up (one self-pipe write) instead
-    of one each. Under load the bus stores dozens of commits a transaction and answers
-    each one's actor from its thread: that was a write and a read of the self-pipe per
-    answer. A posted callback runs no later than a `call_soon` made after the post."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._queue: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
-        self._scheduled = False
-
-    def post(self, callback: Callable[..., None], *args: Any) -> None:
-        """Any thread."""
-        self._queue.append((callback, args))
-        if not self._scheduled:
-            self._scheduled = True
-            if _running_loop() is self._loop:
-                self._loop.call_soon(self._drain)  # on the loop already: no wake-up
-            else:
-                self._loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        """Loop thread. The flag drops first: a post that finds it down schedules a drain
-        of its own, so nothing posted is left behind."""
-        self._scheduled = False
-        queue = self._queue
-        while queue:
-            callback, args = queue.popleft()
-            try:
-                callback(*args)
-            except Exception:  # as the loop does for a callback: log it, go on
-                log.exception("a callback posted to the loop failed")
-
-
-_doors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Door] = weakref.WeakKeyDictionary()
-_doors_lock = threading.Lock()
-
-
-def door(loop: asyncio.AbstractEventLoop) -> _Door:
-    """The one door of `loop` (any thread)."""
-    with _doors_lock:
-        found = _doors.get(loop)
-        if found is None:
-            found = _doors[loop] = _Door(loop)
-        return found
 
 
 class _LoopInbox:
@@ -83,17 +33,17 @@ class _LoopInbox:
 
     def __init__(self, actor: LoopActor) -> None:
         self._actor = actor
-        self._door: _Door | None = None  # the actor's loop is set after its inbox
+        self._door: Door | None = None  # the actor's loop is set after its inbox
 
     @property
-    def door(self) -> _Door:
+    def door(self) -> Door:
         if self._door is None:
             self._door = door(self._actor.loop)
         return self._door
 
     def put(self, envelope: Envelope[Any], /) -> None:
         loop = self._actor.loop
-        if _running_loop() is loop:  # told from the loop itself (an actor to itself or to
+        if running_loop() is loop:  # told from the loop itself (an actor to itself or to
             loop.call_soon(self._actor._handle_envelope, envelope)  # a sibling): no wake-up
         else:  # another thread: through the loop's door, one wake-up per batch
             self.door.post(self._actor._handle_envelope, envelope)
@@ -103,13 +53,6 @@ class _LoopInbox:
 
     def empty(self) -> bool:
         return True
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 class LoopActor(pykka.Actor):
