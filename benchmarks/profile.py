@@ -34,6 +34,24 @@ IDLE_LEAVES = (
 )
 
 
+# Where a busy sample goes, the first that matches a frame of its stack (run.py's runs).
+BUCKETS = {
+    "process starts": ("BaseEventLoop.subprocess_exec",),
+    "store writes": ("Store.apply",),
+    "cross-thread wake-ups": ("call_soon_threadsafe", "_read_from_self"),
+    "HTTP requests": ("RequestHandler._execute", "HTTP1Connection", "BaseIOStream"),
+    "store reads": ("_WorkItem.run",),
+    "step coroutines (pipes, exits, timers)": (
+        "_UnixReadPipeTransport",
+        "ChildWatcher",
+        "SubprocessStreamProtocol",
+        "execute_command",
+    ),
+    "execution actors": ("ExecutionActor.", "ExecutionSupervisor."),
+    "step actors": ("StepActor.", "pykka/_actor.py"),
+}
+
+
 def py_spy() -> str | None:
     here = Path(sys.executable).parent / "py-spy"
     return str(here) if here.exists() else shutil.which("py-spy")
@@ -62,6 +80,7 @@ def summarize(raw: Path, top: int = 25, match: str = "") -> dict[str, Any]:
     samples = busy = 0
     threads: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    buckets: Counter[str] = Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
@@ -75,13 +94,22 @@ def summarize(raw: Path, top: int = 25, match: str = "") -> dict[str, Any]:
         for name in {_frame(f) for f in frames[1:]}:
             if match in name:
                 inclusive[name] += n
+        buckets[_bucket(stack)] += n
     share = 100 / busy if busy else 0
     return {
         "samples": samples,
         "busy_samples": busy,
         "threads_pct": {name: round(n * share, 1) for name, n in threads.most_common()},
+        "buckets_pct": {name: round(n * share, 1) for name, n in buckets.most_common()},
         "top_pct": {name: round(n * share, 1) for name, n in inclusive.most_common(top)},
     }
+
+
+def _bucket(stack: str) -> str:
+    for name, marks in BUCKETS.items():
+        if any(mark in stack for mark in marks):
+            return name
+    return "the loops themselves, and the rest"
 
 
 def main() -> int:
@@ -92,7 +120,7 @@ def main() -> int:
     args = parser.parse_args()
     summary = summarize(args.raw, args.top, args.match)
     print(f"{summary['busy_samples']} busy of {summary['samples']} samples")
-    for section in ("threads_pct", "top_pct"):
+    for section in ("threads_pct", "buckets_pct", "top_pct"):
         print(f"--- {section}")
         for name, pct in summary[section].items():
             print(f"{pct:5.1f}%  {name}")
