@@ -45,7 +45,7 @@ import psutil
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # benchmarks.*; synthesis as installed
 
-from benchmarks.run import Api, Server, free_port  # noqa: E402
+from benchmarks.run import Api, Server, free_port
 
 WARM_SECONDS = 1
 THREADS = 2
@@ -252,8 +252,12 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         result["create_start"] = create_phase(server, args, True, workdir)
         bare = Bare(token, body, workdir)
         print("reads", file=sys.stderr, flush=True)
-        result["bare"] = read_phase(f"http://127.0.0.1:{bare.port}/bare", token, args, bare.proc.pid, workdir)
-        result["get"] = read_phase(f"{base}/api/executions/{execution_id}", token, args, pid, workdir)
+        result["bare"] = read_phase(
+            f"http://127.0.0.1:{bare.port}/bare", token, args, bare.proc.pid, workdir
+        )
+        result["get"] = read_phase(
+            f"{base}/api/executions/{execution_id}", token, args, pid, workdir
+        )
         result["health"] = read_phase(f"{base}/health", token, args, pid, workdir)
         result["get_to_bare"] = round(
             result["get"]["requests_per_s"] / result["bare"]["requests_per_s"], 3
@@ -305,8 +309,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=10, help="for the reads (10)")
     parser.add_argument("--create-connections", type=int, default=50, help="for creates (50)")
     parser.add_argument(
-        "--start-command", help="creates with start: a command step running this (default:"
-        " a variable step, no process)"
+        "--start-command",
+        help="creates with start: a command step running this (default:"
+        " a variable step, no process)",
     )
     parser.add_argument("--runs", type=int, default=1)
     return parser.parse_args(argv)
