@@ -247,21 +247,22 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         execution_id, body = seed(server)
         result["body_bytes"] = len(body)
         pid, token, base = server.proc.pid, server.token, f"http://127.0.0.1:{server.port}"
-        print("creates", file=sys.stderr, flush=True)
-        result["create"] = create_phase(server, args, False, workdir)
-        result["create_start"] = create_phase(server, args, True, workdir)
-        bare = Bare(token, body, workdir)
+        phases = args.phases.split(",")
+        for start, name in ((False, "create"), (True, "create_start")):
+            if name in phases:
+                print(name, file=sys.stderr, flush=True)
+                result[name] = create_phase(server, args, start, workdir)
         print("reads", file=sys.stderr, flush=True)
-        result["bare"] = read_phase(
-            f"http://127.0.0.1:{bare.port}/bare", token, args, bare.proc.pid, workdir
-        )
-        result["get"] = read_phase(
-            f"{base}/api/executions/{execution_id}", token, args, pid, workdir
-        )
-        result["health"] = read_phase(f"{base}/health", token, args, pid, workdir)
-        result["get_to_bare"] = round(
-            result["get"]["requests_per_s"] / result["bare"]["requests_per_s"], 3
-        )
+        if "bare" in phases:
+            bare = Bare(token, body, workdir)
+            url = f"http://127.0.0.1:{bare.port}/bare"
+            result["bare"] = read_phase(url, token, args, bare.proc.pid, workdir)
+        for name, path in (("get", f"/api/executions/{execution_id}"), ("health", "/health")):
+            if name in phases:
+                result[name] = read_phase(f"{base}{path}", token, args, pid, workdir)
+        if "bare" in result and "get" in result:
+            ratio = result["get"]["requests_per_s"] / result["bare"]["requests_per_s"]
+            result["get_to_bare"] = round(ratio, 3)
         result["load_average_1m"] = round(os.getloadavg()[0], 2)
     except Exception as exc:
         result["error"] = repr(exc)
@@ -276,15 +277,15 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-PHASES = ("bare", "get", "health", "create", "create_start")
+PHASES = ("create", "create_start", "bare", "get", "health")
 
 
 def healthy(result: dict[str, Any]) -> bool:
-    phases = [result.get(name) for name in PHASES]
+    phases = [result[name] for name in PHASES if name in result]
     return (
         "error" not in result
         and result["server_exit_code"] == 0
-        and all(p is not None and p["non_2xx"] == 0 and p["socket_errors"] == 0 for p in phases)
+        and all(p["non_2xx"] == 0 and p["socket_errors"] == 0 for p in phases)
     )
 
 
@@ -297,9 +298,9 @@ def medians(results: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {"summary": True, "runs": len(results), "good_runs": len(good)}
     for name in PHASES:
         keys = ("requests_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_request")
-        summary[name] = {k: median([r[name][k] for r in good]) for k in keys}
+        summary[name] = {k: median([r[name][k] for r in good if name in r]) for k in keys}
     for key in ("get_to_bare", "load_average_1m"):
-        summary[key] = median([r[key] for r in good])
+        summary[key] = median([r[key] for r in good if key in r])
     return summary
 
 
@@ -312,6 +313,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--start-command",
         help="creates with start: a command step running this (default:"
         " a variable step, no process)",
+    )
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help=f"which to measure ({','.join(PHASES)})"
     )
     parser.add_argument("--runs", type=int, default=1)
     return parser.parse_args(argv)

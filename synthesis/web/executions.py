@@ -327,7 +327,8 @@ class ExecutionHandler(ApiHandler):
 
     async def get(self, execution_id: str) -> None:
         self.query()
-        row, steps = await self.read(self.runtime.store.execution_and_steps, execution_id)
+        store = self.runtime.store
+        row, steps = await self.runtime.read_quick(store.execution_and_steps, execution_id)
         if row is None:
             raise not_found("execution", execution_id)
         self.send(execution_detail(row, steps))
