@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from synthesis.store.models import executions
 from synthesis.web.metrics import p95, prefers_text
-from tests.support import READ_TOKEN, TOKEN, Client, ServerThread, command
+from tests.support import READ_TOKEN, TOKEN, Client, ServerThread, command, wait_until
 
 OWN_DATABASE = True  # metrics count the whole store: no other module's runs in it
 
@@ -337,11 +337,16 @@ def test_execution_counts_are_the_real_counts(server: ServerThread, client: Clie
     assert client.wait_for_status(client.create([command("a", "true")]))["status"] == "completed"
     assert client.wait_for_status(client.create([command("c", "exit 1")]))["status"] == "failed"
     store = server.runtime.store
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(executions.c.status, func.count()).group_by("status"))
-        real = {status: n for status, n in rows}
-    runs = metrics(client)["executions"]
-    assert runs["total"] == sum(real.values())
-    for status in ("completed", "failed", "cancelled"):
-        assert runs[status] == real.get(status, 0)
-    assert runs["active"] == real.get("running", 0) + real.get("paused", 0)
+
+    def agree() -> bool:  # the same at one moment (another test's run may still end)
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(executions.c.status, func.count()).group_by("status"))
+            real = {status: n for status, n in rows}
+        runs = metrics(client)["executions"]
+        return runs == {
+            "total": sum(real.values()),
+            **{s: real.get(s, 0) for s in ("completed", "failed", "cancelled")},
+            "active": real.get("running", 0) + real.get("paused", 0),
+        }
+
+    wait_until(agree)
