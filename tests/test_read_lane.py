@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 
 import pytest
 
 from synthesis.web.read_lane import ReadLane
+from tests.support import wait_until
 
 
 def test_reads_are_answered_in_batches_and_errors_reach_their_caller() -> None:
@@ -58,5 +60,23 @@ def test_close_answers_what_was_asked_first() -> None:
         release.set()
         await closing
         assert (await running, await queued) == ("slow", "queued")
+
+    asyncio.run(main())
+
+
+def test_the_lane_keeps_nothing_of_a_batch_while_it_waits() -> None:
+    """An answer (an execution with its steps' output: megabytes) is the caller's alone
+    once given: the lane thread holds no reference to it while it waits for more work."""
+
+    class Answer:
+        pass
+
+    async def main() -> None:
+        lane = ReadLane(asyncio.get_running_loop())
+        answer = await lane.submit(Answer)
+        gone = weakref.ref(answer)
+        del answer
+        await asyncio.to_thread(wait_until, lambda: gone() is None)
+        await asyncio.to_thread(lane.close)
 
     asyncio.run(main())

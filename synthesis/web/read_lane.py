@@ -63,16 +63,23 @@ class ReadLane:
                 batch = list(self._items)
                 self._items.clear()
                 self._busy = True
-            answers: list[tuple[asyncio.Future[Any], bool, Any]] = []
-            for future, fn, args in batch:
-                try:
-                    answers.append((future, True, fn(*args)))
-                except BaseException as exc:  # the caller's error, raised where it awaits
-                    answers.append((future, False, exc))
-            try:
-                self._loop.call_soon_threadsafe(_settle, answers)
-            except RuntimeError:  # the loop is closed: nobody waits any more
+            if not self._run_batch(batch):
                 return
+            del batch  # nothing of a batch is kept while the lane waits for the next
+
+    def _run_batch(self, batch: list[_Item]) -> bool:
+        """Lane thread. False once the IOLoop is closed (nobody waits any more)."""
+        answers: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        for future, fn, args in batch:
+            try:
+                answers.append((future, True, fn(*args)))
+            except BaseException as exc:  # the caller's error, raised where it awaits
+                answers.append((future, False, exc))
+        try:
+            self._loop.call_soon_threadsafe(_settle, answers)
+        except RuntimeError:
+            return False
+        return True
 
 
 def _settle(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
