@@ -57,6 +57,7 @@ from synthesis.integrations.room import ProcessRoom
 from synthesis.integrations.run_as import StepUser
 from synthesis.store import Pruned, Store, cluster
 from synthesis.web.hub import EventHub
+from synthesis.web.read_lane import ReadLane
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -106,6 +107,7 @@ class Runtime:
         self.node_id = str(uuid.uuid4())  # new at every start (docs/cluster.md)
         self._read_pool = ThreadPoolExecutor(4, thread_name_prefix="synthesis-read")
         self._read_pool_closed = False  # once stopped, reads answer `unavailable`
+        self._lane: ReadLane | None = None  # short reads by key, in batches (set at start)
         self.bus: pykka.ActorRef[Any]
         self.supervisor: pykka.ActorRef[Any]
         self.subscriptions: pykka.ActorRef[Any]  # webhook subscriptions
@@ -127,6 +129,7 @@ class Runtime:
         supervisors, then the node's heartbeat and tail. IOLoop thread."""
         loop = asyncio.get_running_loop()
         self.bridge = Bridge(loop, self.settings.actor_timeout_seconds)
+        self._lane = ReadLane(loop)
         self.store.hold()  # a SQLite file is one server's: a second one is refused
         await self.read(self.store.create_tables)
         node = {"id": self.node_id, "host": socket.gethostname(), "port": self.settings.port}
@@ -252,6 +255,8 @@ class Runtime:
         await loop.run_in_executor(None, self.aio.stop)
         self._read_pool_closed = True
         self._read_pool.shutdown(wait=True)
+        if self._lane is not None:
+            await loop.run_in_executor(None, self._lane.close)
         self.store.close()
         log.info("synthesis runtime stopped")
 
@@ -279,6 +284,13 @@ class Runtime:
         if self._read_pool_closed:
             raise ApiError("unavailable", "the server is stopping: try again")
         return await asyncio.get_running_loop().run_in_executor(self._read_pool, fn, *args)
+
+    async def read_quick(self, fn: Callable[..., T], *args: Any) -> T:
+        """`read` for a short read asked many times a second (a row by its key): on the
+        read lane, in batches (web/read_lane.py). IOLoop thread."""
+        if self._read_pool_closed or self._lane is None:
+            raise ApiError("unavailable", "the server is stopping: try again")
+        return await self._lane.submit(fn, *args)
 
     async def ask_supervisor(self, make_message: Callable[[Reply], Any]) -> Any:
         return await self.bridge.ask(self.supervisor, make_message)

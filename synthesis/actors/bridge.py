@@ -4,11 +4,18 @@ docs/architecture.md).
 A request message carries a `Reply`: a callable the actor calls, from its own thread,
 with the result or an exception. `Bridge.ask` turns that into an awaitable with a
 timeout; a timeout or a dead actor becomes one API error here, in one place.
+
+Replies that arrive while the IOLoop has not yet taken the earlier ones wait with them
+and are resolved together: one `call_soon_threadsafe` (a self-pipe write, and the GIL
+handed over) per wake-up of the IOLoop, not one per reply, so a bus transaction that
+stores 50 creates wakes it once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -27,12 +34,27 @@ class Bridge:
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.loop = loop
         self.timeout = timeout
+        self._lock = threading.Lock()
+        self._replies: list[tuple[asyncio.Future[Any], Any]] = []  # not yet resolved
 
     def reply_for(self, future: asyncio.Future[Any]) -> Reply:
         def reply(value: Any) -> None:
-            self.loop.call_soon_threadsafe(_resolve, future, value)
+            """Any thread: the first reply since the IOLoop last took them wakes it."""
+            with self._lock:
+                self._replies.append((future, value))
+                if len(self._replies) > 1:
+                    return
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                self.loop.call_soon_threadsafe(self._resolve_all)
 
         return reply
+
+    def _resolve_all(self) -> None:
+        """IOLoop thread."""
+        with self._lock:
+            replies, self._replies = self._replies, []
+        for future, value in replies:
+            _resolve(future, value)
 
     async def ask(
         self,

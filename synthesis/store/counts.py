@@ -109,6 +109,12 @@ def read(conn: Connection, name: str, key: str | None = None) -> int:
     return int(conn.execute(query).scalar_one())
 
 
+def by_key(conn: Connection, name: str) -> dict[str, int]:
+    """The kept counts of `name` by key (executions by status), those above zero."""
+    query = select(row_counts.c.key, row_counts.c.n).where(row_counts.c.name == name)
+    return {key: int(n) for key, n in conn.execute(query) if n}
+
+
 def bounded(conn: Connection, matching: Any) -> tuple[int, bool]:
     """How many rows `matching` (a SELECT) gives, counting at most BOUND + 1 of them:
     (count, exact); past BOUND the count is a lower bound."""

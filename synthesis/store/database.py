@@ -39,6 +39,7 @@ from synthesis.engine.events import Event
 from synthesis.store import cluster, counts
 from synthesis.store.changes import Change
 from synthesis.store.idempotency import idempotency_keys
+from synthesis.store.lookups import Lookup
 from synthesis.store.models import (
     RETIRED_INDEXES,
     events,
@@ -227,6 +228,9 @@ class Store:
         # is not fenced (store/cluster.py), and stored events wake the other nodes.
         self.node_id: str | None = None
         self._lock: Any = None  # the open lock file while this store holds a SQLite file
+        dialect = self.engine.dialect
+        self._execution_by_id = Lookup(executions, ("id",), dialect)
+        self._steps_of = Lookup(steps, ("execution_id",), dialect, order_by="position")
 
     def hold(self) -> None:
         """Claim a SQLite file for this store alone until close(): an exclusive lock on
@@ -300,9 +304,10 @@ class Store:
             self._lock = None
 
     def ping(self) -> None:
-        """A real round trip: raises if the database does not answer."""
-        with self.engine.connect() as conn:
-            conn.execute(select(func.count()).select_from(executions).limit(1)).scalar_one()
+        """A real round trip that reads a table, in O(1) (one row of the kept counts, not
+        a count of a table): raises if the database does not answer."""
+        with self.reader.connect() as conn:
+            conn.exec_driver_sql("SELECT n FROM row_counts LIMIT 1").first()
 
     # ---- writes (event bus thread) -------------------------------------------------
 
@@ -339,15 +344,13 @@ class Store:
         self, execution_id: str
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """The execution's row and its steps in position order, on one connection (a get
-        by id is two statements, not two connections)."""
+        by id is two statements, not two connections), in the driver's SQL
+        (store/lookups.py)."""
         with self.reader.connect() as conn:
-            row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
-            if row is None:
+            found = self._execution_by_id.rows(conn, execution_id)
+            if not found:
                 return None, []
-            rows = conn.execute(
-                select(steps).where(steps.c.execution_id == execution_id).order_by(steps.c.position)
-            )
-            return dict(row._mapping), [dict(r._mapping) for r in rows]
+            return found[0], self._steps_of.rows(conn, execution_id)
 
     def get_execution_secrets(self, execution_id: str) -> dict[str, Any] | None:
         """`{names, variables}`: the execution's secret variables, to run it again."""

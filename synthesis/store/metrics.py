@@ -1,5 +1,8 @@
 """The store's side of /metrics: counts by status, recent durations and duration histograms.
 
+Executions by status are the kept counts (store/counts.py), one row each; steps by status
+are counted (a GROUP BY over the steps' rows: no counts are kept for them).
+
 Functions taking a Store (not methods), so the queries live next to their one user. Every
 query is an aggregate or a LIMITed top-N and runs the same on SQLite and PostgreSQL.
 """
@@ -14,6 +17,7 @@ from sqlalchemy import DateTime, Float, and_, case, cast, extract, func, literal
 
 from synthesis.engine import clock
 from synthesis.engine.transitions import COMPLETED, FAILED
+from synthesis.store import counts
 from synthesis.store.database import Store
 from synthesis.store.models import executions, steps
 
@@ -51,7 +55,7 @@ def snapshot(store: Store, recent: int, bounds_ms: Sequence[float]) -> Snapshot:
     )
     timed_steps = and_(steps.c.status.in_(TIMED_STATUSES), steps.c.duration_ms.is_not(None))
     with store.engine.connect() as conn:
-        execution_counts = _counts(conn, executions.c.status)
+        execution_counts = counts.by_key(conn, "executions")  # kept as they change
         step_counts = _counts(conn, steps.c.status)
         rows = conn.execute(
             select(executions.c.started_at, executions.c.completed_at)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +10,7 @@ from synthesis.actors.messages import Control
 from synthesis.actors.recording import control_answer
 from synthesis.engine import clock
 from synthesis.engine.errors import FieldError, not_found, validation_error
+from synthesis.engine.events import new_event_id
 from synthesis.engine.plan import check_metadata, check_names, require_object
 from synthesis.engine.transitions import (
     ACTIONS,
@@ -300,7 +300,7 @@ class ExecutionsHandler(ApiHandler):
         metadata = {**plan.metadata, **require_object(body.get("metadata"), "metadata")}
         if "created_by" not in metadata and self.principal.subject:
             metadata["created_by"] = self.principal.subject
-        execution_id = str(uuid.uuid4())
+        execution_id = new_event_id()  # a v4 UUID, from pooled random bytes
         start = body.get("start", False)
 
         def answer(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -327,7 +327,8 @@ class ExecutionHandler(ApiHandler):
 
     async def get(self, execution_id: str) -> None:
         self.query()
-        row, steps = await self.read(self.runtime.store.execution_and_steps, execution_id)
+        store = self.runtime.store
+        row, steps = await self.runtime.read_quick(store.execution_and_steps, execution_id)
         if row is None:
             raise not_found("execution", execution_id)
         self.send(execution_detail(row, steps))

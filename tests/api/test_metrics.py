@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from synthesis.store.models import executions
 from synthesis.web.metrics import p95, prefers_text
-from tests.support import READ_TOKEN, TOKEN, Client, command
+from tests.support import READ_TOKEN, TOKEN, Client, ServerThread, command, wait_until
 
 OWN_DATABASE = True  # metrics count the whole store: no other module's runs in it
 
@@ -326,3 +328,25 @@ def test_p95_and_accept_helpers() -> None:
     assert not prefers_text(None)
     assert not prefers_text("application/json, text/plain;q=0.9")
     assert not prefers_text("*/*")
+
+
+def test_execution_counts_are_the_real_counts(server: ServerThread, client: Client) -> None:
+    """They are read from the kept counts (store/counts.py), not counted: they must equal
+    a count of the rows."""
+    client.create([command("b", "true")], start=False)
+    assert client.wait_for_status(client.create([command("a", "true")]))["status"] == "completed"
+    assert client.wait_for_status(client.create([command("c", "exit 1")]))["status"] == "failed"
+    store = server.runtime.store
+
+    def agree() -> bool:  # the same at one moment (another test's run may still end)
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(executions.c.status, func.count()).group_by("status"))
+            real = {status: n for status, n in rows}
+        runs = metrics(client)["executions"]
+        return runs == {
+            "total": sum(real.values()),
+            **{s: real.get(s, 0) for s in ("completed", "failed", "cancelled")},
+            "active": real.get("running", 0) + real.get("paused", 0),
+        }
+
+    wait_until(agree)

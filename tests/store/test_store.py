@@ -65,6 +65,22 @@ def test_round_trip_keeps_json_and_order(store: Store) -> None:
     store.ping()
 
 
+def test_a_get_by_id_reads_what_sqlalchemy_reads(store: Store) -> None:
+    """execution_and_steps reads through the driver's cursor (store/lookups.py): the same
+    dicts as SQLAlchemy's rows, JSON decoded, NULLs kept, steps in position order."""
+    execution_id = new_execution(store, "2025-05-01T10:00:00.000Z", tags=["x"])
+    attempts = [{"attempt": 1, "status": "failed", "error": "e", "exit_code": 2}]
+    change = {"status": "failed", "attempts": attempts, "exit_code": 2, "output": "ö\n"}
+    store.apply([Batch([StepUpdate(execution_id, "b", change)])])
+    row, rows = store.execution_and_steps(execution_id)
+    assert row == store.get_execution(execution_id)
+    assert rows == store.list_steps(execution_id)
+    assert [r["step_id"] for r in rows] == ["a", "b"]
+    assert (rows[0]["attempts"], rows[1]["attempts"]) == (None, attempts)
+    assert row["variables"] == {"v": 1} and row["meta"] == {"tags": ["x"]}
+    assert store.execution_and_steps("no-such-id") == (None, [])
+
+
 def test_batches_apply_in_one_transaction_and_number_events(store: Store) -> None:
     execution_id = new_execution(store, "2025-05-01T10:00:00.000Z")
     first = Batch(
