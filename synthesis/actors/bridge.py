@@ -5,22 +5,21 @@ A request message carries a `Reply`: a callable the actor calls, from its own th
 with the result or an exception. `Bridge.ask` turns that into an awaitable with a
 timeout; a timeout or a dead actor becomes one API error here, in one place.
 
-Replies that arrive while the IOLoop has not yet taken the earlier ones wait with them
-and are resolved together: one `call_soon_threadsafe` (a self-pipe write, and the GIL
-handed over) per wake-up of the IOLoop, not one per reply, so a bus transaction that
-stores 50 creates wakes it once.
+Replies cross into the IOLoop through its door (actors/door.py): those that arrive while
+the IOLoop has not yet taken the earlier ones are resolved together, one wake-up (a
+self-pipe write, and the GIL handed over) per batch, not one per reply, so a bus
+transaction that stores 50 creates wakes it once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pykka
 
+from synthesis.actors.door import door
 from synthesis.engine.errors import ApiError
 
 Reply = Callable[[Any], None]
@@ -34,27 +33,14 @@ class Bridge:
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.loop = loop
         self.timeout = timeout
-        self._lock = threading.Lock()
-        self._replies: list[tuple[asyncio.Future[Any], Any]] = []  # not yet resolved
+        self._door = door(loop)
 
     def reply_for(self, future: asyncio.Future[Any]) -> Reply:
         def reply(value: Any) -> None:
-            """Any thread: the first reply since the IOLoop last took them wakes it."""
-            with self._lock:
-                self._replies.append((future, value))
-                if len(self._replies) > 1:
-                    return
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                self.loop.call_soon_threadsafe(self._resolve_all)
+            """Any thread."""
+            self._door.post(_resolve, future, value)
 
         return reply
-
-    def _resolve_all(self) -> None:
-        """IOLoop thread."""
-        with self._lock:
-            replies, self._replies = self._replies, []
-        for future, value in replies:
-            _resolve(future, value)
 
     async def ask(
         self,
