@@ -10,11 +10,13 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from synthesis.store.cluster import MAX_TAKEOVERS
+from tests.receiver import Receiver
 from tests.support import ServeProcess, command, free_port, process_running, wait_until
 
 
@@ -115,6 +117,41 @@ def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
         assert kept_counts(tmp_path / "synthesis.db") == real_counts(tmp_path / "synthesis.db")
     finally:
         restarted.stop()
+
+
+def test_a_webhook_delivery_cut_short_by_a_crash_is_delivered_again(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Killed while the callback holds the first event: after the restart it comes again,
+    then the next one; each is recorded delivered once."""
+    hook = f"crash-{uuid.uuid4().hex[:12]}"
+    server = ServeProcess(tmp_path, "--token", "t")
+    client = server.client("t")
+    callback = {"callback_url": receiver.url(hook), "filter": {"name": hook}}
+    sid = client.post("/api/events/subscriptions", callback).json["subscription_id"]
+    receiver.hold(hook)
+    plans = [
+        client.post("/api/plans", {"name": hook, "steps": [command("a", "true")]}) for _ in "ab"
+    ]
+    wait_until(lambda: receiver.arrived[hook] == 1)
+    server.stop(signal.SIGKILL)
+    receiver.release(hook)  # answered to a dead server
+
+    restarted = ServeProcess(tmp_path, "--token", "t")
+    try:
+        client = restarted.client("t")
+        wait_until(lambda: len(receiver.events(hook)) >= 3)
+        got = [e["payload"]["plan_id"] for e in receiver.events(hook)]
+        first, second = (plan.json["plan_id"] for plan in plans)
+        assert got == [first, first, second]
+
+        def recorded() -> list[tuple[str, int]]:
+            rows = client.get(f"/api/events/subscriptions/{sid}/deliveries").json["deliveries"]
+            return [(r["status"], r["attempts"]) for r in rows] if len(rows) == 2 else []
+
+        assert wait_until(recorded) == [("delivered", 1)] * 2
+    finally:
+        assert restarted.stop() == 0
 
 
 def kept_counts(db: Path) -> dict[tuple[str, str], int]:
