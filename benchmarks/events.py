@@ -790,9 +790,7 @@ class Receiver:
     async def start(self) -> None:
         if self.kind == "raw":
             loop = asyncio.get_running_loop()
-            self.server = await loop.create_server(
-                lambda: RawHook(self), "127.0.0.1", self.port
-            )
+            self.server = await loop.create_server(lambda: RawHook(self), "127.0.0.1", self.port)
 
     def stop(self) -> None:
         if self.server is not None:
@@ -857,13 +855,16 @@ class RawHook(asyncio.Protocol):
 
 async def run_webhook(args: argparse.Namespace) -> dict[str, Any]:
     """Baseline (no subscription), then W subscriptions for `notification` to a loopback
-    receiver while M notifications are generated as fast as the engine goes."""
+    receiver while M notifications are generated as fast as the engine goes. With
+    --backlog the subscriptions are paused while the notifications are generated, and
+    the window is their resume until all is delivered: delivery alone, from the store."""
     gen = Generator.burst(args.events)
     expected = gen.total * args.subscriptions
     result: dict[str, Any] = {
         "scenario": "webhook",
         "events": gen.total,
         "subscriptions": args.subscriptions,
+        "backlog": args.backlog,
     }
     ctx = Context.start()
     receiver = Receiver(args.receiver)
@@ -883,10 +884,16 @@ async def run_webhook(args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"POST /api/events/subscriptions -> {status}: {data}")
             ids.append(data["subscription_id"])
         log(f"webhook: {gen.total} notifications to {args.subscriptions} subscription(s)")
+        if args.backlog:
+            await control(ctx.api, ids, "pause")
         window = Window(ctx.server.proc.pid).start()
         generated = time.monotonic()
         await generate(ctx.api, gen, ctx.problems, 120)
         generated = time.monotonic() - generated
+        if args.backlog:
+            window = Window(ctx.server.proc.pid).start()
+            await control(ctx.api, ids, "resume")
+            base = Window(ctx.server.proc.pid)  # nothing generated in the window
         deadline = time.monotonic() + args.webhook_timeout
         while len(receiver.receipts) < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -900,6 +907,8 @@ async def run_webhook(args: argparse.Namespace) -> dict[str, Any]:
         got = len(receiver.receipts)
         span = max(receiver.receipts) - min(receiver.receipts) if got > 1 else 0.0
         end_to_end = max(receiver.receipts) - min(receiver.stamps) if got else 0.0
+        if args.backlog and got:
+            end_to_end = max(receiver.receipts) - (window.wall0 - time.monotonic() + time.time())
         stamps = max(receiver.stamps) - min(receiver.stamps) if got > 1 else 0.0
         result.update(
             {
@@ -936,6 +945,13 @@ async def run_webhook(args: argparse.Namespace) -> dict[str, Any]:
         receiver.stop()
         result = await asyncio.to_thread(ctx.finish, result)
     return result
+
+
+async def control(api: Api, ids: list[str], action: str) -> None:
+    for sid in ids:
+        status, data = await call(api, "POST", f"/api/events/subscriptions/{sid}/{action}")
+        if status != 200:
+            raise RuntimeError(f"{action} {sid} -> {status}: {data}")
 
 
 def chatty_body(lines: int) -> dict[str, Any]:
@@ -1077,6 +1093,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--events", type=int, default=2000, help="webhook: notifications (2000)")
     parser.add_argument("--subscriptions", type=int, default=1, help="webhook: subscriptions")
+    parser.add_argument(
+        "--backlog",
+        action="store_true",
+        help="webhook: generate while paused, then measure the resumed delivery alone",
+    )
     parser.add_argument(
         "--receiver", choices=("raw", "tornado"), default="raw", help="webhook: receiver kind"
     )

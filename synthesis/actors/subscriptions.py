@@ -936,7 +936,9 @@ class SubscriptionActor(LoopActor):
             changes.append(update)
         self._unstored, self._unstored_update = {}, {}
         self._storing = True
-        self._services.bus.tell(Commit(changes=tuple(changes), on_stored=self._stored))
+        with contextlib.suppress(pykka.ActorDeadError):  # the server is going down: the
+            # position did not move past these events, so they are delivered again
+            self._services.bus.tell(Commit(changes=tuple(changes), on_stored=self._stored))
 
     def _stored(self, _result: Any) -> None:
         """Bus thread: this actor's commit is stored (or refused: the bus logged it)."""
