@@ -13,9 +13,11 @@ capped exponential backoff and jitter between attempts (engine/delivery.py); the
 actor moves on to the next event. Every delivery is recorded in `subscription_deliveries`
 (created at its first attempt, updated after each one, so its attempts and the start of
 its window survive a restart), and the seq of the last event handled is the
-subscription's `position`. After `pause_after_failures` events in a row not delivered the
-actor pauses its subscription and stops. A slow or dead callback only ever holds up its
-own actor. Redeliveries asked for through the API are rows of their own (`pending`),
+subscription's `position`, moved in the same commit. An actor has one commit on its way to
+the bus at a time; what it records meanwhile goes in its next one. Its POSTs go through
+its own keep-alive connection (integrations/webhook_client.py). After
+`pause_after_failures` events in a row not delivered the actor pauses its subscription
+and stops. A slow or dead callback only ever holds up its own actor. Redeliveries asked for through the API are rows of their own (`pending`),
 delivered between two events of the stream.
 
 No gap, no duplicate: an actor starts (and restarts) by taking up its open deliveries,
