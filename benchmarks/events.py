@@ -793,7 +793,9 @@ class Receiver:
             self.server = await loop.create_server(lambda: RawHook(self), "127.0.0.1", self.port)
 
     def stop(self) -> None:
-        if self.server is not None:
+        if self.kind == "tornado":
+            self.server.stop()
+        elif self.server is not None:
             self.server.close()
 
     def heard(self, path: str, headers: dict[str, str], body: bytes) -> None:
