@@ -893,6 +893,7 @@ async def run_webhook(args: argparse.Namespace) -> dict[str, Any]:
         await generate(ctx.api, gen, ctx.problems, 120)
         generated = time.monotonic() - generated
         if args.backlog:
+            log("webhook: generated while paused; resuming")
             window = Window(ctx.server.proc.pid).start()
             await control(ctx.api, ids, "resume")
             base = Window(ctx.server.proc.pid)  # nothing generated in the window
