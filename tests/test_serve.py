@@ -154,6 +154,48 @@ def test_a_webhook_delivery_cut_short_by_a_crash_is_delivered_again(
         assert restarted.stop() == 0
 
 
+def test_webhook_deliveries_not_yet_recorded_at_a_crash_are_delivered_again(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The store is held by another writer while three events are delivered, so none of
+    their records (nor the position) can be stored; after kill -9 and a restart all three
+    come again, in order, and are recorded once."""
+    hook = f"unrecorded-{uuid.uuid4().hex[:12]}"
+    server = ServeProcess(tmp_path, "--token", "t")
+    client = server.client("t")
+    callback = {"callback_url": receiver.url(hook), "filter": {"name": hook}}
+    sid = client.post("/api/events/subscriptions", callback).json["subscription_id"]
+    receiver.hold(hook)
+    plans = [
+        client.post("/api/plans", {"name": hook, "steps": [command("a", "true")]}) for _ in "abc"
+    ]
+    wait_until(lambda: receiver.arrived[hook] == 1)
+    writer = sqlite3.connect(tmp_path / "synthesis.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the server's bus now waits for the store
+    try:
+        receiver.release(hook)
+        wait_until(lambda: len(receiver.events(hook)) == 3)
+        server.stop(signal.SIGKILL)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+    restarted = ServeProcess(tmp_path, "--token", "t")
+    try:
+        client = restarted.client("t")
+        wait_until(lambda: len(receiver.events(hook)) >= 6)
+        ids = [plan.json["plan_id"] for plan in plans]
+        assert [e["payload"]["plan_id"] for e in receiver.events(hook)] == ids + ids
+
+        def recorded() -> list[tuple[str, int]]:
+            rows = client.get(f"/api/events/subscriptions/{sid}/deliveries").json["deliveries"]
+            return [(r["status"], r["attempts"]) for r in rows] if len(rows) == 3 else []
+
+        assert wait_until(recorded) == [("delivered", 1)] * 3
+    finally:
+        assert restarted.stop() == 0
+
+
 def kept_counts(db: Path) -> dict[tuple[str, str], int]:
     """The list totals the store keeps (store/counts.py), and what a COUNT finds."""
     with sqlite3.connect(db) as conn:
