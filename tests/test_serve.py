@@ -119,37 +119,46 @@ def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
         restarted.stop()
 
 
+def held_plans(server: ServeProcess, receiver: Receiver, count: int) -> tuple[str, str, list[str]]:
+    """A subscription (to a hook of its own) for plans of one name, then `count` such plans
+    created while the receiver holds the first delivery, which has arrived: (hook,
+    subscription id, plan ids in order)."""
+    hook = f"crash-{uuid.uuid4().hex[:12]}"
+    client = server.client("t")
+    callback = {"callback_url": receiver.url(hook), "filter": {"name": hook}}
+    sid = client.post("/api/events/subscriptions", callback).json["subscription_id"]
+    receiver.hold(hook)
+    plan = {"name": hook, "steps": [command("a", "true")]}
+    ids = [client.post("/api/plans", plan).json["plan_id"] for _ in range(count)]
+    wait_until(lambda: receiver.arrived[hook] == 1)
+    return hook, sid, ids
+
+
+def delivered_once_each(server: ServeProcess, sid: str, count: int) -> None:
+    def recorded() -> list[tuple[str, int]]:
+        path = f"/api/events/subscriptions/{sid}/deliveries"
+        rows = server.client("t").get(path).json["deliveries"]
+        return [(r["status"], r["attempts"]) for r in rows] if len(rows) == count else []
+
+    assert wait_until(recorded) == [("delivered", 1)] * count
+
+
 def test_a_webhook_delivery_cut_short_by_a_crash_is_delivered_again(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     """Killed while the callback holds the first event: after the restart it comes again,
     then the next one; each is recorded delivered once."""
-    hook = f"crash-{uuid.uuid4().hex[:12]}"
     server = ServeProcess(tmp_path, "--token", "t")
-    client = server.client("t")
-    callback = {"callback_url": receiver.url(hook), "filter": {"name": hook}}
-    sid = client.post("/api/events/subscriptions", callback).json["subscription_id"]
-    receiver.hold(hook)
-    plans = [
-        client.post("/api/plans", {"name": hook, "steps": [command("a", "true")]}) for _ in "ab"
-    ]
-    wait_until(lambda: receiver.arrived[hook] == 1)
+    hook, sid, (first, second) = held_plans(server, receiver, 2)
     server.stop(signal.SIGKILL)
     receiver.release(hook)  # answered to a dead server
 
     restarted = ServeProcess(tmp_path, "--token", "t")
     try:
-        client = restarted.client("t")
         wait_until(lambda: len(receiver.events(hook)) >= 3)
         got = [e["payload"]["plan_id"] for e in receiver.events(hook)]
-        first, second = (plan.json["plan_id"] for plan in plans)
         assert got == [first, first, second]
-
-        def recorded() -> list[tuple[str, int]]:
-            rows = client.get(f"/api/events/subscriptions/{sid}/deliveries").json["deliveries"]
-            return [(r["status"], r["attempts"]) for r in rows] if len(rows) == 2 else []
-
-        assert wait_until(recorded) == [("delivered", 1)] * 2
+        delivered_once_each(restarted, sid, 2)
     finally:
         assert restarted.stop() == 0
 
@@ -160,16 +169,8 @@ def test_webhook_deliveries_not_yet_recorded_at_a_crash_are_delivered_again(
     """The store is held by another writer while three events are delivered, so none of
     their records (nor the position) can be stored; after kill -9 and a restart all three
     come again, in order, and are recorded once."""
-    hook = f"unrecorded-{uuid.uuid4().hex[:12]}"
     server = ServeProcess(tmp_path, "--token", "t")
-    client = server.client("t")
-    callback = {"callback_url": receiver.url(hook), "filter": {"name": hook}}
-    sid = client.post("/api/events/subscriptions", callback).json["subscription_id"]
-    receiver.hold(hook)
-    plans = [
-        client.post("/api/plans", {"name": hook, "steps": [command("a", "true")]}) for _ in "abc"
-    ]
-    wait_until(lambda: receiver.arrived[hook] == 1)
+    hook, sid, ids = held_plans(server, receiver, 3)
     writer = sqlite3.connect(tmp_path / "synthesis.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # the server's bus now waits for the store
     try:
@@ -182,16 +183,9 @@ def test_webhook_deliveries_not_yet_recorded_at_a_crash_are_delivered_again(
 
     restarted = ServeProcess(tmp_path, "--token", "t")
     try:
-        client = restarted.client("t")
         wait_until(lambda: len(receiver.events(hook)) >= 6)
-        ids = [plan.json["plan_id"] for plan in plans]
         assert [e["payload"]["plan_id"] for e in receiver.events(hook)] == ids + ids
-
-        def recorded() -> list[tuple[str, int]]:
-            rows = client.get(f"/api/events/subscriptions/{sid}/deliveries").json["deliveries"]
-            return [(r["status"], r["attempts"]) for r in rows] if len(rows) == 3 else []
-
-        assert wait_until(recorded) == [("delivered", 1)] * 3
+        delivered_once_each(restarted, sid, 3)
     finally:
         assert restarted.stop() == 0
 

@@ -17,8 +17,9 @@ subscription's `position`, moved in the same commit. An actor has one commit on 
 the bus at a time; what it records meanwhile goes in its next one. Its POSTs go through
 its own keep-alive connection (integrations/webhook_client.py). After
 `pause_after_failures` events in a row not delivered the actor pauses its subscription
-and stops. A slow or dead callback only ever holds up its own actor. Redeliveries asked for through the API are rows of their own (`pending`),
-delivered between two events of the stream.
+and stops. A slow or dead callback only ever holds up its own actor. Redeliveries asked
+for through the API are rows of their own (`pending`), delivered between two events of
+the stream.
 
 No gap, no duplicate: an actor starts (and restarts) by taking up its open deliveries,
 then takes its events from an EventCursor (engine/cursor.py) that starts at its
