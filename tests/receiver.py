@@ -35,6 +35,7 @@ class _Hook(tornado.web.RequestHandler):
         receiver = self.receiver
         with receiver.lock:
             receiver.arrived[name] += 1
+            receiver.connections[name].add(self.request.connection.context.address)
         gate = receiver.gate_for(name)
         if gate is not None:
             await gate.wait()
@@ -73,6 +74,7 @@ class Receiver(LoopbackServer):
         self.received: dict[str, list[Received]] = defaultdict(list)
         self.arrived: Counter[str] = Counter()  # requests that came in
         self.attempts: Counter[str] = Counter()  # requests answered
+        self.connections: dict[str, set[Any]] = defaultdict(set)  # client (host, port)s
         self.failures_left: dict[str, int] = {}
         self.slow_left: dict[str, tuple[float, int]] = {}  # (seconds, requests)
         self.closed: set[str] = set()

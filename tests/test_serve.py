@@ -10,11 +10,13 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from synthesis.store.cluster import MAX_TAKEOVERS
+from tests.receiver import Receiver
 from tests.support import ServeProcess, command, free_port, process_running, wait_until
 
 
@@ -115,6 +117,77 @@ def test_a_crash_loses_nothing_accepted(tmp_path: Path) -> None:
         assert kept_counts(tmp_path / "synthesis.db") == real_counts(tmp_path / "synthesis.db")
     finally:
         restarted.stop()
+
+
+def held_plans(server: ServeProcess, receiver: Receiver, count: int) -> tuple[str, str, list[str]]:
+    """A subscription (to a hook of its own) for plans of one name, then `count` such plans
+    created while the receiver holds the first delivery, which has arrived: (hook,
+    subscription id, plan ids in order)."""
+    hook = f"crash-{uuid.uuid4().hex[:12]}"
+    client = server.client("t")
+    callback = {"callback_url": receiver.url(hook), "filter": {"name": hook}}
+    sid = client.post("/api/events/subscriptions", callback).json["subscription_id"]
+    receiver.hold(hook)
+    plan = {"name": hook, "steps": [command("a", "true")]}
+    ids = [client.post("/api/plans", plan).json["plan_id"] for _ in range(count)]
+    wait_until(lambda: receiver.arrived[hook] == 1)
+    return hook, sid, ids
+
+
+def delivered_once_each(server: ServeProcess, sid: str, count: int) -> None:
+    def recorded() -> list[tuple[str, int]]:
+        path = f"/api/events/subscriptions/{sid}/deliveries"
+        rows = server.client("t").get(path).json["deliveries"]
+        return [(r["status"], r["attempts"]) for r in rows] if len(rows) == count else []
+
+    assert wait_until(recorded) == [("delivered", 1)] * count
+
+
+def test_a_webhook_delivery_cut_short_by_a_crash_is_delivered_again(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Killed while the callback holds the first event: after the restart it comes again,
+    then the next one; each is recorded delivered once."""
+    server = ServeProcess(tmp_path, "--token", "t")
+    hook, sid, (first, second) = held_plans(server, receiver, 2)
+    server.stop(signal.SIGKILL)
+    receiver.release(hook)  # answered to a dead server
+
+    restarted = ServeProcess(tmp_path, "--token", "t")
+    try:
+        wait_until(lambda: len(receiver.events(hook)) >= 3)
+        got = [e["payload"]["plan_id"] for e in receiver.events(hook)]
+        assert got == [first, first, second]
+        delivered_once_each(restarted, sid, 2)
+    finally:
+        assert restarted.stop() == 0
+
+
+def test_webhook_deliveries_not_yet_recorded_at_a_crash_are_delivered_again(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The store is held by another writer while three events are delivered, so none of
+    their records (nor the position) can be stored; after kill -9 and a restart all three
+    come again, in order, and are recorded once."""
+    server = ServeProcess(tmp_path, "--token", "t")
+    hook, sid, ids = held_plans(server, receiver, 3)
+    writer = sqlite3.connect(tmp_path / "synthesis.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the server's bus now waits for the store
+    try:
+        receiver.release(hook)
+        wait_until(lambda: len(receiver.events(hook)) == 3)
+        server.stop(signal.SIGKILL)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+    restarted = ServeProcess(tmp_path, "--token", "t")
+    try:
+        wait_until(lambda: len(receiver.events(hook)) >= 6)
+        assert [e["payload"]["plan_id"] for e in receiver.events(hook)] == ids + ids
+        delivered_once_each(restarted, sid, 3)
+    finally:
+        assert restarted.stop() == 0
 
 
 def kept_counts(db: Path) -> dict[tuple[str, str], int]:

@@ -13,10 +13,13 @@ capped exponential backoff and jitter between attempts (engine/delivery.py); the
 actor moves on to the next event. Every delivery is recorded in `subscription_deliveries`
 (created at its first attempt, updated after each one, so its attempts and the start of
 its window survive a restart), and the seq of the last event handled is the
-subscription's `position`. After `pause_after_failures` events in a row not delivered the
-actor pauses its subscription and stops. A slow or dead callback only ever holds up its
-own actor. Redeliveries asked for through the API are rows of their own (`pending`),
-delivered between two events of the stream.
+subscription's `position`, moved in the same commit. An actor has one commit on its way to
+the bus at a time; what it records meanwhile goes in its next one. Its POSTs go through
+its own keep-alive connection (integrations/webhook_client.py). After
+`pause_after_failures` events in a row not delivered the actor pauses its subscription
+and stops. A slow or dead callback only ever holds up its own actor. Redeliveries asked
+for through the API are rows of their own (`pending`), delivered between two events of
+the stream.
 
 No gap, no duplicate: an actor starts (and restarts) by taking up its open deliveries,
 then takes its events from an EventCursor (engine/cursor.py) that starts at its
@@ -44,10 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pykka
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.simple_httpclient import HTTPTimeoutError
 
 from synthesis import __version__
 from synthesis.actors.bridge import Reply, no_reply
@@ -60,7 +60,8 @@ from synthesis.engine.delivery import DeliveryPolicy
 from synthesis.engine.errors import ApiError, not_found
 from synthesis.engine.event_selector import EventSelector
 from synthesis.engine.events import Event
-from synthesis.integrations.http import TargetRefused, new_client
+from synthesis.integrations.http import TargetRefused
+from synthesis.integrations.webhook_client import WebhookClient
 from synthesis.store import RowsDeleted, RowsInserted, RowUpdated, cluster
 from synthesis.store.subscription_models import (
     ACTIVE,
@@ -625,7 +626,19 @@ class SubscriptionActor(LoopActor):
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._client: AsyncHTTPClient | None = None
+        self._client = WebhookClient(
+            subscription.callback_url,
+            {
+                "Content-Type": "application/json",
+                "User-Agent": f"Synthesis-Webhooks/{__version__}",
+            },
+            services.settings.deny_private_targets,
+        )
+        # delivery records not handed to the bus yet (by delivery id: inserted already?
+        # and its fields), and the subscription's update; at most one commit in flight
+        self._unstored: dict[str, tuple[bool, dict[str, Any]]] = {}
+        self._unstored_update: dict[str, Any] = {}
+        self._storing = False
 
     # ---- aio loop thread ------------------------------------------------------------
 
@@ -651,6 +664,9 @@ class SubscriptionActor(LoopActor):
             self._supervisor.tell(SubscriptionCrashed(self._sub.id))
 
     def _halt(self) -> None:
+        """Stop delivering; what was delivered and not handed to the bus yet goes now."""
+        if not self._stopping:
+            self._store_records(now=True)
         self._stopping = True
         if self._timer is not None:
             self._timer.cancel()
@@ -692,7 +708,6 @@ class SubscriptionActor(LoopActor):
             self._wake.set()
 
     async def _run(self) -> None:
-        self._client = new_client(self._services.settings.deny_private_targets, max_clients=1)
         try:
             while not self._stopping:
                 try:
@@ -769,10 +784,10 @@ class SubscriptionActor(LoopActor):
         await self._deliver(event, row, advance=False)
 
     def _request(self, event: Event) -> tuple[bytes, dict[str, str]]:
-        body = orjson.dumps(event.record())
+        """The body and the headers of its own (the client adds Content-Type, User-Agent,
+        Host and Content-Length)."""
+        body = event.record_json
         headers = {
-            "Content-Type": "application/json",
-            "User-Agent": f"Synthesis-Webhooks/{__version__}",
             "X-Synthesis-Event": event.type,
             "X-Synthesis-Delivery": event.event_id,
         }
@@ -796,7 +811,6 @@ class SubscriptionActor(LoopActor):
                 "created_at": clock.now(),
                 "redelivery_of": None,
             }
-        started = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
         attempts = row.get("attempts") or 0
         next_at = row.get("next_attempt_at")
         wait = max(0.0, _seconds_until(next_at)) if next_at else 0.0
@@ -805,7 +819,7 @@ class SubscriptionActor(LoopActor):
                 await asyncio.sleep(wait)
                 if self._stopping:
                     return
-            if self._sub.expired(clock.now()):
+            if self._sub.expiration is not None and self._sub.expired(clock.now()):
                 self._expire()
                 return
             attempts += 1
@@ -814,6 +828,7 @@ class SubscriptionActor(LoopActor):
                 return
             status = DELIVERED if error is None else FAILED
             if error is not None and not final:
+                started = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
                 elapsed = (datetime.now(UTC) - started).total_seconds()
                 delay = self._policy.next_delay(attempts, elapsed, random.random())
                 status = DEAD if delay is None else RETRYING
@@ -888,20 +903,55 @@ class SubscriptionActor(LoopActor):
         completed: bool = False,
         subscription: dict[str, Any] | None = None,
     ) -> None:
-        """One delivery row's new state (and the subscription's), through the bus."""
+        """One delivery row's new state (and the subscription's), through the bus: in
+        the next commit of this actor's, which carries everything recorded meanwhile."""
         if self._stopping:
             return
         outcome = {"next_attempt_at": None, **outcome}
         outcome["completed_at"] = clock.now() if completed else None
-        change: Any = (
-            RowUpdated(DELIVERIES, {"id": row["id"]}, outcome)
-            if inserted
-            else RowsInserted(DELIVERIES, ({**row, **outcome},))
-        )
-        changes = [change]
+        waiting = self._unstored.get(row["id"])
+        if waiting is not None:
+            waiting[1].update(outcome)
+        else:
+            self._unstored[row["id"]] = (inserted, outcome if inserted else {**row, **outcome})
         if subscription:
-            changes.append(RowUpdated(SUBSCRIPTIONS, {"id": self._sub.id}, subscription))
-        self._services.bus.tell(Commit(changes=tuple(changes)))
+            self._unstored_update.update(subscription)
+        self._store_records()
+
+    def _store_records(self, now: bool = False) -> None:
+        """Hand what was recorded to the bus in one commit, unless one is on its way
+        (`now`: all the same). A stored commit sends the next, so under load each
+        commit carries many deliveries and the position once; at rest each delivery is
+        stored at once. A crash loses only records of events that were delivered, which
+        the position (moved in the same commit) makes redelivered: at least once."""
+        if (self._storing and not now) or not (self._unstored or self._unstored_update):
+            return
+        inserts: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        changes: list[Any] = []
+        for delivery_id, (inserted, fields) in self._unstored.items():
+            if inserted:
+                changes.append(RowUpdated(DELIVERIES, {"id": delivery_id}, fields))
+            else:
+                inserts.setdefault(tuple(fields), []).append(fields)
+        changes[:0] = [RowsInserted(DELIVERIES, tuple(rows)) for rows in inserts.values()]
+        if self._unstored_update:
+            update = RowUpdated(SUBSCRIPTIONS, {"id": self._sub.id}, self._unstored_update)
+            changes.append(update)
+        self._unstored, self._unstored_update = {}, {}
+        self._storing = True
+        with contextlib.suppress(pykka.ActorDeadError):  # the server is going down: the
+            # position did not move past these events, so they are delivered again
+            self._services.bus.tell(Commit(changes=tuple(changes), on_stored=self._stored))
+
+    def _stored(self, _result: Any) -> None:
+        """Bus thread: this actor's commit is stored (or refused: the bus logged it)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is down
+            self.loop.call_soon_threadsafe(self._store_next)
+
+    def _store_next(self) -> None:
+        self._storing = False
+        if not self._stopping:
+            self._store_records()
 
     async def _post(
         self, body: bytes, headers: dict[str, str]
@@ -909,30 +959,16 @@ class SubscriptionActor(LoopActor):
         """One attempt: (status code, None, _) when accepted, else (code or None, why,
         whether it is final: the address policy refused the callback)."""
         timeout = self._policy.request_timeout_seconds
-        assert self._client is not None
         try:
-            response = await self._client.fetch(
-                HTTPRequest(
-                    self._sub.callback_url,
-                    "POST",
-                    headers,
-                    body,
-                    connect_timeout=timeout,
-                    request_timeout=timeout,
-                    follow_redirects=False,
-                ),
-                raise_error=False,
-            )
+            answer = await self._client.post(headers, body, timeout)
         except TargetRefused as exc:
             return None, str(exc)[:MAX_ERROR_CHARS], True
-        except HTTPTimeoutError:
+        except TimeoutError:
             return None, f"timed out after {timeout:g} s (the webhook timeout)", False
-        except HTTPClientError as exc:
-            return None, exc.message[:MAX_ERROR_CHARS], False
         except OSError as exc:
             return None, (exc.strerror or str(exc))[:MAX_ERROR_CHARS], False
         except Exception as exc:
             return None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS], False
-        if 200 <= response.code < 300:
-            return response.code, None, False
-        return response.code, f"HTTP {response.code} {response.reason}"[:MAX_ERROR_CHARS], False
+        if 200 <= answer.code < 300:
+            return answer.code, None, False
+        return answer.code, f"HTTP {answer.code} {answer.reason}"[:MAX_ERROR_CHARS], False

@@ -3,8 +3,9 @@ step type, which names the method as a parameter. All of them are one `request` 
 through Tornado's AsyncHTTPClient on the aio loop.
 
 `--deny-private-targets` is applied here, for these requests and for webhook callbacks
-(actors/subscriptions.py) alike: their clients resolve names with `GuardedResolver`, which
-refuses a name when any address it resolves to is refused by engine/address_policy.py.
+(actors/subscriptions.py, through integrations/webhook_client.py) alike: names are
+resolved, then refused when any address they resolve to is refused by
+engine/address_policy.py (`refuse_any`; `GuardedResolver` applies it for Tornado's client).
 The connection then uses exactly the addresses that were checked (no second lookup that
 DNS rebinding could answer differently), and a redirect goes through the same resolver.
 """
@@ -62,11 +63,16 @@ class GuardedResolver(Resolver):
         self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
     ) -> list[tuple[int, Any]]:
         addresses = await self._resolver.resolve(host, port, family)
-        for _family, sockaddr in addresses:
-            reason = address_policy.refusal(sockaddr[0])
-            if reason is not None:
-                raise TargetRefused(address_policy.message(host, sockaddr[0], reason))
+        refuse_any(host, [sockaddr[0] for _family, sockaddr in addresses])
         return addresses
+
+
+def refuse_any(host: str, addresses: list[str]) -> None:
+    """Raise TargetRefused if the address policy refuses any address `host` resolved to."""
+    for address in addresses:
+        reason = address_policy.refusal(address)
+        if reason is not None:
+            raise TargetRefused(address_policy.message(host, address, reason))
 
 
 def new_client(deny_private: bool, **options: Any) -> AsyncHTTPClient:

@@ -205,6 +205,27 @@ def rows_of(
     return rows[::-1] if count is None or len(rows) == count else []
 
 
+def test_one_kept_alive_connection_carries_the_deliveries_and_every_one_is_recorded(
+    engines: Callable[..., Engine], store: Store, receiver: Receiver
+) -> None:
+    engine = engines()
+    execution_id = str(uuid.uuid4())
+    name = f"alive-{execution_id}"
+    sid = engine.subscribe(receiver.url(name), event_filter={"execution_id": execution_id})
+    sent = engine.emit(execution_id, 30)
+    wait_until(lambda: len(receiver.event_ids(name)) >= 30)
+    assert receiver.event_ids(name) == [e.event_id for e in sent]
+    assert len(receiver.connections[name]) == 1
+    rows = wait_until(lambda: rows_of(store, sid, "delivered", count=30))
+    assert [(r["event_id"], r["attempts"], r["status_code"]) for r in rows] == [
+        (e.event_id, 1, 200) for e in sent
+    ]
+    last = store.get_event(sent[-1].event_id)
+    assert last is not None
+    [row] = [r for r in all_subscriptions(store) if r["id"] == sid]
+    assert (row["position"], row["failures"]) == (last.seq, 0)
+
+
 def test_a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back(
     engines: Callable[..., Engine], store: Store, receiver: Receiver
 ) -> None:
