@@ -1,9 +1,10 @@
 """The IOLoop side of the event stream: one listener of stored events, many sockets.
 
 The bus (SQLite) or the node's tail (PostgreSQL) tells the listener each stored batch on
-its own thread; the listener crosses into the IOLoop with one `call_soon_threadsafe` per
-batch (rule 2 of docs/architecture.md) and the hub hands each socket the events of the
-batch that it selects, in one call. A socket that joins first registers, then replays
+its own thread; the listener crosses into the IOLoop with `call_soon_threadsafe` (rule 2
+of docs/architecture.md), once for all the batches told before the IOLoop takes them (so
+the busier the IOLoop, the bigger its batches), and the hub hands each socket the events
+of those batches that it selects, in one call. A socket that joins first registers, then replays
 what is stored, then goes live; its EventCursor (engine/cursor.py) holds what it hears
 meanwhile and hands each event out once, in `seq` order: no gap and no duplicate, even
 while events keep coming.
@@ -16,6 +17,7 @@ not once per socket, and a socket never hears of an event it does not select.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -32,6 +34,9 @@ class Listener(Protocol):
 class EventHub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._lock = threading.Lock()
+        self._heard: list[Event] = []  # told, not yet taken by the IOLoop: in seq order
+        self._scheduled = False  # a _publish_heard is on its way
         self._selector_of: dict[Listener, EventSelector] = {}
         self._groups: dict[EventSelector, dict[Listener, None]] = {}  # insertion-ordered sets
         self._by_execution: dict[str | None, set[EventSelector]] = {}
@@ -40,7 +45,12 @@ class EventHub:
         """The callable to register on the bus (bus thread)."""
 
         def heard(events: list[Event]) -> None:
-            self._loop.call_soon_threadsafe(self._publish, events)
+            with self._lock:
+                self._heard.extend(events)
+                if self._scheduled:  # the IOLoop has not taken the last ones yet
+                    return
+                self._scheduled = True
+            self._loop.call_soon_threadsafe(self._publish_heard)
 
         return heard
 
@@ -70,6 +80,12 @@ class EventHub:
 
     def __len__(self) -> int:
         return len(self._selector_of)
+
+    def _publish_heard(self) -> None:
+        with self._lock:
+            events, self._heard = self._heard, []
+            self._scheduled = False
+        self._publish(events)
 
     def _publish(self, events: list[Event]) -> None:
         """IOLoop thread: one stored batch, in `seq` order."""

@@ -115,6 +115,24 @@ def test_adding_again_replaces_the_selector_and_remove_forgets_empty_groups() ->
     assert set(hub._groups) == {EventSelector.of(None, E2)}
 
 
+def test_batches_told_before_the_loop_takes_them_reach_a_listener_in_one_call() -> None:
+    """The bus tells two batches while the IOLoop is busy: one delivery, in order."""
+    notes = Recorder()
+
+    async def scenario() -> None:
+        hub = EventHub(asyncio.get_running_loop())
+        hub.add(notes, EventSelector.of(["notification"]))
+        heard = hub.bus_listener()
+        heard(batch(1))  # told on the loop's own thread: it takes them once this yields
+        heard(batch(8))
+        await asyncio.to_thread(lambda: None)  # queued after the hub's callback: it has run
+        heard(batch(15))
+        await asyncio.to_thread(lambda: None)
+
+    asyncio.run(scenario())
+    assert notes.calls == [[2, 4, 6, 9, 11, 13], [16, 18, 20]]
+
+
 def test_text_frames_are_rfc_6455_server_frames_at_each_length_boundary() -> None:
     """Final, unmasked text frames with the 7-, 16- and 64-bit lengths at their edges."""
     messages = [b"x" * n for n in (0, 1, 125, 126, 65535, 65536)]
