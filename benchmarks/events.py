@@ -3,7 +3,7 @@ webhook throughput to a loopback receiver, and step-output coalescing.
 
     python benchmarks/events.py [--scenario fanout|webhook|chatty|all] [--clients N]
         [--rate R] [--seconds S] [--runs K] [--types notification|all] [--client raw|tornado]
-        [--events M] [--subscriptions W] [--lines L]
+        [--events M] [--subscriptions W] [--lines L] [--iteration-overhead S]
 
 Each run starts a real `synthesis serve` (see run.py) with a fresh data dir and token. Events
 come from executions of `notify` steps in a loop (with a `wait` between them to set the
@@ -60,7 +60,7 @@ PER_EXECUTION_RATE = 20.0  # notifications/s one generator execution emits
 CONNECT_BATCH = 100  # WebSocket handshakes in flight at once
 SETTLE_SECONDS = 0.3  # after the last delivery, before reading CPU
 DRAIN_SECONDS = 15.0  # how long deliveries may trail the end of generation
-TARGET_CPU_RATIO = 2.0
+TARGET_CPU_RATIO = 1.5  # issue 13 (was 2.0)
 TARGET_P99_MS = 100.0
 
 
@@ -122,9 +122,12 @@ class Generator:
     rate: float
 
     @classmethod
-    def for_rate(cls, rate: float, seconds: float) -> Generator:
+    def for_rate(
+        cls, rate: float, seconds: float, overhead: float = ITERATION_OVERHEAD
+    ) -> Generator:
+        """`overhead`: what an iteration takes beyond its `wait` on this box, now."""
         executions = max(1, math.ceil(rate / PER_EXECUTION_RATE))
-        interval = max(0.0, executions / rate - ITERATION_OVERHEAD)
+        interval = max(0.0, executions / rate - overhead)
         return cls(executions, max(1, round(seconds * rate / executions)), interval, rate)
 
     @classmethod
@@ -675,7 +678,7 @@ async def warm_up(ctx: Context) -> None:
 
 async def run_fanout(args: argparse.Namespace) -> dict[str, Any]:
     """Baseline (no clients), then N clients on /ws/events, then the bare broadcaster."""
-    gen = Generator.for_rate(args.rate, args.seconds)
+    gen = Generator.for_rate(args.rate, args.seconds, args.iteration_overhead)
     timeout = run_time(gen) + 60
     result: dict[str, Any] = {
         "scenario": "fanout",
@@ -707,6 +710,8 @@ async def run_fanout(args: argparse.Namespace) -> dict[str, Any]:
         synthesis = fleet_figures(fleet, window, gen.total, args.clients)
         synthesis["baseline_cpu_s"] = round(base.cpu_s, 3)
         synthesis["baseline_window_s"] = round(base.wall_s, 2)
+        generated_s = base.wall_s - SETTLE_SECONDS  # to the last end seen (0.25 s polls)
+        synthesis["baseline_events_per_s"] = round(gen.total / generated_s, 1)
         deliveries = synthesis["deliveries"]
         if deliveries:
             synthesis["cpu_us_per_delivery"] = round(
@@ -744,7 +749,7 @@ async def run_fanout(args: argparse.Namespace) -> dict[str, Any]:
     p99 = result["synthesis"]["latency_ms"]["p99"]
     result["cpu_ratio"] = ratio
     result["targets"] = {
-        "cpu_per_delivery_at_most_2x_bare": ratio is not None and ratio <= TARGET_CPU_RATIO,
+        "cpu_per_delivery_at_most_1_5x_bare": ratio is not None and ratio <= TARGET_CPU_RATIO,
         "p99_under_100ms": p99 is not None and p99 < TARGET_P99_MS,
     }
     return result
@@ -1082,6 +1087,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="notifications/s (20)")
     parser.add_argument("--seconds", type=float, default=20.0, help="generation time (20)")
     parser.add_argument("--runs", type=int, default=1, help="repeat each scenario K times")
+    parser.add_argument(
+        "--iteration-overhead",
+        type=float,
+        default=ITERATION_OVERHEAD,
+        help="fanout: s a generator loop iteration takes beyond its wait (0.001); a run's "
+        "baseline_events_per_s shows what it was",
+    )
     parser.add_argument(
         "--types",
         choices=("notification", "all"),

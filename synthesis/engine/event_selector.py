@@ -55,6 +55,8 @@ class EventSelector:
             return False
         if self.execution_id is not None and event.execution_id != self.execution_id:
             return False
+        if not self.payload:  # the sockets' case: no generator to build per event
+            return True
         return all(event.data.get(key, _MISSING) == value for key, value in self.payload)
 
 

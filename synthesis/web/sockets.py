@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import struct
 from asyncio import Future
+from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import tornado.websocket
+from tornado.iostream import StreamClosedError
 
 from synthesis.auth import require_scope
 from synthesis.engine.cursor import EventCursor
@@ -30,6 +33,23 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TRY_AGAIN = 1013
 REPLAY_PAGE = 1000
+REPLAY_BATCH = 100  # events per write while replaying
+
+
+def text_frames(messages: list[bytes]) -> bytes:
+    """RFC 6455 text frames, one per message, as a server sends them: final, unmasked,
+    uncompressed (the sockets do not override `get_compression_options`)."""
+    parts: list[bytes] = []
+    for message in messages:
+        size = len(message)
+        if size < 126:
+            parts.append(bytes((0x81, size)))
+        elif size <= 0xFFFF:
+            parts.append(struct.pack("!BBH", 0x81, 126, size))
+        else:
+            parts.append(struct.pack("!BBQ", 0x81, 127, size))
+        parts.append(message)
+    return b"".join(parts)
 
 
 class EventSocket(tornado.websocket.WebSocketHandler):
@@ -37,13 +57,22 @@ class EventSocket(tornado.websocket.WebSocketHandler):
     EventCursor (engine/cursor.py: the order, no gap, no duplicate), and a send buffer
     bounded in bytes (a client that stops reading is closed with 1013, slowing nobody).
 
-    What a socket holds unsent is counted in bytes through Tornado's own write futures: a
-    message counts from the moment it is handed to Tornado until its write future says it
-    reached the kernel. A message that would take the count past `websocket_buffer_bytes`
-    closes the socket instead (one message alone always goes). Events that arrive while
-    the socket replays wait in its cursor, bounded the same way; the replay itself waits
-    for the client whenever half the bound is unsent, so a slow but steady reader is not
-    closed by the server's own burst."""
+    Events go out one WebSocket frame each, but the frames of one delivery (the events of
+    one bus batch the socket selects, or a slice of a replay) are written to the
+    connection's IOStream in one `write`: one future and one `send` per batch, where
+    Tornado's `write_message` builds a coroutine, a Task and a future per message. Tornado
+    writes its own frames (pings, pongs, close) through the same stream, so frames never
+    interleave. (`ws_connection.stream` is an attribute of Tornado's protocol object, not a
+    documented API: tests/api/test_events.py reads these frames with Tornado's client.)
+
+    What a socket holds unsent is counted in bytes through the stream's write futures: a
+    batch counts from the moment it is handed to the stream until its future says it
+    reached the kernel (the futures resolve in order; a write whose future is done at once
+    means nothing is unsent). A message that would take the count past
+    `websocket_buffer_bytes` closes the socket instead, after the messages before it (one
+    message alone always goes). Events that arrive while the socket replays wait in its
+    cursor, bounded the same way; the replay itself waits for the client whenever half the
+    bound is unsent, so a slow but steady reader is not closed by the server's own burst."""
 
     runtime: Runtime
 
@@ -51,7 +80,8 @@ class EventSocket(tornado.websocket.WebSocketHandler):
         self.runtime = runtime
         self._cursor = EventCursor(caught_up=True)  # open() sets the socket's own
         self._live = False  # replayed: what the hub delivers is sent at once
-        self._unsent_bytes = 0  # handed to Tornado, not yet to the kernel
+        self._unsent_bytes = 0  # handed to the stream, not yet to the kernel
+        self._unsent: deque[tuple[Future[None], int]] = deque()  # those writes, in order
         self._closing = False
 
     @property
@@ -110,19 +140,21 @@ class EventSocket(tornado.websocket.WebSocketHandler):
         """Send what is stored from now on: no replay."""
         self._cursor = self._new_cursor(0, selector, live=True)
         self._live = True
-        self.runtime.hub.add(self)
+        self.runtime.hub.add(self, selector)
 
     async def stream_from(self, after_seq: int, selector: EventSelector) -> None:
         """Register for live events, send what is stored after `after_seq` and what
         arrived meanwhile, in order, then go live."""
         cursor = self._cursor = self._new_cursor(after_seq, selector, live=False)
-        self.runtime.hub.add(self)
+        self.runtime.hub.add(self, selector)
         store = self.runtime.store
         half = self._limit // 2
         while not self._closing:
-            event = cursor.take()
-            if event is not None:
-                written = self._send(event)
+            batch: list[Event] = []
+            while len(batch) < REPLAY_BATCH and (event := cursor.take()) is not None:
+                batch.append(event)
+            if batch:
+                written = self._write(batch)
                 if written is not None and self._unsent_bytes > half:
                     with contextlib.suppress(Exception):  # closed meanwhile: _closing says
                         await written
@@ -135,40 +167,59 @@ class EventSocket(tornado.websocket.WebSocketHandler):
                 cursor.page(await self.runtime.read(read))
         self._live = True
 
-    def deliver(self, event: Event) -> None:
+    def deliver(self, events: list[Event]) -> None:
         if self._closing:
             return
-        if self._cursor.offer((event,)):
+        if self._cursor.offer(events):
             self._give_up()
         elif self._live:
-            for ready in self._cursor.drain():
-                self._send(ready)
+            self._write(self._cursor.drain())
 
-    def _send(self, event: Event) -> Future[None] | None:
-        """Write one event; the write's future, or None when nothing was written."""
-        if self._closing:
+    def _write(self, events: list[Event]) -> Future[None] | None:
+        """Write these events, a frame each, in one stream write, up to the byte bound
+        (past it: close with 1013) or the socket's last event; the write's future, or None
+        when nothing was written."""
+        if self._closing or not events:
             return None
-        message = self.render(event)
-        size = len(message)
-        if self._unsent_bytes and self._unsent_bytes + size > self._limit:
-            self._give_up()
-            return None
-        try:
-            written = self.write_message(message)
-        except tornado.websocket.WebSocketClosedError:
+        while self._unsent and self._unsent[0][0].done():
+            self._unsent_bytes -= self._unsent.popleft()[1]
+        room = self._limit - self._unsent_bytes
+        messages: list[bytes] = []
+        size = 0
+        too_much = last = False
+        for event in events:
+            message = self.render(event)
+            if size + len(message) > room and (messages or self._unsent_bytes):
+                too_much = True
+                break
+            messages.append(message)
+            size += len(message)
+            if self.ends_with(event):
+                last = True
+                break
+        connection = self.ws_connection
+        if connection is None or connection.stream is None or connection.is_closing():
             self._stop()
             return None
-        self._unsent_bytes += size
-        written.add_done_callback(lambda future: self._sent(future, size))
-        if self.ends_with(event):
+        written: Future[None] | None = None
+        if messages:
+            try:
+                written = connection.stream.write(text_frames(messages))
+            except StreamClosedError:
+                self._stop()
+                return None
+            if written.done():  # the kernel took it all, and so everything before it
+                self._unsent.clear()
+                self._unsent_bytes = 0
+            else:
+                self._unsent.append((written, size))
+                self._unsent_bytes += size
+        if too_much:
+            self._give_up()
+        elif last:
             self._stop()
             self.close(1000, "execution completed")
         return written
-
-    def _sent(self, future: Any, size: int) -> None:
-        self._unsent_bytes -= size
-        if not future.cancelled():
-            future.exception()  # a write to a socket that closed meanwhile: nothing to do
 
     def _give_up(self) -> None:
         log.info("closing a WebSocket that does not keep up (%s)", self.request.path)

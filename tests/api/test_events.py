@@ -159,6 +159,46 @@ def test_events_socket_filters_live_events(server: ServerThread, client: Client)
     assert [m["type"] for m in some] == ["step_started", "step_started", "execution_completed"]
 
 
+def notify_loop(count: int) -> list[dict[str, Any]]:
+    """A loop of `count` notify steps: each bus batch mixes step events and notifications."""
+    notify = {"id": "n", "type": "notify", "parameters": {"message": "i ${index}"}}
+    loop = {"count": count, "max_iterations": count, "steps": [notify]}
+    return [{"id": "l", "type": "loop", "parameters": loop}]
+
+
+def test_a_socket_for_one_type_gets_exactly_those_events_in_order(
+    server: ServerThread, client: Client
+) -> None:
+    """A socket of one type and one of everything share the batches; each gets its
+    events, in `seq` order, and nothing else: the next message after a first execution's
+    notifications is the second execution's one notification."""
+
+    async def scenario() -> tuple[str, list[dict], list[dict]]:
+        listening = len(server.runtime.hub)
+        notes = await websocket_connect(ws_url(server, "/ws/events?types=notification"))
+        everything = await websocket_connect(ws_url(server, "/ws/events"))
+        wait_until(lambda: len(server.runtime.hub) >= listening + 2)
+        first = client.create(notify_loop(30))
+        mine = await asyncio.to_thread(
+            wait_until,
+            lambda: (e := stored(server, first)) and e[-1].type == "execution_completed" and e,
+        )
+        got_notes = await read_n(notes, 30)
+        got_all = await read_n(everything, len(mine))
+        second = client.create(notify_loop(1))
+        next_note = (await read_n(notes, 1))[0]
+        assert next_note["execution_id"] == second
+        client.wait_for_status(second)
+        return first, got_notes, got_all
+
+    first, got_notes, got_all = asyncio.run(scenario())
+    mine = stored(server, first)
+    assert [m["event_id"] for m in got_all] == [e.event_id for e in mine]
+    wanted = [e.event_id for e in mine if e.type == "notification"]
+    assert [m["event_id"] for m in got_notes] == wanted
+    assert [m["payload"]["message"] for m in got_notes] == [f"i {i}" for i in range(30)]
+
+
 def test_events_socket_since_replays_exactly_what_came_after(
     server: ServerThread, client: Client
 ) -> None:
