@@ -45,6 +45,8 @@ class EventHub:
         """The callable to register on the bus (bus thread)."""
 
         def heard(events: list[Event]) -> None:
+            if not self._selector_of:  # nobody listens: no wake-up (a socket that joins
+                return  # later replays what was stored before it from the store)
             with self._lock:
                 self._heard.extend(events)
                 if self._scheduled:  # the IOLoop has not taken the last ones yet

@@ -148,3 +148,31 @@ def test_text_frames_are_rfc_6455_server_frames_at_each_length_boundary() -> Non
         data = data[at + length :]
     assert found == messages
     assert [len(text_frames([m])) - len(m) for m in messages] == [2, 2, 2, 4, 4, 10]
+
+
+def test_batches_nobody_listens_to_do_not_wake_the_loop() -> None:
+    """With no socket, a stored batch costs the IOLoop nothing; once one joins, the next
+    batch reaches it."""
+    wakeups: list[object] = []  # the hub's crossings into the loop (not to_thread's own)
+    recorder = Recorder()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        real = loop.call_soon_threadsafe
+
+        def counted(callback: Callable[..., object], *args: object) -> object:
+            if getattr(callback, "__self__", None) is hub:
+                wakeups.append(callback)
+            return real(callback, *args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        hub = EventHub(loop)
+        heard = hub.bus_listener()
+        await asyncio.to_thread(heard, batch(1))
+        assert wakeups == []
+        hub.add(recorder, EVERY_EVENT)
+        await asyncio.to_thread(heard, batch(100))
+
+    asyncio.run(scenario())
+    assert len(wakeups) == 1
+    assert recorder.calls == [[e.seq for e in batch(100)]]
