@@ -47,14 +47,19 @@ class Door:
 
     def _drain(self) -> None:
         """Loop thread. The flag drops first: a post that finds it down schedules a drain
-        of its own, so nothing posted is left behind."""
+        of its own, so nothing posted is left behind. Only what was posted before this
+        drain runs now: posts made meanwhile wait for their drain, after the callbacks and
+        I/O the loop has ready (as `call_soon_threadsafe` would), so a steady stream of
+        posts cannot hold the loop."""
         self._scheduled = False
         queue = self._queue
-        while queue:
+        for _ in range(len(queue)):
             callback, args = queue.popleft()
             try:
                 callback(*args)
-            except Exception:  # as the loop does for a callback: log it, go on
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:  # as the loop does for a callback: log it, go on
                 log.exception("a callback posted to the loop failed")
 
 
