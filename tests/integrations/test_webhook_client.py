@@ -295,3 +295,19 @@ def test_a_negative_chunk_size_cannot_lift_the_body_bound() -> None:
         client.close()
 
     run(callback, test)
+
+
+@pytest.mark.parametrize("code", [b"99999999999999999999", b"2000", b"20"])
+def test_a_status_code_is_three_digits(code: bytes) -> None:
+    """RFC 9112 4: status-code = 3DIGIT (as Tornado's client held it). A longer one was
+    taken as the code and stored in the delivery row: past the column's integer range the
+    commit carrying this actor's records (and its position) was refused."""
+    callback = Callback(lambda _c, _r: b"HTTP/1.1 %s Huge\r\nContent-Length: 0\r\n\r\n" % code)
+
+    async def test(port: int) -> None:
+        client = WebhookClient(f"http://127.0.0.1:{port}/", FIXED, deny_private=False)
+        with pytest.raises(ValueError, match="status line"):
+            await client.post({}, b"{}", 5)
+        client.close()
+
+    run(callback, test)
