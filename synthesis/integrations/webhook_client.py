@@ -231,7 +231,13 @@ async def _addresses(host: str, port: int) -> list[tuple[int, str]]:
 
 def _status(line: bytes) -> tuple[str, int, str]:
     parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if (
+        len(parts) < 2
+        or not parts[0].startswith("HTTP/1.")
+        or len(parts[1]) != 3
+        or not parts[1].isascii()
+        or not parts[1].isdigit()
+    ):  # status-code = 3DIGIT (RFC 9112 4)
         raise ValueError(f"not an HTTP/1 status line: {line[:100]!r}")
     code = int(parts[1])
     reason = parts[2] if len(parts) == 3 and parts[2] else _phrase(code)
