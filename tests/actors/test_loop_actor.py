@@ -19,17 +19,6 @@ from synthesis.actors.loop_actor import LoopActor
 WAIT = 5.0
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(WAIT)
-    loop.close()
-
-
 @pytest.fixture(autouse=True)
 def stop_all() -> Iterator[None]:
     yield
