@@ -35,14 +35,17 @@ class Door:
         self._scheduled = False
 
     def post(self, callback: Callable[..., None], *args: Any) -> None:
-        """Any thread."""
+        """Any thread. RuntimeError if the loop is closed (it would never run it: an
+        actor's `stop()` or `ask()` would wait for ever), as `call_soon_threadsafe`."""
+        if self._loop.is_closed():
+            raise RuntimeError("Event loop is closed")
         self._queue.append((callback, args))
         if not self._scheduled:
             self._scheduled = True
             if running_loop() is self._loop:
                 self._loop.call_soon(self._drain)  # on the loop already: no wake-up
             else:
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits now
+                with contextlib.suppress(RuntimeError):  # closed since: nobody waits now
                     self._loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
