@@ -14,6 +14,7 @@ transaction that stores 50 creates wakes it once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,8 @@ class Bridge:
     def reply_for(self, future: asyncio.Future[Any]) -> Reply:
         def reply(value: Any) -> None:
             """Any thread."""
-            self._door.post(_resolve, future, value)
+            with contextlib.suppress(RuntimeError):  # the IOLoop is closed: nobody waits
+                self._door.post(_resolve, future, value)
 
         return reply
 

@@ -35,26 +35,34 @@ class Door:
         self._scheduled = False
 
     def post(self, callback: Callable[..., None], *args: Any) -> None:
-        """Any thread."""
+        """Any thread. RuntimeError if the loop is closed (it would never run it: an
+        actor's `stop()` or `ask()` would wait for ever), as `call_soon_threadsafe`."""
+        if self._loop.is_closed():
+            raise RuntimeError("Event loop is closed")
         self._queue.append((callback, args))
         if not self._scheduled:
             self._scheduled = True
             if running_loop() is self._loop:
                 self._loop.call_soon(self._drain)  # on the loop already: no wake-up
             else:
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits now
+                with contextlib.suppress(RuntimeError):  # closed since: nobody waits now
                     self._loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
         """Loop thread. The flag drops first: a post that finds it down schedules a drain
-        of its own, so nothing posted is left behind."""
+        of its own, so nothing posted is left behind. Only what was posted before this
+        drain runs now: posts made meanwhile wait for their drain, after the callbacks and
+        I/O the loop has ready (as `call_soon_threadsafe` would), so a steady stream of
+        posts cannot hold the loop."""
         self._scheduled = False
         queue = self._queue
-        while queue:
+        for _ in range(len(queue)):
             callback, args = queue.popleft()
             try:
                 callback(*args)
-            except Exception:  # as the loop does for a callback: log it, go on
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:  # as the loop does for a callback: log it, go on
                 log.exception("a callback posted to the loop failed")
 
 

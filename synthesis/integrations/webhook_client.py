@@ -146,7 +146,7 @@ class WebhookClient:
                 body,
             )
         )
-        reused = self._reader is not None and not self._reader.at_eof()
+        reused = self._reader is not None and _idle(self._reader)
         if not reused:
             self.close()
             await self._connect(self._target)
@@ -206,8 +206,14 @@ class WebhookClient:
         connection = headers.get("connection", "").lower()
         if version == "HTTP/1.0":
             keep = keep and "keep-alive" in connection
-        keep = keep and "close" not in connection
+        keep = keep and "close" not in connection and _idle(reader)
         return Answer(code, reason), keep
+
+
+def _idle(reader: asyncio.StreamReader) -> bool:
+    """Whether a kept connection can carry the next request: open, and nothing unread
+    (bytes the callback sent past its answer would be read as the next answer)."""
+    return not reader.at_eof() and not reader._buffer  # (no public peek)
 
 
 async def _addresses(host: str, port: int) -> list[tuple[int, str]]:
@@ -225,7 +231,13 @@ async def _addresses(host: str, port: int) -> list[tuple[int, str]]:
 
 def _status(line: bytes) -> tuple[str, int, str]:
     parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if (
+        len(parts) < 2
+        or not parts[0].startswith("HTTP/1.")
+        or len(parts[1]) != 3
+        or not parts[1].isascii()
+        or not parts[1].isdigit()
+    ):  # status-code = 3DIGIT (RFC 9112 4)
         raise ValueError(f"not an HTTP/1 status line: {line[:100]!r}")
     code = int(parts[1])
     reason = parts[2] if len(parts) == 3 and parts[2] else _phrase(code)
@@ -253,6 +265,14 @@ async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
         headers[name.strip().lower()] = value.strip()
 
 
+def _chunk_size(line: bytes) -> int:
+    """A chunk's size line: hex digits, perhaps extensions after `;` (RFC 9112 7.1)."""
+    digits = line.split(b";", 1)[0].strip()
+    if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+        raise ValueError(f"a bad chunk size in the answer: {line[:40]!r}")
+    return int(digits, 16)
+
+
 async def _drop_body(reader: asyncio.StreamReader, code: int, headers: dict[str, str]) -> bool:
     """Read the answer's body and drop it; whether the connection can be used again."""
     if code in (204, 304):
@@ -260,8 +280,7 @@ async def _drop_body(reader: asyncio.StreamReader, code: int, headers: dict[str,
     if "chunked" in headers.get("transfer-encoding", "").lower():
         size = 0
         while True:
-            line = await reader.readuntil(b"\r\n")
-            chunk = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            chunk = _chunk_size(await reader.readuntil(b"\r\n"))
             size += chunk
             if size > MAX_BODY:
                 return False
@@ -269,7 +288,8 @@ async def _drop_body(reader: asyncio.StreamReader, code: int, headers: dict[str,
                 while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
                     pass
                 return True
-            await reader.readexactly(chunk + 2)
+            if (await reader.readexactly(chunk + 2))[-2:] != b"\r\n":
+                raise ValueError("a chunk of the answer does not end with CRLF")
     length = headers.get("content-length")
     if length is None:  # the body runs to the end of the connection
         size = 0

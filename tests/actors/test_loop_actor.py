@@ -19,17 +19,6 @@ from synthesis.actors.loop_actor import LoopActor
 WAIT = 5.0
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(WAIT)
-    loop.close()
-
-
 @pytest.fixture(autouse=True)
 def stop_all() -> Iterator[None]:
     yield
@@ -307,3 +296,34 @@ def test_an_actor_started_from_another_thread_starts_before_its_messages(
     release.set()
     assert second.ask({"command": "echo", "value": "done"}, timeout=WAIT) == "done"
     assert order == ["first's message", "second's message, started: True"]
+
+
+def test_stopping_an_actor_whose_loop_is_closed_fails_at_once(events: Events) -> None:
+    """A closed loop runs nothing: a tell or a stop fails at once (as it did through
+    `call_soon_threadsafe`), rather than being dropped, which left `stop()` waiting for ever."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    ref = Probe.start(loop, events)
+    assert ref.ask({"command": "echo", "value": "ready"}, timeout=WAIT) == "ready"
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(WAIT)
+    loop.close()
+    outcome: list[BaseException] = []
+
+    def stop() -> None:
+        try:
+            ref.stop()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    stopper = threading.Thread(target=stop, daemon=True)
+    stopper.start()
+    stopper.join(2)
+    try:
+        assert not stopper.is_alive(), "stop() waits for a loop that is closed"
+        assert isinstance(outcome[0], RuntimeError)
+        with pytest.raises(RuntimeError):
+            ref.tell({"command": "greetings"})
+    finally:
+        ActorRegistry.unregister(ref)  # stop_all would wait for it too

@@ -235,3 +235,79 @@ def test_https_is_verified(tmp_path: Path) -> None:
 
     run(callback, test, tls)
     assert callback.requests == []
+
+
+STALE = b"HTTP/1.1 500 Stale\r\nContent-Length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        OK + STALE,  # an extra answer after the first one, in the same write
+        b"HTTP/1.1 204 No Content\r\n\r\n" + STALE,  # a body where none may be
+    ],
+)
+def test_bytes_left_after_an_answer_are_never_taken_for_the_next_answer(first: bytes) -> None:
+    """A kept-alive connection with bytes left unread after an answer is not used again:
+    they would be read as the answer to the next request (a desync)."""
+    callback = Callback(
+        lambda c, _r: first if c == 0 else b"HTTP/1.1 202 Taken\r\nContent-Length: 0\r\n\r\n"
+    )
+
+    async def test(port: int) -> list[int]:
+        return await post_all(WebhookClient(f"http://127.0.0.1:{port}/", FIXED, False), 2)
+
+    assert run(callback, test) == [200 if first.startswith(OK) else 204, 202]
+    assert callback.connections == 2
+
+
+@pytest.mark.parametrize(
+    "size_line",
+    [b"-2", b"+2", b"0x2", b"1_0", b""],
+)
+def test_a_chunk_size_that_is_not_hex_digits_fails_the_attempt(size_line: bytes) -> None:
+    """Chunk sizes are hex digits only (RFC 9112 7.1): `int(x, 16)` also takes a sign, a
+    0x prefix and underscores, and a negative size let the body's byte count shrink, so a
+    later chunk over MAX_BODY was buffered whole and the connection kept."""
+    body = b"%s\r\n" % size_line + b"ok\r\n0\r\n\r\n"
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    callback = Callback(lambda _c, _r: answer)
+
+    async def test(port: int) -> None:
+        client = WebhookClient(f"http://127.0.0.1:{port}/", FIXED, deny_private=False)
+        with pytest.raises(ValueError, match="chunk"):
+            await client.post({}, b"{}", 5)
+        client.close()
+
+    run(callback, test)
+
+
+def test_a_negative_chunk_size_cannot_lift_the_body_bound() -> None:
+    big = 4 * MAX_BODY
+    body = b"-2\r\n" * (big // 2) + b"%x\r\n" % big + b"x" * big + b"\r\n0\r\n\r\n"
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    callback = Callback(lambda _c, _r: answer)
+
+    async def test(port: int) -> None:
+        client = WebhookClient(f"http://127.0.0.1:{port}/", FIXED, deny_private=False)
+        with pytest.raises(ValueError):
+            await client.post({}, b"{}", 5)
+        client.close()
+
+    run(callback, test)
+
+
+@pytest.mark.parametrize("code", [b"99999999999999999999", b"2000", b"20"])
+def test_a_status_code_is_three_digits(code: bytes) -> None:
+    """RFC 9112 4: status-code = 3DIGIT (as Tornado's client held it). A longer one was
+    taken as the code and stored in the delivery row: past the column's integer range the
+    commit carrying this actor's records (and its position) was refused."""
+    callback = Callback(lambda _c, _r: b"HTTP/1.1 %s Huge\r\nContent-Length: 0\r\n\r\n" % code)
+
+    async def test(port: int) -> None:
+        client = WebhookClient(f"http://127.0.0.1:{port}/", FIXED, deny_private=False)
+        with pytest.raises(ValueError, match="status line"):
+            await client.post({}, b"{}", 5)
+        client.close()
+
+    run(callback, test)
