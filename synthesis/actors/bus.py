@@ -69,7 +69,10 @@ class EventBus(pykka.ThreadingActor):
                 stored = [self._store_alone(c) for c in commits]
             heard: list[Event] = []
             for commit, events in zip(commits, stored, strict=True):
-                commit.on_stored(events)
+                try:
+                    commit.on_stored(events)
+                except Exception:  # one caller's bug: the others still hear, the bus lives
+                    log.exception("a commit's on_stored callback failed")
                 if not isinstance(events, BaseException):
                     heard += events
             if heard:  # once per transaction: one crossing into each listener's thread

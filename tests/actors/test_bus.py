@@ -107,3 +107,26 @@ def test_stopping_the_bus_stores_what_it_holds(store: Store) -> None:
         bus.tell(Commit(events=(Event("notification", {"n": i}, execution_id),)))
     bus.stop()
     assert len(store.events_for(execution_id)) == 50
+
+
+def test_a_failing_on_stored_callback_does_not_silence_the_transaction(store: Store) -> None:
+    """A caller's callback that raises is that caller's problem: the listeners still hear
+    every event of its transaction and the bus goes on storing."""
+    execution_id = str(uuid.uuid4())
+    heard: list[Event] = []
+
+    def broken(_value: object) -> None:
+        raise RuntimeError("a bug in a caller")
+
+    bus = EventBus.start(store)
+    try:
+        bus.tell(Listen(heard.extend))
+        first = Event("notification", {"n": 1}, execution_id)
+        bus.tell(Commit(events=(first,), on_stored=broken))
+        wait_until(lambda: len(heard) == 1)
+        second = Event("notification", {"n": 2}, execution_id)
+        bus.tell(Commit(events=(second,)))
+        wait_until(lambda: len(heard) == 2)
+    finally:
+        bus.stop()
+    assert [e.event_id for e in heard] == [first.event_id, second.event_id]
