@@ -198,9 +198,17 @@ class Redeliver:
     reply: Reply = no_reply
 
 
-@dataclass(frozen=True)
 class EventsStored:
-    events: tuple[Event, ...]
+    """A stored batch, for the live subscriptions. Emptied once handled: Pykka's thread
+    loop keeps its last message until the next one comes, and a batch of big events
+    must not stay alive while nothing else happens."""
+
+    def __init__(self, events: tuple[Event, ...]) -> None:
+        self.events = events
+
+    def take(self) -> tuple[Event, ...]:
+        events, self.events = self.events, ()
+        return events
 
 
 @dataclass(frozen=True)
@@ -350,7 +358,8 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
 
     def _handle(self, message: object) -> None:
         match message:
-            case EventsStored(events=events):
+            case EventsStored():
+                events = message.take()
                 for entry in self._live.values():
                     selector = entry.subscription.selector
                     matching = tuple(e for e in events if selector.matches(e))

@@ -4,9 +4,11 @@ delivers what was not delivered yet."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +19,7 @@ from sqlalchemy import delete
 
 from synthesis.actors.aio import AsyncioRunner
 from synthesis.actors.bus import EventBus
-from synthesis.actors.messages import Commit
+from synthesis.actors.messages import Commit, Listen
 from synthesis.actors.services import Services
 from synthesis.actors.subscriptions import (
     ControlSubscription,
@@ -361,3 +363,15 @@ def test_too_many_dead_events_in_a_row_pause_the_subscription_until_resumed(
     assert receiver.event_ids(name) == [sent[2].event_id]
     assert subscription()["status"] == "active"
     assert wait_until(lambda: subscription()["failures"] == 0)
+
+
+def test_the_supervisor_keeps_no_stored_batch_alive_once_handled(engines) -> None:
+    """The supervisor's thread keeps its last message until the next one: the batch it
+    was handed must not stay alive with it (a transaction of big events would be held for
+    as long as nothing else is stored)."""
+    engine = engines()
+    heard: list[weakref.ref[Event]] = []  # the stored events, as the listeners hear them
+    engine.bus.ask(Listen(lambda events: heard.extend(weakref.ref(e) for e in events)))
+    engine.emit(str(uuid.uuid4()), 3)  # nothing is told after: it is the last message
+    wait_until(lambda: len(heard) == 3)
+    wait_until(lambda: (gc.collect(), not any(ref() for ref in heard))[1], timeout=3)
