@@ -6,8 +6,8 @@ Through the read pool each read costs a thread wake-up, a self-pipe write back a
 GIL handed back and forth several times: about 300 µs of CPU for a read of 30 µs
 (benchmarks/README.md, "REST reads and creates"). Here a read asked while the lane works
 waits for its next batch (a deque append, no system call), and a batch's answers go back
-to the IOLoop in one `call_soon_threadsafe`. The IOLoop never blocks (rule 1): it only
-appends and is told.
+to the IOLoop through its door (actors/door.py), with the bridge's replies: one wake-up.
+The IOLoop never blocks (rule 1): it only appends and is told.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from synthesis.actors.door import door
 
 T = TypeVar("T")
 _Item = tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]
@@ -76,7 +78,7 @@ class ReadLane:
             except BaseException as exc:  # the caller's error, raised where it awaits
                 answers.append((future, False, exc))
         try:
-            self._loop.call_soon_threadsafe(_settle, answers)
+            door(self._loop).post(_settle, answers)
         except RuntimeError:
             return False
         return True

@@ -4,7 +4,6 @@ upgrade of a database made before them (docs/architecture.md, "Lists")."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,15 +36,6 @@ PLAN = validate_plan(
     STEP_SCHEMAS,
 )
 START = datetime(2025, 5, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = Store(database_url)
-    store.create_tables()
-    store.delete_everything()
-    yield store
-    store.close()
 
 
 def at(seconds: float) -> str:

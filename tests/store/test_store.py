@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,15 +26,6 @@ from synthesis.store import (
     steps_reset,
 )
 from synthesis.store.idempotency import KEY_TTL, find_key, idempotency_keys
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = Store(database_url)
-    store.create_tables()
-    store.delete_everything()
-    yield store
-    store.close()
 
 
 def new_execution(store: Store, created_at: str, **metadata: object) -> str:
