@@ -138,6 +138,30 @@ def test_the_executions_list_updates_live(
     assert_not_reloaded(page)
 
 
+def test_a_live_update_does_not_dim_the_list(page: Page, api: Client) -> None:
+    """A list dims (aria-busy) while a new page or filter loads, never while it refreshes
+    what it shows for a live event: a busy server asks for that several times a second."""
+    sign_in(page, path="/ui/plans")
+    expect(page.get_by_role("heading", name="Plans", level=1)).to_be_visible()
+    expect(page.locator('[role="status"][data-connection]')).to_have_attribute(
+        "data-connection", "live"
+    )
+    page.evaluate(
+        """() => {
+          window.__dimmed = [];
+          const dims = (c) => c.target.getAttribute('aria-busy') === 'true';
+          new MutationObserver((changes) => {
+            for (const c of changes.filter(dims)) window.__dimmed.push(c.target.className);
+          }).observe(document.body, {subtree: true, attributeFilter: ['aria-busy']});
+        }"""
+    )
+    for n in range(3):
+        stored = api.post("/api/plans", {"name": f"live plan {n}", "steps": [command("a", "true")]})
+        assert stored.status == 201, stored
+        expect(page.get_by_role("link", name=f"live plan {n}")).to_be_visible()
+    assert page.evaluate("window.__dimmed") == []
+
+
 def test_an_execution_streams_steps_and_output(
     page: Page, api: Client, tmp_path: Path, screenshot: Shot
 ) -> None:
