@@ -240,6 +240,7 @@ class ServeProcess:
         env: dict[str, str] | None = None,
         port: int | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
@@ -262,6 +263,7 @@ class ServeProcess:
             env=full_env,
             text=True,
             preexec_fn=preexec_fn,
+            pass_fds=pass_fds,
         )
         probe = Client(self.port, token=None)
 

@@ -337,6 +337,31 @@ def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_a_step_inherits_no_descriptor_given_to_the_server(tmp_path: Path) -> None:
+    """A descriptor the server inherited (a supervisor's socket, a shell's pipe) never
+    reaches a step: it sees only its stdin, stdout and stderr."""
+    given = 77
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, given)  # inheritable
+    try:
+        server = ServeProcess(tmp_path, env={"SYNTHESIS_TOKENS": "t"}, pass_fds=(given,))
+    finally:
+        for fd in (read_end, write_end, given):
+            os.close(fd)
+    try:
+        assert os.path.exists(f"/proc/{server.process.pid}/fd/{given}")  # the server has it
+        client = server.client("t")
+        # the glob's expansion reads the directory on a descriptor of its own (3)
+        listing = command("fds", 'for fd in /proc/$$/fd/*; do echo "${fd##*/}"; done')
+        done = client.wait_for_status(client.create([listing]))
+        assert done["status"] == "completed", done
+        seen = set(done["steps"][0]["output"].split())
+        assert str(given) not in seen
+        assert seen <= {"0", "1", "2", "3"}, seen
+    finally:
+        server.stop()
+
+
 def test_a_database_from_another_version_is_refused_clearly(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "old.db") as db:
         db.execute("CREATE TABLE executions (id TEXT PRIMARY KEY, metadata TEXT)")

@@ -59,6 +59,13 @@ def test_cancel_stops_the_group_with_term_then_kill() -> None:
     assert 0.25 <= elapsed < 5  # SIGTERM ignored, SIGKILL after the grace period
 
 
+def test_a_pipeline_ends_on_sigpipe_as_in_a_terminal() -> None:
+    """Python ignores SIGPIPE; a step's process finds it at its default again (Popen's
+    restore_signals), or `yes` would write into the closed pipe and complain."""
+    result = run(execute_command({"command": "yes | head -n 1"}, RunContext()))
+    assert (result.status, result.output, result.error) == ("completed", "y\n", None)
+
+
 def test_missing_working_directory_is_a_clear_failure() -> None:
     result = run(
         execute_command({"command": "true", "working_directory": "/no/such/dir"}, RunContext())
