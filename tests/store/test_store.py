@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from synthesis.actors import recording
 from synthesis.config import ConfigError
@@ -26,6 +27,7 @@ from synthesis.store import (
     steps_reset,
 )
 from synthesis.store.idempotency import KEY_TTL, find_key, idempotency_keys
+from synthesis.store.models import events as events_table
 
 
 def new_execution(store: Store, created_at: str, **metadata: object) -> str:
@@ -91,6 +93,28 @@ def test_batches_apply_in_one_transaction_and_number_events(store: Store) -> Non
     stored = store.events_for(execution_id)
     assert [e.data.get("n") for e in stored][-3:] == [1, 2, 3]
     assert store.execution_status(execution_id) == "running"
+
+
+def test_each_numbered_event_is_its_stored_row(store: Store) -> None:
+    """The seqs an apply hands back (the events' order for every reader and socket) are
+    the stored rows' own, every field as stored, across transactions."""
+    execution_id = new_execution(store, "2025-05-01T10:00:00.000Z")
+    numbered: list[Event] = []
+    for round_ in range(2):
+        first = [
+            Event("step_output", {"text": "ö ✓", "nested": {"a": [1, None]}}, execution_id),
+            Event("notification", {"round": round_}),  # no execution
+        ]
+        second = [Event("step_output", {"n": round_}, execution_id)]
+        batches = store.apply([Batch([], first), Batch([], second)])
+        numbered += [e for batch in batches for e in batch]
+    with store.engine.connect() as conn:
+        rows = {row.seq: row for row in conn.execute(select(events_table))}
+    assert [e.seq for e in numbered] == sorted(rows)[-len(numbered) :]
+    for e in numbered:
+        row = rows[e.seq]
+        stored = (row.event_id, row.type, row.timestamp, row.execution_id, row.payload)
+        assert stored == (e.event_id, e.type, e.timestamp, e.execution_id, dict(e.data))
 
 
 def test_a_failing_change_rolls_back_its_whole_transaction(store: Store) -> None:
