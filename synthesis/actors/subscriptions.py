@@ -849,6 +849,10 @@ class SubscriptionActor(LoopActor):
             outcome["next_attempt_at"] = _later(delay)
             self._record(row, outcome, inserted)
             inserted = True
+            # if the loop fails and starts over, it goes on with this row as it stands
+            row.update(outcome)
+            if advance:
+                self._resuming[event.seq or 0] = row
             log.info(
                 "subscription %s: event %s not delivered to %s (attempt %d: %s); retry in %.2fs",
                 self._sub.id,
@@ -897,6 +901,7 @@ class SubscriptionActor(LoopActor):
         self._record(row, outcome, inserted, completed=True, subscription=update)
         self._failures = failures
         if advance:
+            self._resuming.pop(event.seq or 0, None)
             self._position = max(self._position, event.seq or 0)
         if pause:
             log.warning("subscription %s: %s", self._sub.id, update["paused_reason"])

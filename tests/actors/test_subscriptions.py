@@ -326,6 +326,47 @@ def test_a_restart_goes_on_with_the_same_delivery_its_attempts_and_its_window(
     assert resumed["created_at"] == before["created_at"] and resumed["attempts"] > after["attempts"]
 
 
+def test_a_failure_in_the_delivery_loop_goes_on_with_the_same_delivery_row(
+    engines: Callable[..., Engine],
+    store: Store,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The loop starts over from the subscription's position after a bug; the event it
+    was retrying keeps its one delivery row, its attempts and its window."""
+    engine = engines(backoff_seconds=0.01, max_backoff_seconds=0.05)
+    execution_id = str(uuid.uuid4())
+    name = f"loop-{execution_id}"
+    sid = engine.subscribe(receiver.url(name), event_filter={"execution_id": execution_id})
+    receiver.close(name)
+    [event] = engine.emit(execution_id, 1)
+
+    def retrying(more_than: int = 0) -> dict[str, Any] | None:
+        rows = rows_of(store, sid, "retrying")
+        return rows[0] if rows and rows[0]["attempts"] > more_than else None
+
+    before = wait_until(lambda: retrying(1))
+    next_delay = DeliveryPolicy.next_delay
+    failed = threading.Event()
+
+    def fails_once(self: DeliveryPolicy, *args: Any) -> float | None:
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("a bug in the delivery loop")
+        return next_delay(self, *args)
+
+    monkeypatch.setattr(DeliveryPolicy, "next_delay", fails_once)
+    wait_until(lambda: any("delivery loop failed" in r.getMessage() for r in caplog.records))
+    wait_until(lambda: retrying(before["attempts"] + 1))
+    receiver.open(name)
+    wait_until(lambda: receiver.event_ids(name) == [event.event_id])
+    [row] = wait_until(lambda: rows_of(store, sid, "delivered"))
+    assert rows_of(store, sid) == [row]  # one row for the event, not a second beside it
+    assert (row["id"], row["created_at"]) == (before["id"], before["created_at"])
+    assert row["attempts"] > before["attempts"] + 1
+
+
 def test_too_many_dead_events_in_a_row_pause_the_subscription_until_resumed(
     engines: Callable[..., Engine], store: Store, receiver: Receiver
 ) -> None:
