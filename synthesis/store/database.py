@@ -231,6 +231,9 @@ class Store:
         dialect = self.engine.dialect
         self._execution_by_id = Lookup(executions, ("id",), dialect)
         self._steps_of = Lookup(steps, ("execution_id",), dialect, order_by="position")
+        self._first_steps_of = Lookup(
+            steps, ("execution_id",), dialect, order_by="position", limited=True
+        )
 
     def hold(self) -> None:
         """Claim a SQLite file for this store alone until close(): an exclusive lock on
@@ -341,16 +344,20 @@ class Store:
             return dict(row._mapping) if row else None
 
     def execution_and_steps(
-        self, execution_id: str
-    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        self, execution_id: str, most: int | None = None
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
         """The execution's row and its steps in position order, on one connection (a get
         by id is two statements, not two connections), in the driver's SQL
-        (store/lookups.py)."""
+        (store/lookups.py). With `most`: None for the steps when there are more than that
+        (a quick read that turns out long, left for the caller to make elsewhere)."""
         with self.reader.connect() as conn:
             found = self._execution_by_id.rows(conn, execution_id)
             if not found:
                 return None, []
-            return found[0], self._steps_of.rows(conn, execution_id)
+            if most is None:
+                return found[0], self._steps_of.rows(conn, execution_id)
+            first = self._first_steps_of.rows(conn, execution_id, most + 1)
+            return found[0], first if len(first) <= most else None
 
     def get_execution_secrets(self, execution_id: str) -> dict[str, Any] | None:
         """`{names, variables}`: the execution's secret variables, to run it again."""

@@ -19,10 +19,16 @@ from sqlalchemy import JSON, Connection, Dialect, Table
 
 
 class Lookup:
-    """`SELECT <every column> FROM table WHERE <keys> = ... [ORDER BY order_by]`."""
+    """`SELECT <every column> FROM table WHERE <keys> = ... [ORDER BY order_by]`, and
+    `LIMIT ?` after the keys' values when `limited`."""
 
     def __init__(
-        self, table: Table, keys: Sequence[str], dialect: Dialect, order_by: str | None = None
+        self,
+        table: Table,
+        keys: Sequence[str],
+        dialect: Dialect,
+        order_by: str | None = None,
+        limited: bool = False,
     ) -> None:
         quote = dialect.identifier_preparer.quote
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -30,6 +36,7 @@ class Lookup:
         where = " AND ".join(f"{quote(key)} = {mark}" for key in keys)
         self.sql = f"SELECT {', '.join(map(quote, self.names))} FROM {quote(table.name)}"
         self.sql += f" WHERE {where}" + (f" ORDER BY {quote(order_by)}" if order_by else "")
+        self.sql += f" LIMIT {mark}" if limited else ""
         decodes = dialect.name == "sqlite"  # psycopg decodes JSON itself
         self.json = tuple(
             i for i, column in enumerate(table.columns) if decodes and isinstance(column.type, JSON)

@@ -176,9 +176,13 @@ class BaseHandler(tornado.web.RequestHandler):
         self.body += chunk
 
     def send(self, body: Any, status: int = 200) -> None:
+        self.send_encoded(dumps(body), status)
+
+    def send_encoded(self, body: bytes, status: int = 200) -> None:
+        """`send` of a body already encoded (off the IOLoop, for a big one)."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(dumps(body))
+        self.finish(body)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from typing import Any
 
 import psutil
 import pykka
+import pytest
 
 from synthesis.actors.execution import ExecutionActor
 from synthesis.actors.step import StepActor
-from tests.support import Client, command, wait_until
+from synthesis.web.executions import LANE_STEPS
+from tests.support import Client, ServerThread, command, wait_until
 
 HELLO = [command("step1", "echo Hello, World!")]
 
@@ -357,3 +360,33 @@ def test_finished_actors_stop_so_nothing_piles_up(client: Client) -> None:
         assert client.wait_for_status(execution_id)["status"] == "completed"
     wait_until(lambda: not live_actors(), timeout=10)
     assert threading.active_count() <= threads_before + 2  # the HTTP client's, at most
+
+
+def test_a_big_execution_is_read_whole_off_the_read_lane(
+    server: ServerThread, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A get by id of more than LANE_STEPS steps is read on the read pool: the lane's one
+    thread stays free for the quick reads, which would otherwise wait behind it."""
+    runtime = server.runtime
+    assert runtime is not None
+    used: list[str] = []
+    lane, pool = runtime.read_quick, runtime.read
+
+    async def read_quick(fn: Any, *args: Any) -> Any:
+        used.append("lane")
+        return await lane(fn, *args)
+
+    async def read(fn: Any, *args: Any) -> Any:
+        used.append("pool")
+        return await pool(fn, *args)
+
+    monkeypatch.setattr(runtime, "read_quick", read_quick)
+    monkeypatch.setattr(runtime, "read", read)
+    small = client.create([command("a", "true")], start=False)
+    big = client.create([command(f"s{i}", "true") for i in range(LANE_STEPS + 1)], start=False)
+    assert [s["id"] for s in client.execution(small)["steps"]] == ["a"]
+    assert used == ["lane"]
+    used.clear()
+    steps = client.execution(big)["steps"]
+    assert [s["id"] for s in steps] == [f"s{i}" for i in range(LANE_STEPS + 1)]
+    assert used == ["lane", "pool"]

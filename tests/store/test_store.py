@@ -71,6 +71,9 @@ def test_a_get_by_id_reads_what_sqlalchemy_reads(store: Store) -> None:
     assert (rows[0]["attempts"], rows[1]["attempts"]) == (None, attempts)
     assert row["variables"] == {"v": 1} and row["meta"] == {"tags": ["x"]}
     assert store.execution_and_steps("no-such-id") == (None, [])
+    assert store.execution_and_steps(execution_id, most=2) == (row, rows)
+    assert store.execution_and_steps(execution_id, most=1) == (row, None)  # more than that
+    assert store.execution_and_steps("no-such-id", most=1) == (None, [])
 
 
 def test_batches_apply_in_one_transaction_and_number_events(store: Store) -> None:
