@@ -127,11 +127,11 @@ class ProcessRoom:
 
     async def turn(self) -> None:
         """Wait for a turn to start a process: at most STARTS_PER_PASS start in one pass
-        of the loop, the others in the next passes, in order. A start holds the loop (and,
-        on Python 3.11, the GIL until the child has exec'd: milliseconds on a busy
-        machine). Unbounded, a thousand steps that became ready together would start in
-        one pass, while every pipe, exit and timer waits behind them and more steps pile
-        up for the next pass."""
+        of the loop, the others in the next passes, in order. A start holds the loop
+        until the child has exec'd and the GIL is back (Popen lets it go meanwhile; taking
+        it back can wait 5 ms on a busy server). Unbounded, a thousand steps that became
+        ready together would start in one pass, while every pipe, exit and timer waits
+        behind them and more steps pile up for the next pass."""
         if self._starts < STARTS_PER_PASS and not self._turns:
             self._starts += 1
             self._next_pass()
