@@ -778,7 +778,7 @@ class SubscriptionActor(LoopActor):
                 inserted=True,
                 completed=True,
             )
-        await self._deliver(event, self._resuming.pop(seq, None), advance=True)
+        await self._deliver(event, self._resuming.get(seq), advance=True)  # _finish pops it
 
     async def _redeliver(self, row: dict[str, Any]) -> None:
         event = await self.loop.run_in_executor(

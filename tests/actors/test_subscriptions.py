@@ -334,7 +334,8 @@ def test_a_failure_in_the_delivery_loop_goes_on_with_the_same_delivery_row(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The loop starts over from the subscription's position after a bug; the event it
-    was retrying keeps its one delivery row, its attempts and its window."""
+    was retrying keeps its one delivery row, its attempts and its window, even when the
+    attempt it resumes with fails the same way."""
     engine = engines(backoff_seconds=0.01, max_backoff_seconds=0.05)
     execution_id = str(uuid.uuid4())
     name = f"loop-{execution_id}"
@@ -348,16 +349,20 @@ def test_a_failure_in_the_delivery_loop_goes_on_with_the_same_delivery_row(
 
     before = wait_until(lambda: retrying(1))
     next_delay = DeliveryPolicy.next_delay
-    failed = threading.Event()
+    failures = 0
 
-    def fails_once(self: DeliveryPolicy, *args: Any) -> float | None:
-        if not failed.is_set():
-            failed.set()
+    def fails_twice(self: DeliveryPolicy, *args: Any) -> float | None:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
             raise RuntimeError("a bug in the delivery loop")
         return next_delay(self, *args)
 
-    monkeypatch.setattr(DeliveryPolicy, "next_delay", fails_once)
-    wait_until(lambda: any("delivery loop failed" in r.getMessage() for r in caplog.records))
+    def failed() -> int:
+        return sum("delivery loop failed" in r.getMessage() for r in caplog.records)
+
+    monkeypatch.setattr(DeliveryPolicy, "next_delay", fails_twice)
+    wait_until(lambda: failed() == 2)
     wait_until(lambda: retrying(before["attempts"] + 1))
     receiver.open(name)
     wait_until(lambda: receiver.event_ids(name) == [event.event_id])
