@@ -231,9 +231,8 @@ class Store:
         dialect = self.engine.dialect
         self._execution_by_id = Lookup(executions, ("id",), dialect)
         self._steps_of = Lookup(steps, ("execution_id",), dialect, order_by="position")
-        self._first_steps_of = Lookup(
-            steps, ("execution_id",), dialect, order_by="position", limited=True
-        )
+        # unordered: the primary key's index stops after the limit; sorted when kept
+        self._some_steps_of = Lookup(steps, ("execution_id",), dialect, limited=True)
 
     def hold(self) -> None:
         """Claim a SQLite file for this store alone until close(): an exclusive lock on
@@ -356,8 +355,10 @@ class Store:
                 return None, []
             if most is None:
                 return found[0], self._steps_of.rows(conn, execution_id)
-            first = self._first_steps_of.rows(conn, execution_id, most + 1)
-            return found[0], first if len(first) <= most else None
+            some = self._some_steps_of.rows(conn, execution_id, most + 1)
+            if len(some) > most:
+                return found[0], None
+            return found[0], sorted(some, key=lambda step: step["position"])
 
     def get_execution_secrets(self, execution_id: str) -> dict[str, Any] | None:
         """`{names, variables}`: the execution's secret variables, to run it again."""

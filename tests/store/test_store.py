@@ -30,14 +30,17 @@ from synthesis.store.idempotency import KEY_TTL, find_key, idempotency_keys
 from synthesis.store.models import events as events_table
 
 
-def new_execution(store: Store, created_at: str, **metadata: object) -> str:
+def new_execution(
+    store: Store, created_at: str, step_ids: tuple[str, ...] = ("a", "b"), **metadata: object
+) -> str:
     execution_id = str(uuid.uuid4())
+    commands = "xyz"
     plan = validate_plan(
         {
             "name": "p",
             "steps": [
-                {"id": "a", "type": "command", "parameters": {"command": "x"}},
-                {"id": "b", "type": "command", "parameters": {"command": "y"}},
+                {"id": step_id, "type": "command", "parameters": {"command": commands[i]}}
+                for i, step_id in enumerate(step_ids)
             ],
         },
         STEP_SCHEMAS,
@@ -74,6 +77,11 @@ def test_a_get_by_id_reads_what_sqlalchemy_reads(store: Store) -> None:
     assert store.execution_and_steps(execution_id, most=2) == (row, rows)
     assert store.execution_and_steps(execution_id, most=1) == (row, None)  # more than that
     assert store.execution_and_steps("no-such-id", most=1) == (None, [])
+    # position order, whatever order the keys have
+    backwards = new_execution(store, "2025-05-01T10:00:00.000Z", step_ids=("z", "m", "a"))
+    _, ordered = store.execution_and_steps(backwards, most=3)
+    assert ordered == store.list_steps(backwards)
+    assert [r["step_id"] for r in ordered or []] == ["z", "m", "a"]
 
 
 def test_batches_apply_in_one_transaction_and_number_events(store: Store) -> None:
