@@ -12,6 +12,7 @@ Who owns an execution and whether a node is dead are read from the database
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import multiprocessing
@@ -136,7 +137,9 @@ class Node:
 
     def signal(self, signum: int) -> None:
         if self.running():
-            os.kill(self.pid, signum)
+            # gone already: the forkserver reaped it and has not told its exit code yet
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
 
     def kill(self) -> float:
         """kill -9; returns the moment (time.time()) it was sent."""
