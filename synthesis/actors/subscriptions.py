@@ -249,6 +249,13 @@ class _Settled:
 
 
 @dataclass(frozen=True)
+class _Restart:
+    """What a crashed actor handed the bus is stored: start it again."""
+
+    subscription_id: str
+
+
+@dataclass(frozen=True)
 class _Forget:
     """Its row never got stored: stop the actor, write nothing."""
 
@@ -392,6 +399,8 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
                     log.info("subscription %s expired", sid)
                     self._commit(Commit(changes=deleted(sid)))
             case SubscriptionCrashed(subscription_id=sid):
+                self._crashed(sid)
+            case _Restart(subscription_id=sid):
                 self._restart(sid)
             case _Forget(subscription_id=sid):
                 self._stop_actor(sid)
@@ -598,8 +607,18 @@ class SubscriptionSupervisor(pykka.ThreadingActor):
 
         self._commit(Commit(changes=(RowsInserted(DELIVERIES, (row,)),), on_stored=on_stored))
 
+    def _crashed(self, sid: str) -> None:
+        """An actor died of a bug. As it died it handed the bus what it had recorded
+        (rows, its position); the new one reads the store, so it starts once a commit
+        told after those is stored (the bus stores in order), and `_refresh` leaves the
+        subscription alone meanwhile."""
+        self._settle(sid)
+        self._stop_actor(sid)
+        self._commit(Commit(on_stored=lambda _result: self._tell_self(_Restart(sid))))
+
     def _restart(self, sid: str) -> None:
-        """An actor died of a bug: start it again from its stored position."""
+        """Start a crashed actor again from its stored position."""
+        self._settling.pop(sid, None)
         self._stop_actor(sid)
         row = get_subscription(self._services.store, sid, clock.now())
         if row is not None:

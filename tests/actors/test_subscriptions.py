@@ -19,13 +19,15 @@ from sqlalchemy import delete
 
 from synthesis.actors.aio import AsyncioRunner
 from synthesis.actors.bus import EventBus
-from synthesis.actors.messages import Commit, Listen
+from synthesis.actors.messages import Commit, Listen, Ping
 from synthesis.actors.services import Services
 from synthesis.actors.subscriptions import (
     ControlSubscription,
     DeliveryPolicy,
+    Redelivery,
     Subscribe,
     Subscription,
+    SubscriptionActor,
     SubscriptionSupervisor,
 )
 from synthesis.engine import clock
@@ -370,6 +372,47 @@ def test_a_failure_in_the_delivery_loop_goes_on_with_the_same_delivery_row(
     assert rows_of(store, sid) == [row]  # one row for the event, not a second beside it
     assert (row["id"], row["created_at"]) == (before["id"], before["created_at"])
     assert row["attempts"] > before["attempts"] + 1
+
+
+def subscription_actor() -> pykka.ActorRef[Any] | None:
+    """The live subscription actor, if any (a test here makes one subscription)."""
+    live = [r for r in pykka.ActorRegistry.get_by_class(SubscriptionActor) if r.is_alive()]
+    assert len(live) <= 1, live
+    return live[0] if live else None
+
+
+def test_an_actor_dead_of_a_bug_restarts_once_its_last_records_are_stored(
+    engines: Callable[..., Engine], store: Store, receiver: Receiver
+) -> None:
+    """The new actor reads the store: it must find what the dead one handed the bus as
+    it died, or an event's delivery row stored after that read gets a twin."""
+    engine = engines(backoff_seconds=0.01, max_backoff_seconds=0.05)
+    execution_id = str(uuid.uuid4())
+    name = f"crash-{execution_id}"
+    sid = engine.subscribe(receiver.url(name), event_filter={"execution_id": execution_id})
+    receiver.close(name)
+    receiver.hold(name)
+    [event] = engine.emit(execution_id, 1)
+    wait_until(lambda: receiver.arrived[name] == 1)  # the first attempt, held
+    blocked, gate = threading.Event(), threading.Event()
+    engine.bus.tell(Commit(on_stored=lambda _result: (blocked.set(), gate.wait(20))))
+    wait_until(blocked.is_set)  # the bus stores nothing more until the gate opens
+    receiver.release(name)
+    wait_until(lambda: receiver.attempts[name] >= 2)  # the first one's row handed to the bus
+    dying = subscription_actor()
+    assert dying is not None
+    dying.tell(Redelivery({}))  # a bug: a row without an id
+    wait_until(lambda: not dying.is_alive())
+    assert engine.ask(Ping) == "pong"  # the supervisor has heard of the crash
+    try:
+        assert subscription_actor() is None  # not restarted while its last records wait
+    finally:
+        gate.set()
+    wait_until(lambda: subscription_actor() is not None)
+    receiver.open(name)
+    wait_until(lambda: receiver.event_ids(name) == [event.event_id])
+    [row] = wait_until(lambda: rows_of(store, sid, "delivered"))
+    assert rows_of(store, sid) == [row]  # one row for the event
 
 
 def test_too_many_dead_events_in_a_row_pause_the_subscription_until_resumed(
