@@ -18,3 +18,12 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5.0)
     loop.close()
+
+
+def hold(loop: asyncio.AbstractEventLoop, timeout: float = 5.0) -> threading.Event:
+    """Keep `loop` busy in one callback until the returned event is set (or `timeout`),
+    so that what other threads post meanwhile waits for it as one batch."""
+    busy, release = threading.Event(), threading.Event()
+    loop.call_soon_threadsafe(lambda: (busy.set(), release.wait(timeout)))
+    assert busy.wait(timeout)
+    return release

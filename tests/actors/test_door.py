@@ -7,6 +7,7 @@ import asyncio
 import threading
 
 from synthesis.actors.door import door
+from tests.actors.conftest import hold
 
 WAIT = 5.0
 
@@ -39,9 +40,7 @@ def test_a_callback_raising_a_base_exception_leaves_the_rest_to_run(
     """As the loop does for its callbacks: one that raises CancelledError (a
     BaseException) does not keep the ones posted after it from running."""
     done = threading.Event()
-    busy, release = threading.Event(), threading.Event()
-    loop.call_soon_threadsafe(lambda: (busy.set(), release.wait(WAIT)))
-    assert busy.wait(WAIT)
+    release = hold(loop, WAIT)
 
     def cancelled() -> None:
         raise asyncio.CancelledError

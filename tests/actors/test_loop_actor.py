@@ -15,6 +15,7 @@ import pytest
 from pykka import ActorDeadError, ActorRegistry
 
 from synthesis.actors.loop_actor import LoopActor
+from tests.actors.conftest import hold
 
 WAIT = 5.0
 
@@ -256,9 +257,7 @@ def test_messages_told_from_other_threads_wake_the_loop_once_per_batch(
     after one wake-up (one self-pipe write), not one each."""
     ref = start()
     assert ref.ask({"command": "echo", "value": "ready"}, timeout=WAIT) == "ready"
-    busy, release = threading.Event(), threading.Event()
-    loop.call_soon_threadsafe(lambda: (busy.set(), release.wait(WAIT)))
-    assert busy.wait(WAIT)
+    release = hold(loop, WAIT)
     wakeups: list[object] = []
     real = loop.call_soon_threadsafe
     monkeypatch.setattr(loop, "call_soon_threadsafe", lambda *a: (wakeups.append(a), real(*a)))
@@ -278,9 +277,7 @@ def test_an_actor_started_from_another_thread_starts_before_its_messages(
     actor started after them runs on_start before anything told to it afterwards."""
     first = start()
     assert first.ask({"command": "echo", "value": "ready"}, timeout=WAIT) == "ready"
-    busy, release = threading.Event(), threading.Event()
-    loop.call_soon_threadsafe(lambda: (busy.set(), release.wait(WAIT)))
-    assert busy.wait(WAIT)
+    release = hold(loop, WAIT)
     order: list[str] = []
     first.tell({"command": "callback", "callback": lambda: order.append("first's message")})
     second_events = Events()

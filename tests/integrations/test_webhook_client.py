@@ -77,6 +77,19 @@ def run(
     return asyncio.run(main())
 
 
+def assert_refused(answer: bytes, match: str | None = None) -> None:
+    """A receiver that answers `answer` to a POST fails the attempt with a ValueError."""
+    callback = Callback(lambda _c, _r: answer)
+
+    async def test(port: int) -> None:
+        client = WebhookClient(f"http://127.0.0.1:{port}/", FIXED, deny_private=False)
+        with pytest.raises(ValueError, match=match):
+            await client.post({}, b"{}", 5)
+        client.close()
+
+    run(callback, test)
+
+
 async def post_all(client: WebhookClient, count: int) -> list[int]:
     try:
         return [(await client.post({"X-N": str(n)}, b"{}", 5)).code for n in range(count)]
@@ -270,31 +283,13 @@ def test_a_chunk_size_that_is_not_hex_digits_fails_the_attempt(size_line: bytes)
     0x prefix and underscores, and a negative size let the body's byte count shrink, so a
     later chunk over MAX_BODY was buffered whole and the connection kept."""
     body = b"%s\r\n" % size_line + b"ok\r\n0\r\n\r\n"
-    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
-    callback = Callback(lambda _c, _r: answer)
-
-    async def test(port: int) -> None:
-        client = WebhookClient(f"http://127.0.0.1:{port}/", FIXED, deny_private=False)
-        with pytest.raises(ValueError, match="chunk"):
-            await client.post({}, b"{}", 5)
-        client.close()
-
-    run(callback, test)
+    assert_refused(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body, "chunk")
 
 
 def test_a_negative_chunk_size_cannot_lift_the_body_bound() -> None:
     big = 4 * MAX_BODY
     body = b"-2\r\n" * (big // 2) + b"%x\r\n" % big + b"x" * big + b"\r\n0\r\n\r\n"
-    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
-    callback = Callback(lambda _c, _r: answer)
-
-    async def test(port: int) -> None:
-        client = WebhookClient(f"http://127.0.0.1:{port}/", FIXED, deny_private=False)
-        with pytest.raises(ValueError):
-            await client.post({}, b"{}", 5)
-        client.close()
-
-    run(callback, test)
+    assert_refused(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
 
 
 @pytest.mark.parametrize("code", [b"99999999999999999999", b"2000", b"20"])
@@ -302,12 +297,4 @@ def test_a_status_code_is_three_digits(code: bytes) -> None:
     """RFC 9112 4: status-code = 3DIGIT (as Tornado's client held it). A longer one was
     taken as the code and stored in the delivery row: past the column's integer range the
     commit carrying this actor's records (and its position) was refused."""
-    callback = Callback(lambda _c, _r: b"HTTP/1.1 %s Huge\r\nContent-Length: 0\r\n\r\n" % code)
-
-    async def test(port: int) -> None:
-        client = WebhookClient(f"http://127.0.0.1:{port}/", FIXED, deny_private=False)
-        with pytest.raises(ValueError, match="status line"):
-            await client.post({}, b"{}", 5)
-        client.close()
-
-    run(callback, test)
+    assert_refused(b"HTTP/1.1 %s Huge\r\nContent-Length: 0\r\n\r\n" % code, "status line")
