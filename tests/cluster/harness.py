@@ -259,29 +259,30 @@ class Cluster:
         )
         return float(rows[0][0])
 
-    def in_transaction(self, node: Node) -> bool:
+    def in_transaction(self, node: Node, conn: psycopg.Connection[Any]) -> bool:
         """Whether `node` holds its own row (every bus transaction does, FOR SHARE, from
-        its first statement to its commit): a lock this connection cannot take at once."""
-        with psycopg.connect(self.dsn) as conn:
-            try:
-                conn.execute(
-                    "SELECT 1 FROM nodes WHERE pid = %s FOR UPDATE NOWAIT", (node.pid,)
-                ).fetchall()
-            except psycopg.errors.LockNotAvailable:
-                return True
-            finally:
-                conn.rollback()
+        its first statement to its commit): a lock `conn` cannot take at once."""
+        try:
+            conn.execute(
+                "SELECT 1 FROM nodes WHERE pid = %s FOR UPDATE NOWAIT", (node.pid,)
+            ).fetchall()
+        except psycopg.errors.LockNotAvailable:
+            return True
+        finally:
+            conn.rollback()
         return False
 
     def pause(self, node: Node, *, inside_transaction: bool) -> float:
         """SIGSTOP `node` at a moment it is (or is not) inside a bus transaction, trying
-        again after SIGCONT until it is; returns the moment of the stop that held."""
-        for _ in range(200):
-            moment = node.pause()
-            if self.in_transaction(node) == inside_transaction:
-                return moment
-            node.resume()
-            time.sleep(0.01 * (len(self.nodes) % 3 + 1))  # land elsewhere in its work
+        again after SIGCONT until it is; returns the moment of the stop that held. Each
+        try costs one query on one connection, so a busy node is caught within seconds."""
+        with psycopg.connect(self.dsn) as conn:
+            for _ in range(400):
+                moment = node.pause()
+                if self.in_transaction(node, conn) == inside_transaction:
+                    return moment
+                node.resume()
+                time.sleep(0.002 * (len(self.nodes) % 3 + 1))  # land elsewhere in its work
         raise AssertionError(f"could not stop {node} {'in' if inside_transaction else 'out'}side")
 
     def claims(self, execution_id: str) -> int:
